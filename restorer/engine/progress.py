@@ -1,0 +1,53 @@
+"""Progress reporting and cooperative cancellation for long engine jobs (no Qt)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from restorer.engine.errors import Cancelled
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: `done` of `total` steps finished, with a short message."""
+
+    done: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class CancelToken:
+    """Thread-safe flag a caller sets to ask a running job to stop between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+
+def report(callback: Optional[ProgressCallback], done: int, total: int, message: str = "") -> None:
+    if callback is not None:
+        callback(Progress(done, total, message))
+
+
+def check(token: Optional[CancelToken]) -> None:
+    if token is not None:
+        token.raise_if_cancelled()
