@@ -1,0 +1,293 @@
+"""The model registry: an explicit table of shipped models plus the user's own library.
+
+Shipped models are listed literally in `SHIPPED` (no folder scanning: PyInstaller must see
+everything, and a stray file must never become a model). User-trained models live in the
+platformdirs user data folder, described by `models.json` beside their weight files.
+
+A model file (shipped or user) is a torch file loaded with ``weights_only=True`` holding::
+
+    {"format": "restorer-model/1", "task": "sr"|"inpaint"|"latent", "arch": str,
+     "params": {...}, "scale": int, "state_dict": {...}, "meta": {...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from restorer.engine.errors import InputError, ModelError, UnknownModelError
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "restorer-model/1"
+TASKS = ("sr", "inpaint", "latent")
+APP_NAME = "Restorer"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    task: str
+    arch: str
+    params: Mapping[str, Any]
+    file: str  # shipped: name inside resources/weights; user: absolute path
+    scale: int = 1
+    sha256: Optional[str] = None
+    source: str = "shipped"  # "shipped" | "user"
+    title: str = ""
+    description: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.file if self.source == "shipped" else Path(self.file)
+
+
+# ----------------------------------------------------------------------------- shipped table
+# Filled in by the training runs documented in docs/models.md; sha256 pins each file.
+SHIPPED: tuple[ModelSpec, ...] = ()
+
+
+# ----------------------------------------------------------------------------- locations
+def resources_dir() -> Path:
+    """`resources/` in a source checkout, an installed package, or a PyInstaller bundle."""
+    candidates = []
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        candidates.append(Path(frozen) / "resources")
+    here = Path(__file__).resolve()
+    candidates.append(here.parents[2] / "resources")  # source checkout: <repo>/resources
+    candidates.append(here.parents[1] / "resources")  # installed: restorer/resources
+    for cand in candidates:
+        if cand.is_dir():
+            return cand
+    return candidates[-1]
+
+
+def weights_dir() -> Path:
+    return resources_dir() / "weights"
+
+
+def user_data_dir() -> Path:
+    override = os.environ.get("RESTORER_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def user_models_dir() -> Path:
+    return user_data_dir() / "models"
+
+
+def _index_path() -> Path:
+    return user_models_dir() / "models.json"
+
+
+# ----------------------------------------------------------------------------- user library
+def _read_index() -> dict[str, Any]:
+    path = _index_path()
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"the model library index '{path}' is unreadable ({exc})") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _write_index(index: Mapping[str, Any]) -> None:
+    path = _index_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(index, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise InputError(
+            f"invalid model name '{name}': use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
+    if any(s.id == name for s in SHIPPED):
+        raise InputError(f"'{name}' is the name of a shipped model; choose another name")
+    return name
+
+
+def _spec_from_entry(model_id: str, entry: Mapping[str, Any]) -> ModelSpec:
+    return ModelSpec(
+        id=model_id, task=entry["task"], arch=entry["arch"], params=entry.get("params", {}),
+        file=str(user_models_dir() / entry["file"]), scale=int(entry.get("scale", 1)),
+        sha256=entry.get("sha256"), source="user", title=entry.get("title", model_id),
+        description=entry.get("description", ""), provenance=entry.get("meta", {}))
+
+
+def user_models() -> list[ModelSpec]:
+    return [_spec_from_entry(k, v) for k, v in sorted(_read_index().items())]
+
+
+def register_user_model(name: str, exported: Any, *, replace: bool = True) -> ModelSpec:
+    """Save an ExportedModel as `<user models>/<name>.pt` and add it to the library index."""
+    import torch
+
+    from restorer.engine.training.common import atomic_torch_save
+
+    validate_name(name)
+    index = _read_index()
+    if name in index and not replace:
+        raise InputError(f"a model named '{name}' already exists")
+    payload = {
+        "format": MODEL_FORMAT, "task": exported.task, "arch": exported.arch,
+        "params": dict(exported.params), "scale": int(exported.scale),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in exported.state_dict.items()},
+        "meta": dict(exported.meta),
+    }
+    path = user_models_dir() / f"{name}.pt"
+    atomic_torch_save(payload, path)
+    index[name] = {
+        "task": exported.task, "arch": exported.arch, "params": dict(exported.params),
+        "scale": int(exported.scale), "file": path.name, "sha256": sha256_file(path),
+        "title": name, "meta": _jsonable(exported.meta), "added": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    _write_index(index)
+    del torch
+    return _spec_from_entry(name, index[name])
+
+
+def delete_user_model(name: str) -> None:
+    index = _read_index()
+    if name not in index:
+        raise UnknownModelError(f"no user model named '{name}'")
+    entry = index.pop(name)
+    _write_index(index)
+    try:
+        (user_models_dir() / entry["file"]).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def rename_user_model(old: str, new: str) -> ModelSpec:
+    validate_name(new)
+    index = _read_index()
+    if old not in index:
+        raise UnknownModelError(f"no user model named '{old}'")
+    if new in index:
+        raise InputError(f"a model named '{new}' already exists")
+    entry = index.pop(old)
+    src = user_models_dir() / entry["file"]
+    dst = user_models_dir() / f"{new}.pt"
+    os.replace(src, dst)
+    entry["file"] = dst.name
+    entry["title"] = new
+    index[new] = entry
+    _write_index(index)
+    return _spec_from_entry(new, entry)
+
+
+def export_model(model_id: str, dest: Path) -> Path:
+    """Copy a model's single file somewhere (it is self-describing)."""
+    spec = get_spec(model_id)
+    dest = Path(dest)
+    if dest.exists():
+        raise InputError(f"'{dest}' exists")
+    shutil.copyfile(spec.path, dest)
+    return dest
+
+
+def import_model(src: Path, name: Optional[str] = None) -> ModelSpec:
+    """Add a model file exported by Restorer to the library (verified before it is accepted)."""
+    from restorer.engine.training.common import ExportedModel
+
+    payload = read_model_file(Path(src))
+    name = name or Path(src).stem
+    exported = ExportedModel(task=payload["task"], arch=payload["arch"], params=payload["params"],
+                             state_dict=payload["state_dict"], scale=payload.get("scale", 1),
+                             meta=payload.get("meta", {}))
+    return register_user_model(name, exported, replace=False)
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+# ----------------------------------------------------------------------------- lookup
+def all_models(task: Optional[str] = None) -> list[ModelSpec]:
+    specs = list(SHIPPED) + user_models()
+    return [s for s in specs if task is None or s.task == task]
+
+
+def get_spec(model_id: str, task: Optional[str] = None) -> ModelSpec:
+    for spec in all_models():
+        if spec.id == model_id:
+            if task is not None and spec.task != task:
+                raise UnknownModelError(f"model '{model_id}' is a {spec.task} model, not a {task} model")
+            return spec
+    known = ", ".join(s.id for s in all_models(task)) or "none installed"
+    raise UnknownModelError(f"unknown model '{model_id}' (known: {known})")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_model_file(path: Path, expected_sha256: Optional[str] = None) -> dict[str, Any]:
+    """Load and check a model file. Missing, corrupted or tampered files are clear ModelErrors."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model weights '{path}' are missing")
+    if expected_sha256 and sha256_file(path) != expected_sha256:
+        raise ModelError(f"model weights '{path}' are corrupted (sha256 mismatch); reinstall or re-download them")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"model weights '{path}' are corrupted or not a Restorer model ({exc.__class__.__name__})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelError(f"'{path}' is not a Restorer model file")
+    return payload
+
+
+def load_model(spec_or_id: "ModelSpec | str", task: Optional[str] = None):
+    """Build the spec's network and load its verified weights; returns an eval-mode nn.Module."""
+    from restorer.engine.archs import build_arch
+
+    spec = get_spec(spec_or_id, task) if isinstance(spec_or_id, str) else spec_or_id
+    payload = read_model_file(spec.path, spec.sha256)
+    model = build_arch(payload["arch"], payload["params"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"model weights '{spec.path}' do not match architecture '{payload['arch']}'") from exc
+    model.eval()
+    return model
+
+
+def default_model(task: str, scale: Optional[int] = None) -> ModelSpec:
+    """The best installed model for a task (and SR scale): a shipped default, else the first match."""
+    specs = all_models(task)
+    if scale is not None:
+        specs = [s for s in specs if s.scale == scale]
+    if not specs:
+        what = f"{task} model" + (f" for x{scale}" if scale else "")
+        raise UnknownModelError(f"no {what} is installed")
+    defaults = [s for s in specs if s.provenance.get("default")]
+    return (defaults or specs)[0]

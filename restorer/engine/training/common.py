@@ -1,0 +1,454 @@
+"""Machinery shared by every trainer: events, atomic checkpoints, EMA, stop/resume, the loop.
+
+A task-specific trainer subclasses :class:`Trainer` and implements `build`, `step`,
+`state`/`load_state`, `sample` and `export`. The loop here owns iteration counting,
+time budgets, periodic checkpoints, progress events, cancellation (CancelToken, SIGINT,
+SIGTERM) and registration of the finished model in the user's model library.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+
+from restorer.engine.errors import InputError, RestorerError
+from restorer.engine.progress import CancelToken
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "restorer-checkpoint/1"
+
+
+# --------------------------------------------------------------------------- events
+class EventSink:
+    """Receives training events: started, progress, sample, checkpoint, finished, stopped, error."""
+
+    def emit(self, event: str, **fields: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class NullEventSink(EventSink):
+    def emit(self, event: str, **fields: Any) -> None:
+        return None
+
+
+class LogEventSink(EventSink):
+    """Human-readable events through `logging` (the default for the command line)."""
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if event == "progress":
+            losses = " ".join(f"{k}={v:.4g}" for k, v in fields.get("losses", {}).items())
+            log.info(
+                "iter %d/%d  %s  %.2f it/s  eta %s",
+                fields["iteration"], fields["total"], losses, fields.get("it_per_s", 0.0),
+                _fmt_seconds(fields.get("eta_s")),
+            )
+        else:
+            shown = {k: v for k, v in fields.items() if k not in ("image",)}
+            log.info("%s %s", event, json.dumps(shown, default=str))
+
+
+class JsonlEventSink(EventSink):
+    """One JSON object per line on a stream: the protocol of the training worker process."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = {"event": event, "time": time.time(), **fields}
+        line = json.dumps(record, default=_json_default)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+class CallbackEventSink(EventSink):
+    def __init__(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._callback = callback
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self._callback({"event": event, **fields})
+
+
+class TeeEventSink(EventSink):
+    def __init__(self, *sinks: EventSink) -> None:
+        self._sinks = sinks
+
+    def emit(self, event: str, **fields: Any) -> None:
+        for sink in self._sinks:
+            sink.emit(event, **fields)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return str(obj)
+
+
+def _fmt_seconds(seconds: Optional[float]) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# --------------------------------------------------------------------------- checkpoints
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename over `path`.
+
+    An interrupted save (crash, full disk) leaves the previous file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_torch_file(path: Path, what: str = "file") -> dict[str, Any]:
+    """Load a torch file safely (weights_only=True); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RestorerError(f"{what} '{path}' does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted, truncated or hostile file
+        raise RestorerError(f"{what} '{path}' is corrupted or not a Restorer file ({exc.__class__.__name__})") from exc
+    if not isinstance(obj, dict):
+        raise RestorerError(f"{what} '{path}' is not a Restorer file")
+    return obj
+
+
+# --------------------------------------------------------------------------- EMA
+class EMA:
+    """Exponential moving average of a model's parameters (buffers copied)."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_params = list(self.module.parameters())
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module behind torch.compile's wrapper."""
+    return getattr(model, "_orig_mod", model)
+
+
+# --------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    """Options every trainer shares. Task configs subclass this dataclass."""
+
+    name: str
+    data: str
+    iters: int = 10_000
+    batch: int = 16
+    device: str = "auto"
+    lr: float = 2e-4
+    seed: int = 0
+    workers: int = -1  # -1: choose from the CPU count
+    checkpoint_every: int = 1000
+    log_every: int = 25
+    sample_every: int = 1000
+    max_minutes: Optional[float] = None  # stop (and save) after this much training time
+    runs_dir: Optional[str] = None  # default: <user data>/runs
+    init_from: Optional[str] = None  # model id/file whose generator weights start the run
+    register: bool = True  # add the finished model to the user's model library
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    status: str  # "finished" | "stopped"
+    iteration: int
+    checkpoint: Path
+    model_file: Optional[Path] = None
+    model_id: Optional[str] = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ExportedModel:
+    """What a trainer hands over for the model library."""
+
+    task: str
+    arch: str
+    params: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    scale: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def default_runs_dir() -> Path:
+    from restorer.engine import registry
+
+    return registry.user_data_dir() / "runs"
+
+
+def run_dir_for(config: TrainConfig) -> Path:
+    base = Path(config.runs_dir) if config.runs_dir else default_runs_dir()
+    return base / config.name
+
+
+# --------------------------------------------------------------------------- stop signals
+@contextmanager
+def stop_on_signals(token: CancelToken) -> Iterator[None]:
+    """While active, SIGINT/SIGTERM set `token` (a clean stop after a checkpoint) instead of killing.
+
+    Only installs handlers from the main thread; elsewhere it is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("received signal %d: stopping after the current step and saving a checkpoint", signum)
+        token.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- the loop
+class Trainer(ABC):
+    """Base of all trainers. Subclasses build models in `build` and do one iteration in `step`."""
+
+    task: str = ""
+
+    def __init__(self, config: TrainConfig, events: Optional[EventSink] = None,
+                 cancel: Optional[CancelToken] = None) -> None:
+        self.config = config
+        self.events = events or NullEventSink()
+        self.cancel = cancel or CancelToken()
+        self.run_dir = run_dir_for(config)
+        self.checkpoint_path = self.run_dir / "checkpoint.pt"
+        self.iteration = 0
+        self.device = torch.device("cpu")
+
+    # ---- hooks
+    @abstractmethod
+    def build(self) -> None:
+        """Create data, models and optimizers (on self.device)."""
+
+    @abstractmethod
+    def step(self, iteration: int) -> dict[str, float]:
+        """One training iteration; returns scalar losses for the log."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: models, EMA, optimizers, schedulers (tensors and plain data)."""
+
+    @abstractmethod
+    def load_state(self, state: dict[str, Any]) -> None:
+        ...
+
+    @abstractmethod
+    def export(self) -> ExportedModel:
+        """The model to put in the user's library (EMA weights where there are some)."""
+
+    def sample(self) -> Optional[np.ndarray]:
+        """An RGB uint8 preview (e.g. input | output | target); None when there is nothing to show."""
+        return None
+
+    def validate(self) -> dict[str, float]:
+        """Validation figures on held-out data, reported with the finished model."""
+        return {}
+
+    # ---- machinery
+    def _seed(self) -> None:
+        random.seed(self.config.seed)
+        np.random.seed(self.config.seed % (2**32))
+        torch.manual_seed(self.config.seed)
+
+    def save_checkpoint(self, elapsed: float) -> Path:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "task": self.task,
+            "iteration": self.iteration,
+            "elapsed_s": elapsed,
+            "config": self.config.to_json(),
+            "state": self.state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        atomic_torch_save(payload, self.checkpoint_path)
+        self.events.emit("checkpoint", iteration=self.iteration, path=str(self.checkpoint_path))
+        return self.checkpoint_path
+
+    def _load_checkpoint(self) -> float:
+        ckpt = load_torch_file(self.checkpoint_path, "checkpoint")
+        if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("task") != self.task:
+            raise RestorerError(f"checkpoint '{self.checkpoint_path}' is not a {self.task} training checkpoint")
+        self.load_state(ckpt["state"])
+        self.iteration = int(ckpt["iteration"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in ckpt:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+        return float(ckpt.get("elapsed_s", 0.0))
+
+    def run(self, resume: bool = False) -> RunResult:
+        from restorer.engine.devices import pick_device
+
+        cfg = self.config
+        self.device = pick_device(cfg.device)
+        if not resume and self.checkpoint_path.exists():
+            raise InputError(
+                f"a training run named '{cfg.name}' already exists in {self.run_dir}; "
+                "resume it (--resume) or choose another name")
+        if resume and not self.checkpoint_path.exists():
+            raise InputError(f"nothing to resume: no checkpoint for '{cfg.name}' in {self.run_dir}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._seed()
+        self.build()
+        elapsed_before = self._load_checkpoint() if resume else 0.0
+        start_iter = self.iteration
+        self.events.emit("started", task=self.task, name=cfg.name, iteration=self.iteration,
+                         total=cfg.iters, device=str(self.device), resumed=resume,
+                         run_dir=str(self.run_dir), config=cfg.to_json())
+
+        t0 = time.monotonic()
+        window_t, window_it = t0, self.iteration
+        rate = 0.0
+        last_ckpt = self.iteration
+        losses: dict[str, float] = {}
+        status = "finished"
+        with stop_on_signals(self.cancel):
+            while self.iteration < cfg.iters:
+                if self.cancel.cancelled:
+                    status = "stopped"
+                    break
+                if cfg.max_minutes is not None and time.monotonic() - t0 >= cfg.max_minutes * 60:
+                    status = "stopped"
+                    break
+                losses = self.step(self.iteration)
+                self.iteration += 1
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise RestorerError(
+                        f"training diverged at iteration {self.iteration} (loss {', '.join(bad)} is not finite); "
+                        "the last checkpoint is kept - try a lower learning rate")
+                if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iters:
+                    now = time.monotonic()
+                    if now > window_t:
+                        rate = (self.iteration - window_it) / (now - window_t)
+                    window_t, window_it = now, self.iteration
+                    eta = (cfg.iters - self.iteration) / rate if rate > 0 else None
+                    self.events.emit("progress", iteration=self.iteration, total=cfg.iters,
+                                     losses={k: float(v) for k, v in losses.items()},
+                                     it_per_s=rate, eta_s=eta,
+                                     elapsed_s=elapsed_before + now - t0)
+                if cfg.sample_every and self.iteration % cfg.sample_every == 0:
+                    self._emit_sample()
+                if cfg.checkpoint_every and self.iteration - last_ckpt >= cfg.checkpoint_every:
+                    self.save_checkpoint(elapsed_before + time.monotonic() - t0)
+                    last_ckpt = self.iteration
+        elapsed = elapsed_before + time.monotonic() - t0
+        ckpt = self.save_checkpoint(elapsed)
+        result = RunResult(status=status, iteration=self.iteration, checkpoint=ckpt)
+        if status == "stopped":
+            self.events.emit("stopped", iteration=self.iteration, total=cfg.iters,
+                             checkpoint=str(ckpt), elapsed_s=elapsed)
+            return result
+        self._emit_sample()
+        metrics = self.validate()
+        result.metrics = metrics
+        if cfg.register:
+            from restorer.engine import registry
+
+            exported = self.export()
+            exported.meta.update({
+                "source_folder": str(cfg.data), "iterations": self.iteration,
+                "train_seconds": round(elapsed, 1), "device": str(self.device),
+                "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": metrics,
+                "config": cfg.to_json(),
+            })
+            spec = registry.register_user_model(cfg.name, exported)
+            result.model_id, result.model_file = spec.id, Path(spec.file)
+        self.events.emit("finished", iteration=self.iteration, total=cfg.iters, elapsed_s=elapsed,
+                         metrics=metrics, model_id=result.model_id,
+                         model_file=str(result.model_file) if result.model_file else None,
+                         checkpoint=str(ckpt), iters_run=self.iteration - start_iter)
+        return result
+
+    def _emit_sample(self) -> None:
+        image = self.sample()
+        if image is None:
+            return
+        from PIL import Image
+
+        path = self.run_dir / f"sample_{self.iteration:07d}.png"
+        tmp = path.with_suffix(".tmp.png")
+        Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+        latest = self.run_dir / "sample_latest.png"
+        Image.fromarray(image).save(latest.with_suffix(".tmp.png"))
+        os.replace(latest.with_suffix(".tmp.png"), latest)
+        self.events.emit("sample", iteration=self.iteration, path=str(path))
+
+
+def auto_workers(requested: int) -> int:
+    if requested >= 0:
+        return requested
+    n = os.cpu_count() or 1
+    return max(0, min(8, n - 1)) if n > 2 else 0
