@@ -284,6 +284,7 @@ class Trainer(ABC):
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         self.iteration = 0
         self.device = torch.device("cpu")
+        self.train_seconds = 0.0  # training time so far, resumed runs included
 
     # ---- hooks
     @abstractmethod
@@ -381,6 +382,7 @@ class Trainer(ABC):
                 if cfg.max_minutes is not None and time.monotonic() - t0 >= cfg.max_minutes * 60:
                     status = "stopped"
                     break
+                self.train_seconds = elapsed_before + time.monotonic() - t0
                 losses = self.step(self.iteration)
                 self.iteration += 1
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
