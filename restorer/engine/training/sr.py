@@ -100,7 +100,7 @@ class SRTrainer(Trainer):
         if self.use_amp:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = EMA(self.net, cfg.ema_decay)
-        self.train_net = torch.compile(self.net) if (cfg.compile and dev.type == "cuda") else self.net
+        self.train_net = self._maybe_compile(self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.disc = None
         self.perceptual = None
@@ -119,6 +119,22 @@ class SRTrainer(Trainer):
                 log.warning(msg)
                 self.events.emit("info", message=msg)
         self._fixed_val = self._load_val_images()
+
+    def _maybe_compile(self, net: torch.nn.Module) -> torch.nn.Module:
+        """torch.compile on CUDA when asked; falls back to eager mode (with a warning) if compiling fails."""
+        if not (self.config.compile and self.device.type == "cuda"):
+            return net
+        compiled = torch.compile(net)
+        try:
+            probe = torch.rand(2, 3, self.config.patch, self.config.patch, device=self.device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                compiled(probe.contiguous(memory_format=torch.channels_last)).float().mean().backward()
+            net.zero_grad(set_to_none=True)
+        except Exception as exc:  # compiler toolchain problems must not stop training
+            log.warning("torch.compile failed (%s); training in eager mode", exc)
+            self.events.emit("info", message=f"torch.compile failed ({exc.__class__.__name__}); eager mode")
+            return net
+        return compiled
 
     def _init_generator(self, source: str) -> None:
         from restorer.engine import registry
