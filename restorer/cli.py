@@ -1,0 +1,369 @@
+"""The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
+
+It is also the training worker's protocol: `restorer train ... --events jsonl` prints one JSON
+object per line (started, info, progress, sample, checkpoint, finished, stopped, error).
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input or usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from restorer import __version__
+
+log = logging.getLogger("restorer")
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and calling exit()."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ----------------------------------------------------------------------------- helpers
+class ProgressBar:
+    """A one-line text progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, label: str, enabled: Optional[bool] = None) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def __call__(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if p.done < p.total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * p.fraction)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} ")
+        if p.done >= p.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _load_sr_model(model_id: Optional[str], scale: int):
+    from restorer.engine import registry
+    from restorer.engine.pipelines.upscale import model_scale_for
+
+    if model_id:
+        spec = registry.get_spec(model_id, task="sr")
+        if spec.scale < scale:
+            raise UsageError(f"model '{model_id}' is x{spec.scale} and cannot upscale x{scale}")
+    else:
+        specs = registry.all_models("sr")
+        chosen = model_scale_for(scale, [s.scale for s in specs])
+        spec = registry.default_model("sr", chosen)
+    return spec, registry.load_model(spec)
+
+
+def _output_path(src: Path, out: Optional[Path], many: bool, fmt: Optional[str], suffix_tag: str) -> Path:
+    ext = f".{fmt}" if fmt else (src.suffix if src.suffix else ".png")
+    if ext.lower() == ".jpeg":
+        ext = ".jpg"
+    if out is None:
+        return src.with_name(f"{src.stem}_{suffix_tag}{ext}")
+    if many or out.is_dir():
+        return out / (src.stem + ext)
+    return out if not fmt else out.with_suffix(ext)
+
+
+def _collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], bool]:
+    """Expand folders (not recursive) into image files; returns (files, came_from_folder_or_many)."""
+    from restorer.engine.imageio import is_image_file
+
+    files: list[Path] = []
+    many = len(inputs) > 1
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            many = True
+            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            files.extend(found)
+        else:
+            files.append(p)
+    if not files:
+        raise UsageError("no input files")
+    return files, many
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from restorer.engine.devices import pick_device
+    from restorer.engine.errors import RestorerError
+    from restorer.engine.imageio import is_image_file, load_image, save_image
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    files, many = _collect_inputs(args.inputs)
+    out = Path(args.output) if args.output else None
+    if many and out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"'{out}' is a file; give a folder for several inputs")
+    if many and out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    spec, model = _load_sr_model(args.model, args.scale)
+    log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
+    failures: list[tuple[Path, str]] = []
+    done = 0
+    for i, src in enumerate(files, 1):
+        if many and not is_image_file(src):
+            failures.append((src, "not a supported image file"))
+            continue
+        try:
+            image = load_image(src)
+            bar = ProgressBar(f"[{i}/{len(files)}] {src.name}" if many else src.name)
+            result = upscale_image(image, model, spec.scale, args.scale, device=device, tile=args.tile,
+                                   progress=bar)
+            dest = _output_path(src, out, many, args.format, f"x{args.scale}")
+            save_image(result.image, dest, format=args.format, quality=args.quality,
+                       overwrite=args.overwrite, protect=[src])
+            done += 1
+            print(dest)
+        except RestorerError as exc:
+            if not many:
+                raise
+            failures.append((src, str(exc)))
+    if failures:
+        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return EXIT_RUNTIME if done else EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from restorer.engine import registry
+
+    action = args.action
+    if action == "list":
+        specs = registry.all_models(args.task)
+        if args.json:
+            print(json.dumps([{"id": s.id, "task": s.task, "scale": s.scale, "source": s.source,
+                               "file": str(s.path), "title": s.title} for s in specs], indent=2))
+            return EXIT_OK
+        if not specs:
+            print("no models installed")
+            return EXIT_OK
+        rows = [("ID", "TASK", "SCALE", "SOURCE", "FILE")]
+        rows += [(s.id, s.task, f"x{s.scale}" if s.task == "sr" else "-", s.source, str(s.path)) for s in specs]
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        for r in rows:
+            print("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+        return EXIT_OK
+    if action == "delete":
+        registry.delete_user_model(args.name)
+    elif action == "rename":
+        registry.rename_user_model(args.name, args.new_name)
+    elif action == "export":
+        print(registry.export_model(args.name, Path(args.file)))
+    elif action == "import":
+        print(registry.import_model(Path(args.file), args.name).id)
+    return EXIT_OK
+
+
+def _event_sink(mode: str):
+    from restorer.engine.training.common import JsonlEventSink, LogEventSink
+
+    if mode == "jsonl":
+        return JsonlEventSink(sys.stdout)
+    return LogEventSink()
+
+
+def _common_train_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(name=args.name, data=args.data, device=args.device, seed=args.seed,
+                                  checkpoint_every=args.checkpoint_every, runs_dir=args.runs_dir,
+                                  init_from=args.init_from, max_minutes=args.minutes)
+    for key in ("iters", "batch", "lr", "workers"):
+        value = getattr(args, key)
+        if value is not None:
+            fields[key] = value
+    return fields
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from restorer.engine import registry
+
+    registry.validate_name(args.name)
+    events = _event_sink(args.events)
+    fields = _common_train_fields(args)
+    if args.task == "sr":
+        from restorer.engine.training.sr import SRConfig, SRTrainer
+
+        extra = {k: v for k, v in dict(scale=args.scale, degradation=args.degradation, phase=args.phase,
+                                        arch=args.arch, vgg_weights=args.vgg_weights,
+                                        num_blocks=args.blocks, channels=args.channels,
+                                        patch=args.patch).items() if v is not None}
+        trainer = SRTrainer(SRConfig(**fields, **extra), events)
+    elif args.task == "inpaint":
+        from restorer.engine.training.inpaint import InpaintConfig, InpaintTrainer
+
+        extra = {k: v for k, v in dict(crop=args.crop).items() if v is not None}
+        trainer = InpaintTrainer(InpaintConfig(**fields, **extra), events)
+    else:
+        from restorer.engine.training.latent import LatentConfig, LatentTrainer
+
+        extra = {k: v for k, v in dict(size=args.size, loss=args.loss, conditional=args.conditional).items()
+                 if v is not None}
+        trainer = LatentTrainer(LatentConfig(**fields, **extra), events)
+    try:
+        result = trainer.run(resume=args.resume)
+    except Exception as exc:
+        events.emit("error", message=str(exc))
+        raise
+    if args.events != "jsonl":
+        if result.status == "finished":
+            print(f"finished: model '{result.model_id}' saved to {result.model_file}")
+        else:
+            print(f"stopped at iteration {result.iteration}; resume with --resume (checkpoint {result.checkpoint})")
+    return EXIT_OK if result.status == "finished" else EXIT_INTERRUPTED
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from restorer.app.main_window import run_app
+    except ImportError as exc:
+        raise UsageError(f"the desktop app is not available ({exc})") from exc
+    return run_app(args.image)
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="restorer", description="Photo restoration: upscale, fill, train your own models.")
+    p.add_argument("--version", action="version", version=f"restorer {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    g = sub.add_parser("gui", help="open the desktop app (the default)")
+    g.add_argument("image", nargs="?")
+    g.set_defaults(func=cmd_gui)
+
+    u = sub.add_parser("upscale", help="upscale images or folders of images")
+    u.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    u.add_argument("-o", "--output", help="output file (one input) or folder (several inputs / a folder)")
+    u.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 8])
+    u.add_argument("--model", help="model id (see `restorer models`); default: the best installed one")
+    u.add_argument("--tile", type=int, help="tile side in input pixels (default: from free memory)")
+    u.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    u.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
+    u.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
+    u.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    u.set_defaults(func=cmd_upscale)
+
+    m = sub.add_parser("models", help="list and manage installed models")
+    msub = m.add_subparsers(dest="action", parser_class=_Parser)
+    ml = msub.add_parser("list", help="list models (the default)")
+    for parser in (m, ml):
+        parser.add_argument("--task", choices=["sr", "inpaint", "latent"])
+        parser.add_argument("--json", action="store_true")
+    md = msub.add_parser("delete", help="delete a user model")
+    md.add_argument("name")
+    mr = msub.add_parser("rename", help="rename a user model")
+    mr.add_argument("name")
+    mr.add_argument("new_name")
+    me = msub.add_parser("export", help="export a model to a single file")
+    me.add_argument("name")
+    me.add_argument("file")
+    mi = msub.add_parser("import", help="import a model file")
+    mi.add_argument("file")
+    mi.add_argument("--name")
+    m.set_defaults(func=cmd_models, action="list")
+
+    t = sub.add_parser("train", help="train a model on a folder of images")
+    tsub = t.add_subparsers(dest="task", parser_class=_Parser, required=True)
+    for task in ("sr", "inpaint", "latent"):
+        tp = tsub.add_parser(task)
+        tp.add_argument("--data", required=True, help="folder of training images (searched recursively)")
+        tp.add_argument("--name", required=True, help="name of the model to create")
+        tp.add_argument("--iters", type=int)
+        tp.add_argument("--minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
+        tp.add_argument("--batch", type=int)
+        tp.add_argument("--lr", type=float)
+        tp.add_argument("--workers", type=int)
+        tp.add_argument("--device", default="auto")
+        tp.add_argument("--seed", type=int, default=0)
+        tp.add_argument("--checkpoint-every", type=int, default=500)
+        tp.add_argument("--runs-dir", help="where run checkpoints go (default: the user data folder)")
+        tp.add_argument("--init-from", help="start from this model (id or file) instead of from scratch")
+        tp.add_argument("--resume", action="store_true", help="continue the run of this name")
+        tp.add_argument("--events", choices=["log", "jsonl"], default="log",
+                        help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
+        if task == "sr":
+            tp.add_argument("--scale", type=int, choices=[2, 4, 8])
+            tp.add_argument("--degradation", choices=["bicubic", "realistic"])
+            tp.add_argument("--phase", choices=["psnr", "gan"])
+            tp.add_argument("--arch", choices=["srgan", "compact_sr"])
+            tp.add_argument("--blocks", type=int, help="residual blocks of the generator")
+            tp.add_argument("--channels", type=int, help="feature channels of the generator")
+            tp.add_argument("--patch", type=int, help="LR patch side")
+            tp.add_argument("--vgg-weights", help="local VGG16 weights file for the perceptual loss")
+        elif task == "inpaint":
+            tp.add_argument("--crop", type=int, help="training crop side (multiple of 8)")
+        else:
+            tp.add_argument("--size", type=int, choices=[64, 128])
+            tp.add_argument("--loss", choices=["bce", "wgan-gp"])
+            tp.add_argument("--conditional", action="store_true", default=None,
+                            help="condition on labels from sub-folder names")
+        tp.set_defaults(func=cmd_train)
+    return p
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(args.debug, args.quiet)
+    if args.command is None:
+        args = parser.parse_args(["gui", *argv])
+    from restorer.engine.errors import RestorerError
+
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RestorerError as exc:
+        if debug:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # unexpected: one line unless --debug
+        if debug:
+            raise
+        print(f"error: unexpected {exc.__class__.__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
