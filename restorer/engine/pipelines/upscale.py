@@ -98,6 +98,8 @@ def run_tiled(rgb01: np.ndarray, model: nn.Module, scale: int, *, device: torch.
     ctx = context if context is not None else int(getattr(model, "receptive_margin", 24))
     net = model.to(device).eval()
     net = net.half() if half else net.float()
+    # channels-last is much faster for these convs on CPU (oneDNN) and on CUDA tensor cores
+    net = net.to(memory_format=torch.channels_last)
     dtype = torch.float16 if half else torch.float32
     tile = tile or auto_tile(net, scale, device, half)
     while True:
@@ -133,6 +135,7 @@ def _run_grid(rgb01: np.ndarray, net: nn.Module, scale: int, device: torch.devic
                 y0, x0 = max(0, y - ctx), max(0, x - ctx)
                 y1, x1 = min(h, y + th + ctx), min(w, x + tw + ctx)
                 patch = src[:, y0:y1, x0:x1][None].to(device=device, dtype=dtype)
+                patch = patch.contiguous(memory_format=torch.channels_last)
                 res = net(patch).float().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()
                 oy, ox = (y - y0) * scale, (x - x0) * scale
                 core = res[oy:oy + th * scale, ox:ox + tw * scale]

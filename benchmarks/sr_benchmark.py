@@ -1,0 +1,133 @@
+"""Super-resolution quality and speed on a folder of photos (protocol of shared TARGETS.md).
+
+    python benchmarks/sr_benchmark.py --data ../shared/datasets/photos-val --scale 4 \
+        --model sr-x4-faithful --model sr-x4-compact [--weights FILE ...] [--limit N] [--device cpu]
+
+HR = the photo cropped so both sides divide by the scale; LR = Pillow bicubic (antialiased)
+downscale; SR must have exactly the HR size. PSNR/SSIM on BT.601 luma, `scale` pixels cropped
+from every border; SSIM with an 11x11 Gaussian window (sigma 1.5). Time per output megapixel
+is measured in this run for every method, including a baseline with the seed SRGAN
+generator's architecture (5 residual blocks, 64 channels, BatchNorm; random weights, speed
+only), so speed ratios compare like with like. Writes a markdown table to stdout and to
+benchmarks/results/sr_x{scale}.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restorer.engine import registry  # noqa: E402
+from restorer.engine.archs import build_arch  # noqa: E402
+from restorer.engine.imageio import ImageData  # noqa: E402
+from restorer.engine.metrics import sr_scores  # noqa: E402
+from restorer.engine.pipelines.upscale import upscale_image  # noqa: E402
+
+SEED_FIGURES = {4: (29.49, 0.7932), 2: (34.18, 0.9289)}
+
+
+def load_pairs(folder: Path, scale: int, limit: int | None):
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if limit:
+        files = files[:limit]
+    for f in files:
+        hr = Image.open(f).convert("RGB")
+        w, h = hr.size
+        hr = hr.crop((0, 0, w - w % scale, h - h % scale))
+        lr = hr.resize((hr.width // scale, hr.height // scale), Image.BICUBIC)
+        yield f.name, np.asarray(hr), np.asarray(lr)
+
+
+def run_model(model, model_scale, scale, lr, device, tile):
+    img = ImageData(rgb=lr, alpha=None, exif=None, icc_profile=None, source_format=None)
+    return upscale_image(img, model, model_scale, scale, device=device, tile=tile).image.rgb
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--model", action="append", default=[], help="registered model id (repeatable)")
+    ap.add_argument("--weights", action="append", default=[], help="model file (repeatable)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tile", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-seed-timing", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    s = args.scale
+
+    methods: dict[str, tuple] = {}
+    for mid in args.model:
+        spec = registry.get_spec(mid, task="sr")
+        methods[mid] = (registry.load_model(spec), spec.scale)
+    for wf in args.weights:
+        payload = registry.read_model_file(Path(wf))
+        net = build_arch(payload["arch"], payload["params"])
+        net.load_state_dict(payload["state_dict"])
+        methods[Path(wf).stem] = (net.eval(), payload["scale"])
+    if not args.no_seed_timing and s in (2, 4, 8):
+        seed = build_arch("srgan", {"scale": s, "num_blocks": 5, "channels": 64, "norm": "batch"}).eval()
+        methods["seed-arch (timing only)"] = (seed, s)
+
+    scores: dict[str, list] = {"bicubic": []}
+    times: dict[str, float] = {"bicubic": 0.0}
+    for k in methods:
+        scores[k], times[k] = [], 0.0
+    out_mpx = 0.0
+    n = 0
+    for name, hr, lr in load_pairs(args.data, s, args.limit):
+        n += 1
+        out_mpx += hr.shape[0] * hr.shape[1] / 1e6
+        t = time.perf_counter()
+        bic = np.asarray(Image.fromarray(lr).resize((hr.shape[1], hr.shape[0]), Image.BICUBIC))
+        times["bicubic"] += time.perf_counter() - t
+        scores["bicubic"].append(sr_scores(bic, hr, s))
+        for key, (net, ms) in methods.items():
+            t = time.perf_counter()
+            sr = run_model(net, ms, s, lr, device, args.tile)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[key] += time.perf_counter() - t
+            assert sr.shape == hr.shape, f"{key}: output {sr.shape} != HR {hr.shape}"
+            if "timing only" not in key:
+                scores[key].append(sr_scores(sr, hr, s))
+        print(f"{n:3d} {name}: " + "  ".join(f"{k}={v[-1][0]:.2f}" for k, v in scores.items() if v), file=sys.stderr)
+
+    lines = [f"## x{s} on {args.data.name} ({n} images, device {args.device}, {torch.get_num_threads()} threads)", "",
+             "| method | PSNR-Y | SSIM-Y | vs bicubic | s per output Mpx |", "|---|---|---|---|---|"]
+    bic_psnr = float(np.mean([p for p, _ in scores["bicubic"]]))
+    for key in scores:
+        spm = times[key] / out_mpx
+        if scores[key]:
+            p = float(np.mean([a for a, _ in scores[key]]))
+            q = float(np.mean([b for _, b in scores[key]]))
+            lines.append(f"| {key} | {p:.2f} | {q:.4f} | {p - bic_psnr:+.2f} dB | {spm:.3f} |")
+        else:
+            lines.append(f"| {key} | - | - | - | {spm:.3f} |")
+    if s in SEED_FIGURES:
+        sp, sq = SEED_FIGURES[s]
+        lines.append(f"| seed SRGAN (published figures, TARGETS.md) | {sp:.2f} | {sq:.4f} | "
+                     f"{sp - 28.64 if s == 4 else sp - 33.04:+.2f} dB vs published bicubic | 4-9 |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = args.out or Path(__file__).parent / "results" / f"sr_x{s}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
