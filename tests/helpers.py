@@ -1,0 +1,46 @@
+"""Small shared helpers for tests: synthetic photos and tiny registered models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def synthetic_photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth, textured RGB uint8 image (gradients + blobs + a little noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.02, 0.15, 2).tolist() + [rng.uniform(0, 6)]
+        img[..., c] = 0.5 + 0.25 * np.sin(xx * fx + ph) * np.cos(yy * fy) + 0.2 * (xx / w - 0.5)
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 20)
+        img += (((yy - cy) ** 2 + (xx - cx) ** 2) < r * r)[..., None] * rng.uniform(-0.3, 0.3, 3)
+    img += rng.normal(0, 0.02, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def write_photos(folder: Path, n: int = 4, size: tuple[int, int] = (96, 128)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"photo_{i}.png"
+        Image.fromarray(synthetic_photo(*size, seed=i)).save(p)
+        paths.append(p)
+    return paths
+
+
+def register_tiny_sr(name: str = "tiny-x2", scale: int = 2, seed: int = 0):
+    from restorer.engine import registry
+    from restorer.engine.archs import build_arch
+    from restorer.engine.training.common import ExportedModel
+
+    torch.manual_seed(seed)
+    params = {"scale": scale, "num_blocks": 1, "channels": 8, "norm": "none", "image_residual": True}
+    net = build_arch("srgan", params)
+    return registry.register_user_model(name, ExportedModel(task="sr", arch="srgan", params=params,
+                                                            state_dict=net.state_dict(), scale=scale))
