@@ -656,6 +656,8 @@ class LatentTrainer(Trainer):
     # ---------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
         return {
+            "arch": "dcgan",  # arch/arch_params/ema: enough to turn a checkpoint into a model file
+            "arch_params": dict(self.gen_params),
             "G": unwrap(self.G).state_dict(),
             "D": unwrap(self.D).state_dict(),
             "E": unwrap(self.E).state_dict() if self.E is not None else None,
