@@ -1,0 +1,320 @@
+"""Small dialogs: save options, upscale options, preferences and About."""
+
+from __future__ import annotations
+
+import html
+import platform
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QSlider,
+                               QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
+
+from restorer.app.preferences import UPSCALE_FACTORS
+
+#: Save formats offered: key -> (label, file suffix, engine format, lossy)
+SAVE_FORMATS: dict[str, tuple[str, str, str, bool]] = {
+    "png": ("PNG (lossless)", ".png", "PNG", False),
+    "jpg": ("JPEG", ".jpg", "JPEG", True),
+    "webp": ("WebP", ".webp", "WEBP", True),
+    "tif": ("TIFF (lossless)", ".tif", "TIFF", False),
+}
+_SUFFIX_KEYS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}
+
+
+def format_for_suffix(path: "str | Path") -> Optional[str]:
+    return _SUFFIX_KEYS.get(Path(path).suffix.lower())
+
+
+def save_file_filter() -> str:
+    return ";;".join([
+        "PNG image (*.png)", "JPEG image (*.jpg *.jpeg)", "WebP image (*.webp)", "TIFF image (*.tif *.tiff)",
+    ])
+
+
+def filter_for_format(key: str) -> str:
+    return {"png": "PNG image (*.png)", "jpg": "JPEG image (*.jpg *.jpeg)", "webp": "WebP image (*.webp)",
+            "tif": "TIFF image (*.tif *.tiff)"}[key]
+
+
+def format_for_filter(name_filter: str) -> Optional[str]:
+    lowered = name_filter.lower()
+    for key in ("png", "jpg", "webp", "tif"):
+        if f"*.{key}" in lowered:
+            return key
+    return None
+
+
+class SaveOptionsDialog(QDialog):
+    """Format and quality for one save; the path's suffix follows the chosen format."""
+
+    def __init__(self, path: Path, fmt: str, quality: int, *, bit_depth: int = 8, has_alpha: bool = False,
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Save Options")
+        self.setMinimumWidth(380)
+        self._path = Path(path)
+        self._bit_depth = bit_depth
+        self._has_alpha = has_alpha
+        form = QFormLayout()
+        self.format_combo = QComboBox()
+        for key, (label, *_rest) in SAVE_FORMATS.items():
+            self.format_combo.addItem(label, key)
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
+        form.addRow("&Format:", self.format_combo)
+        row = QHBoxLayout()
+        self.quality_slider = QSlider(Qt.Orientation.Horizontal)
+        self.quality_slider.setRange(1, 100)
+        self.quality_spin = QSpinBox()
+        self.quality_spin.setRange(1, 100)
+        self.quality_slider.valueChanged.connect(self.quality_spin.setValue)
+        self.quality_spin.valueChanged.connect(self.quality_slider.setValue)
+        self.quality_spin.setValue(int(quality))
+        row.addWidget(self.quality_slider, 1)
+        row.addWidget(self.quality_spin)
+        self.quality_label = QLabel("&Quality:")
+        self.quality_label.setBuddy(self.quality_spin)
+        form.addRow(self.quality_label, row)
+        self.file_label = QLabel()
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("File:", self.file_label)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: palette(dark);")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.note)
+        layout.addWidget(buttons)
+        self.format_combo.currentIndexChanged.connect(self._refresh)
+        self._refresh()
+
+    @property
+    def format_key(self) -> str:
+        return str(self.format_combo.currentData())
+
+    @property
+    def quality(self) -> int:
+        return int(self.quality_spin.value())
+
+    @property
+    def path(self) -> Path:
+        suffix = SAVE_FORMATS[self.format_key][1]
+        if format_for_suffix(self._path) == self.format_key:
+            return self._path
+        return self._path.with_suffix(suffix)
+
+    def _refresh(self) -> None:
+        lossy = SAVE_FORMATS[self.format_key][3]
+        for w in (self.quality_slider, self.quality_spin, self.quality_label):
+            w.setEnabled(lossy)
+        self.file_label.setText(self.path.name)
+        notes = []
+        if self._has_alpha and self.format_key == "jpg":
+            notes.append("JPEG cannot store transparency: it will be dropped.")
+        if self._bit_depth == 16:
+            notes.append("16 bits per channel are kept only for grayscale PNG or TIFF; "
+                         "colour is saved with 8 bits.")
+        self.note.setText(" ".join(notes))
+        self.note.setVisible(bool(notes))
+
+
+class UpscaleDialog(QDialog):
+    """Choose an SR model (or automatic) and a factor; unusable factors are disabled."""
+
+    AUTO = ""
+
+    def __init__(self, specs: Sequence[Any], image_size: tuple[int, int], *, model_id: str = "", factor: int = 2,
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Upscale")
+        self.setMinimumWidth(460)
+        self._specs = list(specs)
+        self._size = image_size
+        form = QFormLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("Automatic (best installed model for the factor)", self.AUTO)
+        for spec in self._specs:
+            origin = "shipped" if spec.source == "shipped" else "yours"
+            self.model_combo.addItem(f"{spec.title or spec.id}  (×{spec.scale}, {origin})", spec.id)
+        idx = self.model_combo.findData(model_id)
+        self.model_combo.setCurrentIndex(idx if idx >= 0 else 0)
+        form.addRow("&Model:", self.model_combo)
+        self.factor_combo = QComboBox()
+        for f in UPSCALE_FACTORS:
+            self.factor_combo.addItem(f"×{f}", f)
+        form.addRow("&Factor:", self.factor_combo)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        form.addRow("Result:", self.info)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Upscale")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self._ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.model_combo.currentIndexChanged.connect(self._refresh_factors)
+        self.factor_combo.currentIndexChanged.connect(self._refresh_info)
+        self._refresh_factors(preferred=factor)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.model_combo.currentData())
+
+    @property
+    def factor(self) -> int:
+        return int(self.factor_combo.currentData())
+
+    def available_factors(self) -> list[int]:
+        """Factors the current choice can produce (a xN model also does every factor below N)."""
+        if self.model_id == self.AUTO:
+            scales = [s.scale for s in self._specs]
+        else:
+            scales = [s.scale for s in self._specs if s.id == self.model_id]
+        top = max(scales, default=0)
+        return [f for f in UPSCALE_FACTORS if f <= top]
+
+    def _refresh_factors(self, *_args: Any, preferred: Optional[int] = None) -> None:
+        allowed = self.available_factors()
+        current = preferred if preferred is not None else self.factor
+        model = self.factor_combo.model()
+        for i in range(self.factor_combo.count()):
+            item = model.item(i)
+            item.setEnabled(int(self.factor_combo.itemData(i)) in allowed)
+        if current not in allowed and allowed:
+            current = allowed[0] if current < allowed[0] else allowed[-1]
+        idx = self.factor_combo.findData(current)
+        self.factor_combo.setCurrentIndex(max(0, idx))
+        self._ok.setEnabled(bool(allowed))
+        self._refresh_info()
+
+    def chosen_spec(self) -> Optional[Any]:
+        """The spec that will run: the chosen one, or the automatic pick for the factor."""
+        from restorer.engine.pipelines.upscale import model_scale_for
+        from restorer.engine.registry import default_model
+
+        if self.model_id != self.AUTO:
+            return next((s for s in self._specs if s.id == self.model_id), None)
+        try:
+            scale = model_scale_for(self.factor, [s.scale for s in self._specs])
+            return default_model("sr", scale)
+        except Exception:
+            return None
+
+    def _refresh_info(self, *_args: Any) -> None:
+        w, h = self._size
+        f = self.factor
+        spec = self.chosen_spec()
+        text = f"{w * f} × {h * f} px ({w * h * f * f / 1e6:.1f} Mpx)"
+        if spec is not None:
+            text += f" with {spec.title or spec.id}"
+            if spec.scale != f:
+                text += f" (runs ×{spec.scale}, then resizes to ×{f})"
+        else:
+            text += " - no model can do this factor"
+        self.info.setText(text)
+
+
+class PreferencesDialog(QDialog):
+    """Compute device, tile size and the default inpainting model."""
+
+    def __init__(self, prefs: Any, inpaint_specs: Sequence[Any], devices: Sequence[tuple[str, str, bool]],
+                 parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        form = QFormLayout()
+        self.device_combo = QComboBox()
+        for key, label, available in devices:
+            self.device_combo.addItem(label, key)
+            if not available:
+                self.device_combo.model().item(self.device_combo.count() - 1).setEnabled(False)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(prefs.device)))
+        form.addRow("Compute &device:", self.device_combo)
+        self.tile_spin = QSpinBox()
+        self.tile_spin.setRange(0, 4096)
+        self.tile_spin.setSingleStep(64)
+        self.tile_spin.setSpecialValueText("Automatic (from free memory)")
+        self.tile_spin.setSuffix(" px")
+        self.tile_spin.setValue(prefs.tile_size if prefs.tile_size >= 32 else 0)
+        self.tile_spin.setToolTip("Side of the pieces an upscale works on. Smaller uses less memory; "
+                                  "automatic picks it from the free memory of the device.")
+        form.addRow("Upscale &tile size:", self.tile_spin)
+        self.inpaint_combo = QComboBox()
+        self.inpaint_combo.addItem("Automatic (the default installed model)", "")
+        for spec in inpaint_specs:
+            self.inpaint_combo.addItem(spec.title or spec.id, spec.id)
+        self.inpaint_combo.setCurrentIndex(max(0, self.inpaint_combo.findData(prefs.default_inpaint_model)))
+        form.addRow("&Fill model:", self.inpaint_combo)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def apply_to(self, prefs: Any) -> None:
+        prefs.device = str(self.device_combo.currentData())
+        tile = int(self.tile_spin.value())
+        prefs.tile_size = 0 if tile < 32 else tile
+        prefs.default_inpaint_model = str(self.inpaint_combo.currentData())
+
+
+def versions() -> dict[str, str]:
+    import PySide6
+    from PySide6 import QtCore
+
+    from restorer import __version__
+
+    out = {"Restorer": __version__}
+    try:
+        import torch
+
+        out["PyTorch"] = torch.__version__
+    except Exception as exc:  # pragma: no cover - torch is a dependency
+        out["PyTorch"] = f"unavailable ({exc})"
+    out["PySide6"] = PySide6.__version__
+    out["Qt"] = QtCore.qVersion()
+    out["Python"] = platform.python_version()
+    return out
+
+
+class AboutDialog(QDialog):
+    """Versions, the compute device and the installed models."""
+
+    def __init__(self, specs: Sequence[Any], device_text: str, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About Restorer")
+        self.resize(560, 420)
+        vers = versions()
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in vers.items())
+        rows += f"<tr><td><b>Device</b></td><td>{html.escape(device_text)}</td></tr>"
+        task_names = {"sr": "Upscale", "inpaint": "Fill", "latent": "Latent"}
+        if specs:
+            model_rows = "".join(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                    html.escape(s.title or s.id), task_names.get(s.task, s.task),
+                    f"×{s.scale}" if s.task == "sr" else "", "shipped" if s.source == "shipped" else "yours")
+                for s in specs)
+            models = ("<table cellspacing='6'><tr><th align='left'>Model</th><th align='left'>Task</th>"
+                      f"<th align='left'>Scale</th><th align='left'>Source</th></tr>{model_rows}</table>")
+        else:
+            models = "<p><i>No models are installed yet.</i></p>"
+        text = (f"<h2>Restorer {html.escape(vers['Restorer'])}</h2>"
+                "<p>Photo restoration: GAN upscaling and brush-and-fill inpainting, with models you can "
+                "train on your own photos.</p>"
+                f"<table cellspacing='4'>{rows}</table><h3>Installed models</h3>{models}")
+        browser = QTextBrowser()
+        browser.setOpenExternalLinks(True)
+        browser.setHtml(text)
+        self.browser = browser
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(browser)
+        layout.addWidget(buttons)

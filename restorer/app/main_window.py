@@ -1,0 +1,1085 @@
+"""The main window: menus, toolbar, status bar, opening and saving, and running Fill / Upscale.
+
+Start it with ``restorer`` / ``restorer gui [IMAGE]`` (:func:`run_app`) or the ``restorer-gui``
+launcher (:func:`main`).
+
+* A photo comes in by File > Open, File > Open Recent, drag and drop, Edit > Paste or the
+  command line.  A file that cannot be read shows the engine's one-line reason.
+* The document (`restorer.app.document`) holds the pixels, the mask and the undo history;
+  the canvas (`restorer.app.canvas`) shows and edits it.
+* Fill and Upscale run through `restorer.app.workers.JobWorker`, with a progress bar and a
+  Cancel button in the status bar; the result becomes one undoable step.
+* Saving never replaces the original photo without asking; closing with unsaved changes
+  asks first.  Preferences (`restorer.app.preferences`) are written when they change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
+                           QKeySequence)
+from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar, QUndoView,
+                               QWidget)
+
+from restorer import __version__
+from restorer.app.canvas import CanvasWidget
+from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, SaveOptionsDialog, UpscaleDialog,
+                                  filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
+from restorer.app.document import Document
+from restorer.app.icons import icon
+from restorer.app.imaging import imagedata_from_qimage
+from restorer.app.preferences import Preferences
+from restorer.app.workers import JobWorker, inpaint_job, upscale_job
+from restorer.engine.errors import RestorerError
+from restorer.engine.imageio import SUPPORTED_SUFFIXES, ImageData, load_image, save_image
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "Restorer"
+OPEN_FILTER = ("Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))))
+StandardButton = QMessageBox.StandardButton
+
+
+# --------------------------------------------------------------------------- message helpers
+def show_error(parent: Optional[QWidget], title: str, text: str) -> None:
+    """A modal error with one readable line (tests replace QMessageBox.critical)."""
+    QMessageBox.critical(parent, title, text)
+
+
+def show_info(parent: Optional[QWidget], title: str, text: str) -> None:
+    QMessageBox.information(parent, title, text)
+
+
+def ask(parent: Optional[QWidget], title: str, text: str, buttons: Sequence[tuple[StandardButton, str]],
+        default: StandardButton, informative: str = "") -> StandardButton:
+    """A question with relabelled standard buttons; returns the button pressed (Cancel on Esc)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(text)
+    if informative:
+        box.setInformativeText(informative)
+    flags = StandardButton.NoButton
+    for sb, _label in buttons:
+        flags |= sb
+    box.setStandardButtons(flags)
+    for sb, label in buttons:
+        if label:
+            box.button(sb).setText(label)
+    box.setDefaultButton(default)
+    if StandardButton.Cancel in [b for b, _ in buttons]:
+        box.setEscapeButton(StandardButton.Cancel)
+    result = box.exec()
+    try:
+        return StandardButton(result)
+    except ValueError:
+        return StandardButton.Cancel
+
+
+def _format_zoom(zoom: float) -> str:
+    pct = zoom * 100.0
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
+
+
+# --------------------------------------------------------------------------- the window
+class MainWindow(QMainWindow):
+    """The photo window (see the module docstring)."""
+
+    jobProgressed = Signal(int, int, str)  # done, total, message of the running job
+    jobEnded = Signal(str)  # "finished" | "failed" | "cancelled"
+    documentChanged = Signal()
+
+    def __init__(self, prefs: Optional[Preferences] = None, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.prefs = prefs if prefs is not None else Preferences.load()
+        self.document: Optional[Document] = None
+        self._job: Optional[JobWorker] = None
+        self._job_apply: Optional[Callable[[Any], None]] = None
+        self._job_doc: Optional[Document] = None
+        self._job_started = 0.0
+        self._job_text = ""
+        self._device_text = ""
+        self._doc_connections: list[tuple[Any, Any]] = []
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+
+        self.canvas = CanvasWidget(self)
+        self.canvas.set_brush_size(self.prefs.brush_size)
+        self.canvas.set_mask_opacity(self.prefs.mask_opacity)
+        self.setCentralWidget(self.canvas)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_statusbar()
+        self._build_history_dock()
+
+        self.canvas.zoomChanged.connect(self._on_zoom_changed)
+        self.canvas.toolChanged.connect(self._on_tool_changed)
+        self.canvas.brushSizeChanged.connect(self._on_brush_size_changed)
+        self.canvas.maskOpacityChanged.connect(self._on_opacity_changed)
+        self.canvas.compareChanged.connect(self._on_compare_changed)
+
+        self.resize(1200, 800)
+        self._restore_geometry()
+        self._update_title()
+        self._update_actions()
+        QTimer.singleShot(0, self._update_device_label)
+
+    # ================================================================== construction
+    def _action(self, text: str, slot: Optional[Callable[..., Any]] = None, shortcuts: Sequence[Any] = (),
+                *, icon_name: str = "", tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        keys: list[QKeySequence] = []
+        for s in shortcuts:
+            if isinstance(s, QKeySequence.StandardKey):
+                keys.extend(QKeySequence.keyBindings(s))
+            else:
+                keys.append(QKeySequence(s))
+        seen: list[QKeySequence] = []
+        for k in keys:
+            if not k.isEmpty() and all(k != o for o in seen):
+                seen.append(k)
+        if seen:
+            action.setShortcuts(seen)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if tip or seen:
+            label = tip or text.replace("&", "").rstrip(".…")
+            if seen:
+                label += f" ({seen[0].toString(QKeySequence.SequenceFormat.NativeText)})"
+            action.setToolTip(label)
+            action.setStatusTip(tip or label)
+        action.setCheckable(checkable)
+        if slot is not None:
+            action.triggered.connect(lambda _checked=False, fn=slot: fn())
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _build_actions(self) -> None:
+        SK = QKeySequence.StandardKey
+        a = self._action
+        self.act_open = a("&Open…", self.open_dialog, [SK.Open], icon_name="open", tip="Open a photo")
+        self.act_save = a("&Save", self.save, [SK.Save], icon_name="save", tip="Save the photo")
+        self.act_save_as = a("Save &As…", self.save_as, [SK.SaveAs, "Ctrl+Shift+S"])
+        self.act_close_doc = a("&Close Photo", self.close_document, [SK.Close])
+        self.act_quit = a("&Quit", self.close, [SK.Quit, "Ctrl+Q"])
+        self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
+
+        self.act_undo = a("&Undo", self.undo, [SK.Undo], icon_name="undo")
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", SK.Redo], icon_name="redo")
+        self.act_paste = a("&Paste", self.paste, [SK.Paste], tip="Open the image on the clipboard")
+        self.act_brush = a("&Brush", lambda: self.canvas.set_tool("brush"), ["B"], icon_name="brush",
+                           tip="Brush: paint the area to fill (right-drag erases)", checkable=True)
+        self.act_eraser = a("&Eraser", lambda: self.canvas.set_tool("eraser"), ["E"], icon_name="eraser",
+                            tip="Eraser: remove paint from the mask", checkable=True)
+        self.act_rect = a("&Rectangle", lambda: self.canvas.set_tool("rect"), ["R"], icon_name="rect",
+                          tip="Rectangle: drag a box to mark (right-drag clears)", checkable=True)
+        self.tool_group = QActionGroup(self)
+        for act in (self.act_brush, self.act_eraser, self.act_rect):
+            self.tool_group.addAction(act)
+        self.act_brush.setChecked(True)
+        self.act_smaller = a("S&maller Brush", self.canvas.shrink_brush, ["["])
+        self.act_larger = a("&Larger Brush", self.canvas.grow_brush, ["]"])
+        self.act_clear_mask = a("&Clear Mask", self.clear_mask, ["Ctrl+D", SK.Deselect], icon_name="clear",
+                                tip="Clear the mask")
+        self.act_invert_mask = a("&Invert Mask", self.invert_mask, ["Ctrl+Shift+I"], icon_name="invert",
+                                 tip="Invert the mask")
+        self.act_prefs = a("Pre&ferences…", self.preferences_dialog, [SK.Preferences, "Ctrl+,"])
+        self.act_prefs.setMenuRole(QAction.MenuRole.PreferencesRole)
+
+        self.act_zoom_in = a("Zoom &In", self.canvas.zoom_in, [SK.ZoomIn, "Ctrl+="])
+        self.act_zoom_out = a("Zoom &Out", self.canvas.zoom_out, [SK.ZoomOut])
+        self.act_fit = a("&Fit to Window", self.canvas.fit_to_window, ["Ctrl+0"], icon_name="fit")
+        self.act_actual = a("&Actual Pixels (100%)", self.canvas.actual_pixels, ["Ctrl+1"], icon_name="actual")
+        self.act_compare = a("&Before / After", self.toggle_compare, ["\\"], icon_name="compare",
+                             tip="Compare with the image before the last operation", checkable=True)
+        self.act_show_mask = a("Show &Mask", lambda: self.canvas.set_mask_visible(self.act_show_mask.isChecked()),
+                               ["M"], icon_name="mask", checkable=True)
+        self.act_show_mask.setChecked(True)
+        self.act_fullscreen = a("F&ull Screen", self.toggle_fullscreen, [SK.FullScreen, "F11"], checkable=True)
+
+        self.act_fill = a("&Fill", self.start_fill, ["F"], icon_name="fill",
+                          tip="Fill the masked area from its surroundings")
+        self.act_upscale = a("&Upscale…", self.upscale_dialog, ["Ctrl+U"], icon_name="upscale",
+                             tip="Enlarge the photo with a super-resolution model")
+        self.act_cancel = a("&Cancel Job", self.cancel_job, ["Esc"], icon_name="cancel", tip="Stop the running job")
+
+        self.act_shortcuts = a("&Keyboard Shortcuts", self.shortcuts_dialog, [SK.HelpContents, "F1"])
+        self.act_about = a("&About Restorer", self.about_dialog)
+        self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
+        self.act_about_qt = a("About &Qt", QApplication.aboutQt)
+        self.act_about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._rebuild_recent_menu)
+        self._rebuild_recent_menu()
+        m.addSeparator()
+        m.addAction(self.act_save)
+        m.addAction(self.act_save_as)
+        m.addSeparator()
+        m.addAction(self.act_close_doc)
+        m.addAction(self.act_quit)
+
+        m = mb.addMenu("&Edit")
+        m.addAction(self.act_undo)
+        m.addAction(self.act_redo)
+        m.addSeparator()
+        m.addAction(self.act_paste)
+        m.addSeparator()
+        for act in (self.act_brush, self.act_eraser, self.act_rect, self.act_smaller, self.act_larger):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_clear_mask)
+        m.addAction(self.act_invert_mask)
+        m.addSeparator()
+        m.addAction(self.act_prefs)
+
+        m = mb.addMenu("&View")
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_compare)
+        m.addAction(self.act_show_mask)
+        m.addSeparator()
+        self.view_menu = m
+
+        m = mb.addMenu("&Image")
+        m.addAction(self.act_fill)
+        m.addAction(self.act_upscale)
+        m.addSeparator()
+        m.addAction(self.act_cancel)
+
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_shortcuts)
+        m.addSeparator()
+        m.addAction(self.act_about)
+        m.addAction(self.act_about_qt)
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.toolbar = tb
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        for act in (self.act_open, self.act_save):
+            tb.addAction(act)
+        tb.addSeparator()
+        tb.addAction(self.act_undo)
+        tb.addAction(self.act_redo)
+        tb.addSeparator()
+        for act in (self.act_brush, self.act_eraser, self.act_rect):
+            tb.addAction(act)
+        tb.addWidget(QLabel(" Size "))
+        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_slider.setRange(1, 500)
+        self.brush_slider.setFixedWidth(120)
+        self.brush_slider.setToolTip("Brush size in image pixels ([ and ])")
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 2000)
+        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setToolTip("Brush size in image pixels ([ and ])")
+        self.brush_slider.setValue(min(500, self.canvas.brush_size))
+        self.brush_spin.setValue(self.canvas.brush_size)
+        self.brush_slider.valueChanged.connect(self.canvas.set_brush_size)
+        self.brush_spin.valueChanged.connect(self.canvas.set_brush_size)
+        tb.addWidget(self.brush_slider)
+        tb.addWidget(self.brush_spin)
+        tb.addWidget(QLabel("  Opacity "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(5, 100)
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setToolTip("Opacity of the red mask overlay")
+        self.opacity_slider.setValue(round(self.canvas.mask_opacity * 100))
+        self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_mask_opacity(v / 100.0))
+        tb.addWidget(self.opacity_slider)
+        tb.addAction(self.act_clear_mask)
+        tb.addAction(self.act_invert_mask)
+        tb.addSeparator()
+        for act in (self.act_fill, self.act_upscale, self.act_compare):
+            tb.addAction(act)
+            tb.widgetForAction(act).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addSeparator()
+        tb.addAction(self.act_fit)
+        tb.addAction(self.act_actual)
+        self.view_menu.addAction(tb.toggleViewAction())
+
+    def _build_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFixedWidth(220)
+        self.progress_bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setIcon(icon("cancel"))
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.size_label = QLabel()
+        self.zoom_label = QLabel()
+        self.zoom_label.setMinimumWidth(48)
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.zoom_label.setToolTip("Zoom (Ctrl+0 fits the window, Ctrl+1 shows actual pixels)")
+        self.device_label = QLabel()
+        self.device_label.setToolTip("Compute device (Edit > Preferences)")
+        for w in (self.progress_bar, self.cancel_button, self.size_label, self.zoom_label, self.device_label):
+            sb.addPermanentWidget(w)
+        self.progress_bar.hide()
+        self.cancel_button.hide()
+
+    def _build_history_dock(self) -> None:
+        self.history_view = QUndoView()
+        self.history_view.setEmptyLabel("Opened")
+        dock = QDockWidget("History", self)
+        dock.setObjectName("history")
+        dock.setWidget(self.history_view)
+        dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock.hide()
+        self.history_dock = dock
+        act = dock.toggleViewAction()
+        act.setText("&History")
+        act.setShortcut(QKeySequence("Ctrl+H"))
+        self.view_menu.addAction(act)
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.act_fullscreen)
+
+    def _restore_geometry(self) -> None:
+        if self.prefs.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.prefs.geometry.encode("ascii")))
+        if self.prefs.window_state:
+            self.restoreState(QByteArray.fromBase64(self.prefs.window_state.encode("ascii")))
+
+    # ================================================================== state display
+    @property
+    def job_running(self) -> bool:
+        return self._job is not None
+
+    @property
+    def job(self) -> Optional[JobWorker]:
+        return self._job
+
+    def _update_title(self) -> None:
+        doc = self.document
+        if doc is None:
+            self.setWindowTitle(APP_NAME)
+            self.setWindowModified(False)
+            return
+        w, h = doc.size
+        self.setWindowTitle(f"{doc.display_name}[*] — {APP_NAME}")
+        self.setWindowModified(doc.dirty)
+        depth = doc.image.bit_depth
+        self.size_label.setText(f"{w} × {h} px · {depth}-bit" + (" · alpha" if doc.image.alpha is not None else ""))
+
+    def _update_actions(self) -> None:
+        has_doc = self.document is not None
+        busy = self._job is not None
+        stack = self.document.undo_stack if has_doc else None
+        for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
+                    self.act_fit, self.act_actual):
+            act.setEnabled(has_doc)
+        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask):
+            act.setEnabled(has_doc and not busy)
+        self.act_open.setEnabled(not busy)
+        self.act_paste.setEnabled(not busy)
+        self.recent_menu.setEnabled(not busy)
+        self.act_cancel.setEnabled(busy)
+        self.act_undo.setEnabled(bool(stack is not None and stack.canUndo() and not busy))
+        self.act_redo.setEnabled(bool(stack is not None and stack.canRedo() and not busy))
+        self.act_undo.setText(f"&Undo {stack.undoText()}" if stack is not None and stack.canUndo() else "&Undo")
+        self.act_redo.setText(f"&Redo {stack.redoText()}" if stack is not None and stack.canRedo() else "&Redo")
+        self.act_compare.setEnabled(self.canvas.has_before())
+        self.history_view.setEnabled(not busy)
+        if not has_doc:
+            self.size_label.setText("")
+            self.zoom_label.setText("")
+
+    def _update_device_label(self) -> None:
+        try:
+            from restorer.engine.devices import describe, pick_device
+
+            self._device_text = describe(pick_device(self.prefs.device))
+        except RestorerError as exc:
+            self._device_text = f"unavailable ({exc})"
+        except Exception as exc:  # torch missing or broken: the app still opens photos
+            self._device_text = f"unavailable ({exc.__class__.__name__})"
+        self.device_label.setText(self._device_text)
+
+    def _on_zoom_changed(self, zoom: float) -> None:
+        self.zoom_label.setText(_format_zoom(zoom))
+
+    def _on_tool_changed(self, tool: str) -> None:
+        {"brush": self.act_brush, "eraser": self.act_eraser, "rect": self.act_rect}[tool].setChecked(True)
+
+    def _on_brush_size_changed(self, size: int) -> None:
+        self.prefs.brush_size = size
+        for w, v in ((self.brush_slider, min(500, size)), (self.brush_spin, size)):
+            if w.value() != v:
+                w.blockSignals(True)
+                w.setValue(v)
+                w.blockSignals(False)
+
+    def _on_opacity_changed(self, opacity: float) -> None:
+        self.prefs.mask_opacity = opacity
+        v = round(opacity * 100)
+        if self.opacity_slider.value() != v:
+            self.opacity_slider.blockSignals(True)
+            self.opacity_slider.setValue(v)
+            self.opacity_slider.blockSignals(False)
+
+    def _on_compare_changed(self, on: bool) -> None:
+        if self.act_compare.isChecked() != on:
+            self.act_compare.setChecked(on)
+
+    # ================================================================== documents
+    def set_document(self, doc: Optional[Document]) -> None:
+        old = self.document
+        if old is not None and old is not doc:
+            for signal, slot in self._doc_connections:
+                try:
+                    signal.disconnect(slot)
+                except (RuntimeError, TypeError):
+                    pass
+            self._doc_connections = []
+        self.document = doc
+        self.canvas.set_document(doc)
+        self.history_view.setStack(doc.undo_stack if doc is not None else None)
+        if doc is not None and old is not doc:
+            st = doc.undo_stack
+            self._doc_connections = [
+                (doc.dirtyChanged, self._on_doc_state), (doc.pathChanged, self._on_doc_state),
+                (doc.imageReplaced, self._on_doc_state), (doc.historyChanged, self._on_doc_state),
+                (st.indexChanged, self._on_doc_state), (st.cleanChanged, self._on_doc_state),
+            ]
+            for signal, slot in self._doc_connections:
+                signal.connect(slot)
+            self.canvas.setFocus()
+        if old is not None and old is not doc:
+            old.undo_stack.clear()  # drop the history's images now, not at garbage collection
+            old.deleteLater()
+        self._update_title()
+        self._update_actions()
+        self._on_zoom_changed(self.canvas.zoom)
+        self.documentChanged.emit()
+
+    def _on_doc_state(self, *_args: Any) -> None:
+        self._update_title()
+        self._update_actions()
+
+    def open_dialog(self) -> None:
+        start = self.prefs.last_folder or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open Photo", start, OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: "str | os.PathLike[str]") -> bool:
+        """Open a photo file; errors are shown, never raised. Returns True when it opened."""
+        if self._refuse_while_busy():
+            return False
+        path = Path(path)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            image = load_image(path)
+        except RestorerError as exc:
+            QApplication.restoreOverrideCursor()
+            if not path.exists():
+                self.prefs.remove_recent(path)
+                self.prefs.save()
+            show_error(self, "Cannot open photo", str(exc))
+            return False
+        except MemoryError:
+            QApplication.restoreOverrideCursor()
+            show_error(self, "Cannot open photo", f"cannot read '{path}': not enough memory to decode it")
+            return False
+        except Exception as exc:  # never crash on a file
+            QApplication.restoreOverrideCursor()
+            log.exception("unexpected error opening %s", path)
+            show_error(self, "Cannot open photo", f"cannot read '{path}': {exc.__class__.__name__}: {exc}")
+            return False
+        QApplication.restoreOverrideCursor()
+        if not self.maybe_save_changes("opening another photo"):
+            return False
+        self.set_document(Document(image, path))
+        self.prefs.add_recent(path)
+        self.prefs.save()
+        w, h = image.size
+        self.statusBar().showMessage(f"Opened {path.name} ({w} × {h})", 5000)
+        return True
+
+    def open_image_data(self, image: ImageData, what: str = "Pasted image") -> bool:
+        """Open pixels that have no file (the clipboard); they count as unsaved."""
+        if self._refuse_while_busy() or not self.maybe_save_changes("opening another image"):
+            return False
+        self.set_document(Document(image, None))
+        self.statusBar().showMessage(f"{what} ({image.size[0]} × {image.size[1]})", 5000)
+        return True
+
+    def close_document(self) -> bool:
+        if self.document is None or self._refuse_while_busy():
+            return False
+        if not self.maybe_save_changes("closing it"):
+            return False
+        self.set_document(None)
+        return True
+
+    def paste(self) -> bool:
+        clipboard = QGuiApplication.clipboard()
+        mime = clipboard.mimeData()
+        if mime is not None and mime.hasUrls():
+            for url in mime.urls():
+                if url.isLocalFile() and Path(url.toLocalFile()).is_file():
+                    return self.open_path(url.toLocalFile())
+        qimage = clipboard.image()
+        if qimage.isNull():
+            self.statusBar().showMessage("The clipboard holds no image", 5000)
+            return False
+        return self.open_image_data(imagedata_from_qimage(qimage))
+
+    # drag and drop -------------------------------------------------------
+    @staticmethod
+    def _dropped_file(mime: Any) -> Optional[str]:
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if not self.job_running and (self._dropped_file(mime) or (mime is not None and mime.hasImage())):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        mime = event.mimeData()
+        path = self._dropped_file(mime)
+        event.acceptProposedAction()
+        if path:
+            QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first
+        elif mime is not None and mime.hasImage():
+            qimage = mime.imageData()
+            if qimage is not None and not qimage.isNull():
+                image = imagedata_from_qimage(qimage)
+                QTimer.singleShot(0, lambda: self.open_image_data(image, "Dropped image"))
+
+    # recent files ---------------------------------------------------------
+    def _rebuild_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        existing = [p for p in self.prefs.recent_files if Path(p).exists()]
+        if existing != self.prefs.recent_files:
+            self.prefs.recent_files = existing
+            self.prefs.save()
+        for i, p in enumerate(existing, 1):
+            label = f"&{i} {Path(p).name}" if i < 10 else f"{i} {Path(p).name}"
+            act = menu.addAction(label)
+            act.setToolTip(p)
+            act.setStatusTip(p)
+            act.triggered.connect(lambda _c=False, path=p: self.open_path(path))
+        if not existing:
+            empty = menu.addAction("No recent photos")
+            empty.setEnabled(False)
+        menu.addSeparator()
+        clear = menu.addAction("&Clear Menu")
+        clear.setEnabled(bool(existing))
+        clear.triggered.connect(self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.prefs.recent_files = []
+        self.prefs.save()
+
+    # ================================================================== saving
+    def maybe_save_changes(self, doing: str = "closing") -> bool:
+        """Ask about unsaved changes; True when it is fine to drop the current document."""
+        doc = self.document
+        if doc is None or not doc.dirty:
+            return True
+        answer = ask(self, "Unsaved changes", f"Save the changes to “{doc.display_name}” before {doing}?",
+                     [(StandardButton.Save, "Save…" if doc.path is None or doc.is_original else "Save"),
+                      (StandardButton.Discard, "Don’t Save"), (StandardButton.Cancel, "")],
+                     StandardButton.Save, "Your changes will be lost if you don’t save them.")
+        if answer == StandardButton.Save:
+            return self.save()
+        return answer == StandardButton.Discard
+
+    def save(self) -> bool:
+        """Save to the document's file; the original photo is replaced only after asking."""
+        doc = self.document
+        if doc is None:
+            return False
+        if doc.path is None:
+            return self.save_as()
+        if doc.is_original:
+            answer = ask(self, "Overwrite the original?",
+                         f"“{doc.display_name}” is your original photo.",
+                         [(StandardButton.Save, "Save a Copy…"), (StandardButton.Yes, "Overwrite Original"),
+                          (StandardButton.Cancel, "")], StandardButton.Save,
+                         "Saving a copy keeps the original untouched. Overwriting replaces it with the "
+                         "edited photo and cannot be undone.")
+            if answer == StandardButton.Save:
+                return self.save_as()
+            if answer != StandardButton.Yes:
+                return False
+        key = format_for_suffix(doc.path) or "png"
+        return self.save_to(doc.path, key, self.prefs.save_quality, overwrite=True)
+
+    def _suggest_save_path(self) -> Path:
+        doc = self.document
+        assert doc is not None
+        key = self.prefs.save_format
+        suffix = SAVE_FORMATS[key][1]
+        folder = Path(self.prefs.last_folder) if self.prefs.last_folder else Path.home()
+        if doc.path is not None:
+            folder = doc.path.parent
+            stem = doc.path.stem if not doc.is_original else f"{doc.path.stem}_restored"
+        else:
+            stem = "restored"
+        candidate = folder / f"{stem}{suffix}"
+        n = 2
+        while doc.is_original and candidate.exists():
+            candidate = folder / f"{stem}_{n}{suffix}"
+            n += 1
+        return candidate
+
+    def save_as(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        suggested = self._suggest_save_path()
+        key = format_for_suffix(suggested) or "png"
+        path_s, chosen_filter = QFileDialog.getSaveFileName(self, "Save Photo As", str(suggested), save_file_filter(),
+                                                            filter_for_format(key))
+        if not path_s:
+            return False
+        path = Path(path_s)
+        key = format_for_suffix(path) or format_for_filter(chosen_filter or "") or key
+        if format_for_suffix(path) is None:
+            path = path.with_name(path.name + SAVE_FORMATS[key][1])
+        dialog = SaveOptionsDialog(path, key, self.prefs.save_quality, bit_depth=doc.image.bit_depth,
+                                   has_alpha=doc.image.alpha is not None, parent=self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        final = dialog.path
+        if final != path and final.exists():
+            answer = ask(self, "Replace file?", f"“{final.name}” already exists. Replace it?",
+                         [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
+            if answer != StandardButton.Yes:
+                return False
+        # the file dialog (or the question above) confirmed replacing an existing file
+        return self.save_to(final, dialog.format_key, dialog.quality, overwrite=True)
+
+    def save_to(self, path: "str | os.PathLike[str]", fmt: str = "png", quality: int = 92, *,
+                overwrite: bool = False) -> bool:
+        """Write the current image; on success the document is tied to `path` (no longer the original)."""
+        doc = self.document
+        if doc is None:
+            return False
+        path = Path(path)
+        if fmt not in SAVE_FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        protect = [doc.path] if (doc.path is not None and doc.is_original and not overwrite) else []
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            save_image(doc.image, path, format=SAVE_FORMATS[fmt][2], quality=quality, overwrite=overwrite,
+                       protect=protect)
+        except RestorerError as exc:
+            QApplication.restoreOverrideCursor()
+            show_error(self, "Cannot save photo", str(exc))
+            return False
+        except Exception as exc:
+            QApplication.restoreOverrideCursor()
+            log.exception("unexpected error saving %s", path)
+            show_error(self, "Cannot save photo", f"cannot write '{path}': {exc.__class__.__name__}: {exc}")
+            return False
+        QApplication.restoreOverrideCursor()
+        doc.mark_saved(path)
+        self.prefs.save_format = fmt
+        if SAVE_FORMATS[fmt][3]:
+            self.prefs.save_quality = int(quality)
+        self.prefs.add_recent(path)
+        self.prefs.save()
+        self.statusBar().showMessage(f"Saved {path.name}", 5000)
+        return True
+
+    # ================================================================== editing
+    def undo(self) -> None:
+        if self.document is not None and not self.job_running:
+            self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        if self.document is not None and not self.job_running:
+            self.document.undo_stack.redo()
+
+    def clear_mask(self) -> None:
+        if self.document is not None and not self.job_running:
+            if not self.document.clear_mask():
+                self.statusBar().showMessage("The mask is already empty", 3000)
+
+    def invert_mask(self) -> None:
+        if self.document is not None and not self.job_running:
+            self.document.invert_mask()
+
+    def toggle_compare(self) -> None:
+        """The Before / After action (checkable: its state is the wish)."""
+        self.set_compare(self.act_compare.isChecked())
+
+    def set_compare(self, want: bool) -> bool:
+        on = self.canvas.set_compare(want)
+        self.act_compare.setChecked(on)
+        if want and not on:
+            self.statusBar().showMessage("Nothing to compare yet: run Fill or Upscale first", 5000)
+        elif on:
+            self.statusBar().showMessage("Drag across the photo to move the divider; press \\ to leave", 5000)
+        return on
+
+    def toggle_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+        self.act_fullscreen.setChecked(self.isFullScreen())
+
+    # ================================================================== jobs
+    def _refuse_while_busy(self) -> bool:
+        if self._job is None:
+            return False
+        self.statusBar().showMessage(f"{self._job.title} is running: wait for it or press Cancel", 5000)
+        return True
+
+    def _device_pref(self) -> str:
+        return self.prefs.device
+
+    def _models(self, task: str) -> Optional[list[Any]]:
+        from restorer.engine import registry
+
+        try:
+            return registry.all_models(task)
+        except RestorerError as exc:
+            show_error(self, "Model library", str(exc))
+            return None
+
+    def inpaint_spec(self) -> Optional[Any]:
+        """The fill model to use, or None after telling the user why there is none."""
+        specs = self._models("inpaint")
+        if specs is None:
+            return None
+        if not specs:
+            show_info(self, "No fill model installed",
+                      "Filling needs an inpainting model, and none is installed.\n\n"
+                      "Train one on your own photos with\n"
+                      "    restorer train inpaint --data FOLDER --name NAME\n"
+                      "or install a Restorer build that ships its models.")
+            return None
+        chosen = next((s for s in specs if s.id == self.prefs.default_inpaint_model), None)
+        if chosen is None:
+            from restorer.engine.registry import default_model
+
+            chosen = default_model("inpaint")
+        return chosen
+
+    def start_fill(self) -> bool:
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        if doc.mask_is_empty():
+            self.statusBar().showMessage("Paint over the damage first (brush or rectangle), then Fill", 6000)
+            return False
+        spec = self.inpaint_spec()
+        if spec is None:
+            return False
+        fn = inpaint_job(doc.image, doc.mask, spec, device=self._device_pref())
+
+        def apply(result: Any) -> None:
+            doc.apply_operation(result, "Fill")
+            self.statusBar().showMessage(f"Filled with {spec.title or spec.id} in {self._elapsed()}", 8000)
+
+        return self._start_job(fn, "Fill", apply, f"Filling with {spec.title or spec.id}")
+
+    def upscale_dialog(self) -> bool:
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        specs = self._models("sr")
+        if specs is None:
+            return False
+        if not specs:
+            show_info(self, "No upscale model installed",
+                      "Upscaling needs a super-resolution model, and none is installed.\n\n"
+                      "Train one on your own photos with\n"
+                      "    restorer train sr --data FOLDER --name NAME\n"
+                      "or install a Restorer build that ships its models.")
+            return False
+        dialog = UpscaleDialog(specs, doc.size, model_id=self.prefs.default_upscale_model,
+                               factor=self.prefs.default_upscale_factor, parent=self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        self.prefs.default_upscale_model = dialog.model_id
+        self.prefs.default_upscale_factor = dialog.factor
+        self.prefs.save()
+        return self.start_upscale(dialog.model_id, dialog.factor)
+
+    def start_upscale(self, model_id: str = "", factor: int = 2) -> bool:
+        """Upscale by `factor` with model `model_id` ("" = the best installed one for the factor)."""
+        from restorer.engine import registry
+        from restorer.engine.pipelines.upscale import model_scale_for
+
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        specs = self._models("sr")
+        if not specs:
+            if specs is not None:
+                show_info(self, "No upscale model installed", "No super-resolution model is installed.")
+            return False
+        try:
+            if model_id:
+                spec = registry.get_spec(model_id, task="sr")
+                if spec.scale < factor:
+                    raise RestorerError(f"model '{model_id}' is ×{spec.scale} and cannot upscale ×{factor}")
+            else:
+                spec = registry.default_model("sr", model_scale_for(factor, [s.scale for s in specs]))
+        except RestorerError as exc:
+            show_error(self, "Cannot upscale", str(exc))
+            return False
+        tile = self.prefs.tile_size or None
+        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile)
+
+        def apply(result: Any) -> None:
+            doc.apply_operation(result.image, f"Upscale ×{factor}")
+            w, h = result.image.size
+            self.statusBar().showMessage(
+                f"Upscaled ×{factor} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
+                " — press \\ to compare", 10000)
+
+        return self._start_job(fn, f"Upscale ×{factor}", apply, f"Upscaling ×{factor} with {spec.title or spec.id}")
+
+    def _elapsed(self) -> str:
+        s = time.monotonic() - self._job_started
+        return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60)} s"
+
+    def _start_job(self, fn: Callable[..., Any], title: str, apply: Callable[[Any], None],
+                   description: str = "") -> bool:
+        worker = JobWorker(fn, title, self)
+        worker.progressed.connect(self._on_job_progress)
+        worker.finished.connect(self._on_job_finished)
+        worker.failed.connect(self._on_job_failed)
+        worker.cancelled.connect(self._on_job_cancelled)
+        self._job = worker
+        self._job_apply = apply
+        self._job_doc = self.document
+        self._job_started = time.monotonic()
+        self.canvas.set_editable(False)
+        self.progress_bar.setRange(0, 0)  # busy until the first report
+        self.progress_bar.setFormat("starting…")
+        self._job_text = f"{description or title}… (Esc cancels)"
+        self.progress_bar.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.show()
+        self.statusBar().showMessage(self._job_text)
+        self._update_actions()
+        worker.start()
+        return True
+
+    def cancel_job(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self.cancel_button.setEnabled(False)
+            self.cancel_button.setText("Cancelling…")
+            self.statusBar().showMessage(f"Cancelling {self._job.title}…")
+
+    def _is_current(self) -> bool:
+        return self._job is not None and self.sender() is self._job
+
+    def _on_job_progress(self, done: int, total: int, message: str) -> None:
+        if not self._is_current():
+            return
+        if total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+            self.progress_bar.setFormat(f"{message} (%p%)" if message else "%p%")
+        if self.statusBar().currentMessage() != self._job_text and not self.cancel_button.text().startswith("Cancelling"):
+            self.statusBar().showMessage(self._job_text)
+        self.jobProgressed.emit(done, total, message)
+
+    def _end_job(self, outcome: str) -> None:
+        self._job = None
+        self._job_apply = None
+        self._job_doc = None
+        self.progress_bar.hide()
+        self.cancel_button.hide()
+        self.canvas.set_editable(True)
+        self._update_actions()
+        self.jobEnded.emit(outcome)
+
+    def _on_job_finished(self, result: Any) -> None:
+        if not self._is_current():
+            return
+        apply, doc = self._job_apply, self._job_doc
+        self.statusBar().clearMessage()
+        try:
+            if apply is not None and doc is self.document:
+                apply(result)
+        finally:
+            self._end_job("finished")
+
+    def _on_job_failed(self, message: str) -> None:
+        if not self._is_current():
+            return
+        title = self._job.title if self._job is not None else "Job"
+        self.statusBar().showMessage(f"{title} failed", 8000)
+        self._end_job("failed")
+        show_error(self, f"{title} failed", message)
+
+    def _on_job_cancelled(self) -> None:
+        if not self._is_current():
+            return
+        title = self._job.title if self._job is not None else "Job"
+        self.statusBar().showMessage(f"{title} cancelled; the photo is unchanged", 6000)
+        self._end_job("cancelled")
+
+    # ================================================================== dialogs
+    def preferences_dialog(self) -> None:
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        devices = [("auto", "Automatic (best available)", True), ("cpu", "CPU", True),
+                   ("cuda", "NVIDIA GPU (CUDA)", torch.cuda.is_available()),
+                   ("mps", "Apple GPU (MPS)", bool(mps is not None and mps.is_available()))]
+        specs = self._models("inpaint") or []
+        dialog = PreferencesDialog(self.prefs, specs, devices, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            dialog.apply_to(self.prefs)
+            self.prefs.save()
+            self._update_device_label()
+
+    def about_dialog(self) -> None:
+        try:
+            from restorer.engine import registry
+
+            specs = registry.all_models()
+        except RestorerError:
+            specs = []
+        if not self._device_text:
+            self._update_device_label()
+        AboutDialog(specs, self._device_text, self).exec()
+
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        """(action, keys) for every menu action with a shortcut, plus the mouse gestures."""
+        def typeable(k: QKeySequence) -> bool:  # skip dedicated keys such as "Open" or "Zoom In"
+            key = k.toString(QKeySequence.SequenceFormat.PortableText).rsplit("+", 1)[-1] or "+"
+            return len(key) == 1 or key in ("Esc", "Del", "Backspace", "Ins", "Enter") or (
+                key[:1] == "F" and key[1:].isdigit())
+
+        rows = []
+        for menu_action in self.menuBar().actions():
+            menu = menu_action.menu()
+            if menu is None:
+                continue
+            for act in menu.actions():
+                keys = sorted((k for k in act.shortcuts() if typeable(k)),
+                              key=lambda k: "Ctrl" not in k.toString(QKeySequence.SequenceFormat.PortableText))
+                if not keys or act.isSeparator():
+                    continue
+                text = act.text().replace("&", "")
+                if text.startswith(("Undo ", "Redo ")):
+                    text = text.split(" ")[0]
+                rows.append((text, ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys[:2])))
+        rows += [("Pan", "Middle-drag, or hold Space and drag"), ("Zoom at the pointer", "Mouse wheel"),
+                 ("Erase with the brush or rectangle", "Right-drag (or Alt+drag)")]
+        return rows
+
+    def shortcuts_dialog(self) -> None:
+        rows = "".join(f"<tr><td>{t}</td><td><b>{k}</b></td></tr>" for t, k in self.shortcut_list())
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard Shortcuts")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(f"<table cellspacing='4'>{rows}</table>")
+        box.exec()
+
+    # ================================================================== closing
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._job is not None:
+            answer = ask(self, "A job is running", f"{self._job.title} is still running. Stop it and quit?",
+                         [(StandardButton.Yes, "Stop and Quit"), (StandardButton.Cancel, "")], StandardButton.Cancel)
+            if answer != StandardButton.Yes:
+                event.ignore()
+                return
+            job = self._job
+            job.cancel()
+            job.wait(30.0)
+            self._end_job("cancelled")
+        if not self.maybe_save_changes("closing"):
+            event.ignore()
+            return
+        self.prefs.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.prefs.window_state = bytes(self.saveState().toBase64()).decode("ascii")
+        self.prefs.save()
+        event.accept()
+
+
+# --------------------------------------------------------------------------- entry points
+def _install_excepthook() -> None:
+    """Unexpected errors in slots become a dialog instead of a silent (or fatal) failure."""
+    previous = sys.excepthook
+
+    def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            previous(exc_type, exc, tb)
+            return
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
+        app = QApplication.instance()
+        if app is not None:
+            parent = app.activeWindow()
+            show_error(parent, "Unexpected error", f"{exc_type.__name__}: {exc}\n\nThe photo is still open; "
+                                                   "saving a copy now is a good idea.")
+
+    sys.excepthook = hook
+
+
+def run_app(path: "Optional[str]" = None) -> int:
+    """Open the main window (and `path`, if given); returns the application's exit code."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("restorer")
+    _install_excepthook()
+    window = MainWindow()
+    window.show()
+    if path:
+        QTimer.singleShot(0, lambda: window.open_path(path))
+    app._restorer_window = window  # type: ignore[attr-defined]  # keep it alive
+    return int(app.exec())
+
+
+def main() -> None:
+    """The ``restorer-gui`` launcher: ``restorer-gui [IMAGE]``."""
+    args = [a for a in sys.argv[1:] if a]
+    if args and args[0] in ("-h", "--help"):
+        print("usage: restorer-gui [IMAGE]")
+        raise SystemExit(0)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raise SystemExit(run_app(args[0] if args else None))
+
+
+if __name__ == "__main__":
+    main()

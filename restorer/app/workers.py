@@ -1,0 +1,209 @@
+"""The one place that runs engine jobs off the GUI thread.
+
+A :class:`JobWorker` wraps a plain function ``fn(progress, cancel) -> result`` (engine code,
+no Qt) and runs it on a private single-thread ``QThreadPool``, so jobs never overlap.  It
+owns the :class:`~restorer.engine.progress.CancelToken` handed to the engine and reports
+through four signals, which Qt delivers to slots in the GUI thread (the worker object lives
+there; the signals are emitted from the pool thread, hence queued):
+
+* ``progressed(done, total, message)`` - throttled to about 20 per second;
+* ``finished(result)`` - the function's return value;
+* ``failed(message)`` - a one-line, user-readable reason;
+* ``cancelled()`` - the job stopped because :meth:`JobWorker.cancel` was called.
+
+Exactly one of the last three is emitted per job.  Widgets are never touched from the
+worker thread.  Models are loaded inside jobs too, through :data:`MODEL_CACHE` (by id), so
+the GUI never waits for torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from restorer.engine.errors import Cancelled, RestorerError
+from restorer.engine.imageio import ImageData
+from restorer.engine.progress import CancelToken, Progress, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[[ProgressCallback, CancelToken], Any]
+
+_POOL: Optional[QThreadPool] = None
+
+
+def job_pool() -> QThreadPool:
+    """The private pool jobs run on: one thread, so two jobs never compete for the device."""
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(1)
+        _POOL.setExpiryTimeout(-1)
+    return _POOL
+
+
+class _Runnable(QRunnable):
+    def __init__(self, worker: "JobWorker") -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._worker = worker
+
+    def run(self) -> None:  # pool thread
+        self._worker._run()
+
+
+class JobWorker(QObject):
+    """Runs one engine function in the background (see the module docstring)."""
+
+    progressed = Signal(int, int, str)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    PROGRESS_INTERVAL_S = 0.05
+
+    def __init__(self, fn: JobFunction, title: str = "", parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.token = CancelToken()
+        self._fn = fn
+        self._started = False
+        self._done = threading.Event()
+        self._last_progress = 0.0
+
+    # ------------------------------------------------------------------ GUI thread
+    def start(self, pool: Optional[QThreadPool] = None) -> None:
+        if self._started:
+            raise RuntimeError("a JobWorker runs once")
+        self._started = True
+        (pool or job_pool()).start(_Runnable(self))
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check; ``cancelled`` follows."""
+        self.token.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._done.is_set()
+
+    def wait(self, timeout_s: Optional[float] = None) -> bool:
+        """Block until the job's function returned (signals may still be queued)."""
+        return self._done.wait(timeout_s)
+
+    # ------------------------------------------------------------------ pool thread
+    def _progress(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.done < p.total and p.done > 0 and now - self._last_progress < self.PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        self.progressed.emit(int(p.done), int(p.total), str(p.message))
+
+    def _run(self) -> None:
+        try:
+            result = self._fn(self._progress, self.token)
+        except Cancelled:
+            self.cancelled.emit()
+        except RestorerError as exc:
+            self.failed.emit(str(exc))
+        except MemoryError:
+            self.failed.emit("not enough memory for this job; try a smaller image, a smaller tile size or the CPU")
+        except Exception as exc:  # a bug or a torch failure: one line for the user, details in the log
+            log.exception("job %r failed", self.title)
+            if _is_oom(exc):
+                self.failed.emit("the device ran out of memory; try a smaller tile size in Preferences")
+            else:
+                self.failed.emit(f"unexpected {exc.__class__.__name__}: {exc}")
+        else:
+            if self.token.cancelled:
+                self.cancelled.emit()
+            else:
+                self.finished.emit(result)
+        finally:
+            self._done.set()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower()
+
+
+# --------------------------------------------------------------------------- models
+class ModelCache:
+    """Loaded models by id, shared by jobs (thread-safe; the newest few are kept)."""
+
+    def __init__(self, max_items: int = 3) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple, Any] = {}
+        self._max = max_items
+
+    @staticmethod
+    def _key(spec: Any) -> tuple:
+        try:
+            mtime = spec.path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        return spec.id, spec.source, str(spec.path), spec.sha256, mtime
+
+    def get(self, spec: Any) -> Any:
+        from restorer.engine import registry
+
+        key = self._key(spec)
+        with self._lock:
+            model = self._items.pop(key, None)
+            if model is None:
+                model = registry.load_model(spec)
+            self._items[key] = model  # most recently used last
+            while len(self._items) > self._max:
+                self._items.pop(next(iter(self._items)))
+            return model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MODEL_CACHE = ModelCache()
+
+
+# --------------------------------------------------------------------------- jobs
+def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto",
+                tile: Optional[int] = None) -> JobFunction:
+    """A job upscaling `image` by `scale` with the SR model `spec`; returns an UpscaleResult."""
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> Any:
+        from restorer.engine.devices import pick_device
+        from restorer.engine.pipelines.upscale import upscale_image
+
+        dev = pick_device(device)
+        progress(Progress(0, 1, f"loading {spec.id}"))
+        model = MODEL_CACHE.get(spec)
+        cancel.raise_if_cancelled()
+        return upscale_image(image, model, spec.scale, scale, device=dev, tile=tile or None,
+                             progress=progress, cancel=cancel)
+
+    return run
+
+
+def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = "auto") -> JobFunction:
+    """A job filling `mask` in `image` with the inpainting model `spec`; returns an ImageData."""
+    mask = mask.copy()  # the GUI keeps editing its own
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> ImageData:
+        from restorer.engine.devices import pick_device
+        from restorer.engine.pipelines.inpaint import inpaint_image
+
+        dev = pick_device(device)
+        progress(Progress(0, 1, f"loading {spec.id}"))
+        model = MODEL_CACHE.get(spec)
+        cancel.raise_if_cancelled()
+        rgb = inpaint_image(image.rgb, mask, model, device=dev, progress=progress, cancel=cancel)
+        return image.with_pixels(rgb, image.alpha)
+
+    return run
