@@ -573,3 +573,28 @@ def test_about_lists_versions_and_models(qtbot, window):
     text = dlg.browser.toPlainText()
     for needle in (__version__, torch.__version__, PySide6.__version__, "tiny-x2", "×2", "CPU"):
         assert needle in text
+
+
+def test_keyboard_shortcuts_reach_the_actions(qtbot, window, dirs):
+    window.open_path(write_photo(dirs / "p.png"))
+    window.activateWindow()
+    qtbot.waitActive(window)
+    canvas = window.canvas
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_R)
+    assert canvas.tool == "rect"
+    qtbot.keyClick(canvas, Qt.Key.Key_B)
+    assert canvas.tool == "brush"
+    size = canvas.brush_size
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert canvas.brush_size > size
+    drag(canvas, [canvas_point(window, 20, 20), canvas_point(window, 50, 20)])
+    assert window.document.mask.any()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not window.document.mask.any()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.document.mask.any()
+    qtbot.keyClick(canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.zoom == 1.0
+    qtbot.keyClick(canvas, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.zoom == 1.5

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import shiboken6
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
                            QKeySequence)
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "Restorer"
 OPEN_FILTER = ("Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))))
 StandardButton = QMessageBox.StandardButton
+COMPARE_HINT = "Before | After: drag across the photo to move the divider; press \\ or Esc to leave"
 
 
 # --------------------------------------------------------------------------- message helpers
@@ -383,6 +385,9 @@ class MainWindow(QMainWindow):
         self.size_label.setText(f"{w} × {h} px · {depth}-bit" + (" · alpha" if doc.image.alpha is not None else ""))
 
     def _update_actions(self) -> None:
+        if self.document is not None and not (shiboken6.isValid(self.document)
+                                              and shiboken6.isValid(self.document.undo_stack)):
+            return  # the window is being torn down
         has_doc = self.document is not None
         busy = self._job is not None
         stack = self.document.undo_stack if has_doc else None
@@ -441,6 +446,8 @@ class MainWindow(QMainWindow):
     def _on_compare_changed(self, on: bool) -> None:
         if self.act_compare.isChecked() != on:
             self.act_compare.setChecked(on)
+        if not on and self.statusBar().currentMessage() == COMPARE_HINT:
+            self.statusBar().clearMessage()
 
     # ================================================================== documents
     def set_document(self, doc: Optional[Document]) -> None:
@@ -474,6 +481,10 @@ class MainWindow(QMainWindow):
         self.documentChanged.emit()
 
     def _on_doc_state(self, *_args: Any) -> None:
+        doc = self.document
+        if not shiboken6.isValid(self) or not shiboken6.isValid(self.size_label) or (
+                doc is not None and not shiboken6.isValid(doc.undo_stack)):
+            return  # the window or the document is being torn down
         self._update_title()
         self._update_actions()
 
@@ -745,7 +756,7 @@ class MainWindow(QMainWindow):
         if want and not on:
             self.statusBar().showMessage("Nothing to compare yet: run Fill or Upscale first", 5000)
         elif on:
-            self.statusBar().showMessage("Drag across the photo to move the divider; press \\ to leave", 5000)
+            self.statusBar().showMessage(COMPARE_HINT, 8000)
         return on
 
     def toggle_fullscreen(self) -> None:

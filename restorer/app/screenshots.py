@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
@@ -35,27 +35,38 @@ def _to_pil(pixmap: QPixmap) -> Image.Image:
     return Image.fromarray(arr.reshape(h, w, 3).copy())
 
 
-def _palettise(im: Image.Image) -> Image.Image:
-    """256 colours with entries reserved for the window chrome (toolbar and status bar).
+def _palettise(im: Image.Image, chrome: tuple[int, int] | None) -> Image.Image:
+    """256 colours, with entries reserved for the window chrome (menus, toolbar, status bar).
 
     A plain median cut spends the whole palette on the photo and turns the small coloured
-    icons grey; here the photo gets 216 colours and the top/bottom bands 40 of their own.
+    icons grey; here the photo gets 200 colours by median cut and the chrome bands (rows above
+    ``chrome[0]`` and from ``chrome[1]`` on) 56 chosen for coverage.
     """
     w, h = im.size
-    band = max(1, min(h // 4, round(h * 0.09)))
-    chrome = Image.new("RGB", (w, 2 * band))
-    chrome.paste(im.crop((0, 0, w, band)), (0, 0))
-    chrome.paste(im.crop((0, h - band, w, h)), (0, band))
-    main_pal = im.quantize(colors=216, method=Image.Quantize.MEDIANCUT).getpalette()[: 216 * 3]
-    chrome_pal = chrome.quantize(colors=40, method=Image.Quantize.MEDIANCUT).getpalette()[: 40 * 3]
-    main_pal += [0] * (216 * 3 - len(main_pal))
+    top, bottom = chrome if chrome else (round(h * 0.07), round(h * 0.96))
+    bands = [im.crop((0, 0, w, top)), im.crop((0, bottom, w, h))]
+    bands = [b for b in bands if b.height > 0]
+    main_pal = im.quantize(colors=200, method=Image.Quantize.MEDIANCUT).getpalette()[: 200 * 3]
+    main_pal += [0] * (200 * 3 - len(main_pal))
+    chrome_pal: list[int] = []
+    if bands:
+        strip = Image.new("RGB", (w, sum(b.height for b in bands)))
+        y = 0
+        for b in bands:
+            strip.paste(b, (0, y))
+            y += b.height
+        chrome_pal = strip.quantize(colors=56, method=Image.Quantize.FASTOCTREE).getpalette()[: 56 * 3]
     palette = Image.new("P", (1, 1))
     palette.putpalette(main_pal + chrome_pal)
     return im.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
 
 
-def save_png(pixmap: QPixmap, path: Path, *, max_kb: int = 300, max_width: int = 1200) -> int:
-    """Save a screenshot as PNG under `max_kb`: true colour if it fits, else palettised, then smaller."""
+def save_png(pixmap: QPixmap, path: Path, *, max_kb: int = 300, max_width: int = 1200,
+             chrome: tuple[int, int] | None = None) -> int:
+    """Save a screenshot as PNG under `max_kb`: true colour if it fits, else palettised, then smaller.
+
+    `chrome` = (first photo row, first status-bar row) of the pixmap, for the palette.
+    """
     im = _to_pil(pixmap)
     if im.width > max_width:
         im = im.resize((max_width, round(im.height * max_width / im.width)), Image.Resampling.LANCZOS)
@@ -66,7 +77,11 @@ def save_png(pixmap: QPixmap, path: Path, *, max_kb: int = 300, max_width: int =
         candidates.append(im.resize((width, round(im.height * width / im.width)), Image.Resampling.LANCZOS))
     data = b""
     for cand in candidates:
-        for variant in (cand, _palettise(cand)):
+        rows = None
+        if chrome is not None:
+            k = cand.height / pixmap.height()
+            rows = (int(chrome[0] * k), int(chrome[1] * k + 0.999))
+        for variant in (cand, _palettise(cand, rows)):
             buf = io.BytesIO()
             variant.save(buf, format="PNG", optimize=True)
             data = buf.getvalue()
@@ -167,7 +182,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     def shot(name: str, widget: Optional[QWidget] = None) -> None:
         _settle(200)
-        size = save_png((widget or win).grab(), out / name, max_kb=args.max_kb)
+        pixmap = (widget or win).grab()
+        dpr = pixmap.devicePixelRatio()
+        top = canvas.mapTo(win, QPoint(0, 0)).y() * dpr
+        bottom = win.statusBar().mapTo(win, QPoint(0, 0)).y() * dpr
+        size = save_png(pixmap, out / name, max_kb=args.max_kb, chrome=(int(top), int(bottom)))
         print(f"{name}: {size // 1024} KB")
 
     strokes = [_parse_stroke(s) for s in (args.stroke or ["684,622;684,668", "640,638;644,648"])]
