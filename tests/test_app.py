@@ -598,3 +598,18 @@ def test_keyboard_shortcuts_reach_the_actions(qtbot, window, dirs):
     assert canvas.zoom == 1.0
     qtbot.keyClick(canvas, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     assert canvas.zoom == 1.5
+
+
+def test_save_of_a_format_restorer_does_not_write_goes_to_save_as(window, dirs, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    src = dirs / "scan.bmp"
+    Image.fromarray(photo()).save(src)
+    before = src.read_bytes()
+    window.open_path(src)
+    window.document.invert_mask()
+    calls = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: calls.append(a) or ("", "")))
+    window.document.mark_saved(src)  # even "our" BMP file is not rewritten in another format
+    assert not window.save()
+    assert calls and src.read_bytes() == before

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Sequence
 import shiboken6
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
-                           QKeySequence)
+                           QImage, QKeySequence, QPixmap)
 from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar, QUndoView,
                                QWidget)
@@ -585,7 +585,9 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first
         elif mime is not None and mime.hasImage():
             qimage = mime.imageData()
-            if qimage is not None and not qimage.isNull():
+            if isinstance(qimage, QPixmap):
+                qimage = qimage.toImage()
+            if isinstance(qimage, QImage) and not qimage.isNull():
                 image = imagedata_from_qimage(qimage)
                 QTimer.singleShot(0, lambda: self.open_image_data(image, "Dropped image"))
 
@@ -634,7 +636,8 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return False
-        if doc.path is None:
+        key = format_for_suffix(doc.path) if doc.path is not None else None
+        if key is None:  # no file yet, or a format Restorer does not write (BMP, GIF...)
             return self.save_as()
         if doc.is_original:
             answer = ask(self, "Overwrite the original?",
@@ -647,7 +650,6 @@ class MainWindow(QMainWindow):
                 return self.save_as()
             if answer != StandardButton.Yes:
                 return False
-        key = format_for_suffix(doc.path) or "png"
         return self.save_to(doc.path, key, self.prefs.save_quality, overwrite=True)
 
     def _suggest_save_path(self) -> Path:
