@@ -148,6 +148,107 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from restorer.engine import registry
+    from restorer.engine.devices import pick_device
+    from restorer.engine.imageio import load_image, load_mask, save_image
+    from restorer.engine.pipelines.inpaint import inpaint_image
+
+    src = Path(args.image)
+    image = load_image(src)
+    mask = load_mask(Path(args.mask), size=image.size)
+    if not mask.any():
+        raise UsageError(f"mask '{args.mask}' is empty: paint the areas to fill in white")
+    device = pick_device(args.device)
+    spec = registry.get_spec(args.model, task="inpaint") if args.model else registry.default_model("inpaint")
+    model = registry.load_model(spec)
+    log.info("model %s on %s; filling %.1f%% of the image", spec.id, device, 100.0 * mask.mean())
+    rgb = inpaint_image(image, mask, model, device=device, progress=ProgressBar(src.name))
+    out = Path(args.output) if args.output else _output_path(src, None, False, args.format, "filled")
+    dest = save_image(image.with_pixels(rgb, image.alpha), out, format=args.format, quality=args.quality,
+                      overwrite=args.overwrite, protect=[src])
+    print(dest)
+    return EXIT_OK
+
+
+def _latent_model(args: argparse.Namespace):
+    from restorer.engine import registry
+    from restorer.engine.pipelines.latent import LatentModel
+
+    spec = registry.get_spec(args.model, task="latent") if args.model else registry.default_model("latent")
+    return LatentModel.load(spec, device=args.device)
+
+
+def _save_array(arr, path: Path, overwrite: bool) -> Path:
+    from restorer.engine.imageio import ImageData, save_image
+
+    return save_image(ImageData(rgb=arr, alpha=None, exif=None, icc_profile=None, source_format=None), path,
+                      overwrite=overwrite)
+
+
+def _parse_z(text: str, model) -> "Any":
+    """A latent: 'seed:N' (the N-th sampled latent) or a .npy file."""
+    import numpy as np
+
+    from restorer.engine.pipelines.latent import sample_latents
+
+    if text.startswith("seed:"):
+        try:
+            seed = int(text[5:])
+        except ValueError:
+            raise UsageError(f"bad latent '{text}': use seed:N or a .npy file") from None
+        return sample_latents(1, model.latent_dim, seed)[0]
+    path = Path(text)
+    if not path.is_file():
+        raise UsageError(f"bad latent '{text}': use seed:N or an existing .npy file")
+    z = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+    if z.shape[0] != model.latent_dim:
+        raise UsageError(f"latent '{text}' has {z.shape[0]} values; the model needs {model.latent_dim}")
+    return z
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from restorer.engine.pipelines import latent as L
+
+    model = _latent_model(args)
+    out = Path(args.output)
+    if args.op == "sample":
+        grid, z = L.sample_grid(model, args.count, seed=args.seed, cols=args.cols)
+        print(_save_array(grid, out, args.overwrite))
+        if args.save_latents:
+            np.save(args.save_latents, z)
+    elif args.op == "interpolate":
+        z0, z1 = _parse_z(args.start, model), _parse_z(args.end, model)
+        if out.suffix.lower() == ".gif":
+            frames = L.interpolation_frames(model, z0, z1, steps=args.steps, mode=args.mode)
+            print(L.save_gif(frames, out, fps=args.fps, pingpong=True))
+        else:
+            print(_save_array(L.interpolation_strip(model, z0, z1, steps=args.steps, mode=args.mode), out,
+                              args.overwrite))
+    elif args.op == "vector":
+        z_with = [_parse_z(t, model) for t in args.with_]
+        z_without = [_parse_z(t, model) for t in args.without]
+        vec = L.attribute_vector(z_with, z_without)
+        L.save_attribute(model.model_id, args.name, vec)
+        base = _parse_z(args.apply_to, model) if args.apply_to else z_without[0]
+        strengths = [-args.strength, -args.strength / 2, 0.0, args.strength / 2, args.strength]
+        zs = np.stack([L.apply_attribute(base, vec, s) for s in strengths])
+        print(_save_array(L.make_grid(L.generate(model, zs), cols=len(strengths)), out, args.overwrite))
+    elif args.op == "project":
+        from restorer.engine.imageio import load_image
+
+        photo = load_image(Path(args.image))
+        rgb = photo.rgb if photo.rgb.dtype == np.uint8 else (photo.rgb // 257).astype(np.uint8)
+        res = L.project(model, rgb, steps=args.steps, progress=ProgressBar("projecting"))
+        print(f"reconstruction error (MSE, 0..1): {res.initial_error:.4f} -> {res.final_error:.4f}")
+        print(_save_array(L.make_grid([res.target, res.image], cols=2), out, args.overwrite))
+        if args.save_latents:
+            np.save(args.save_latents, res.z.reshape(1, -1))
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from restorer.engine import registry
 
@@ -267,6 +368,55 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
     u.set_defaults(func=cmd_upscale)
 
+    i = sub.add_parser("inpaint", help="fill the white areas of a mask in a photo")
+    i.add_argument("image")
+    i.add_argument("--mask", required=True, help="black/white image of the same size; white = fill")
+    i.add_argument("-o", "--output")
+    i.add_argument("--model", help="inpainting model id (default: the shipped one)")
+    i.add_argument("--device", default="auto")
+    i.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"])
+    i.add_argument("--quality", type=int, default=95)
+    i.add_argument("--overwrite", action="store_true")
+    i.set_defaults(func=cmd_inpaint)
+
+    e = sub.add_parser("explore", help="latent-space operations of a DCGAN generator")
+    esub = e.add_subparsers(dest="op", parser_class=_Parser, required=True)
+    ops = {
+        "sample": "a seeded grid of samples",
+        "interpolate": "interpolate between two latents (PNG strip or animated GIF)",
+        "vector": "an attribute vector from latents with / without it, applied at several strengths",
+        "project": "project a photo into the latent space",
+    }
+    for op, help_text in ops.items():
+        ep = esub.add_parser(op, help=help_text)
+        ep.add_argument("--model", help="latent model id (default: the shipped one)")
+        ep.add_argument("--device", default="cpu")
+        ep.add_argument("-o", "--output", required=True)
+        ep.add_argument("--overwrite", action="store_true")
+        if op == "sample":
+            ep.add_argument("--count", type=int, default=16)
+            ep.add_argument("--cols", type=int, default=4)
+            ep.add_argument("--seed", type=int, default=0)
+            ep.add_argument("--save-latents", help="also save the latents (.npy)")
+        elif op == "interpolate":
+            ep.add_argument("--start", required=True, help="seed:N or a .npy latent")
+            ep.add_argument("--end", required=True, help="seed:N or a .npy latent")
+            ep.add_argument("--steps", type=int, default=8)
+            ep.add_argument("--mode", choices=["linear", "slerp"], default="slerp")
+            ep.add_argument("--fps", type=float, default=12.0)
+        elif op == "vector":
+            ep.add_argument("--name", required=True, help="attribute name (saved with the model)")
+            ep.add_argument("--with", dest="with_", nargs="+", required=True, metavar="Z",
+                            help="latents having the attribute (seed:N or .npy)")
+            ep.add_argument("--without", nargs="+", required=True, metavar="Z")
+            ep.add_argument("--apply-to", help="latent to move along the vector (default: first --without)")
+            ep.add_argument("--strength", type=float, default=2.0)
+        else:
+            ep.add_argument("image")
+            ep.add_argument("--steps", type=int, default=200)
+            ep.add_argument("--save-latents", help="also save the projected latent (.npy)")
+        ep.set_defaults(func=cmd_explore)
+
     m = sub.add_parser("models", help="list and manage installed models")
     msub = m.add_subparsers(dest="action", parser_class=_Parser)
     ml = msub.add_parser("list", help="list models (the default)")
@@ -333,6 +483,13 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --- packaging (issue #8): `restorer --self-test` checks that this install or frozen bundle
+    # works (headless upscale + inpaint, Qt, worker command); see restorer/selftest.py.
+    if "--self-test" in argv:
+        from restorer.selftest import run as run_self_test
+
+        return run_self_test()
+    # --- end packaging
     parser = build_parser()
     debug = "--debug" in argv
     try:

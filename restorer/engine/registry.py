@@ -55,7 +55,43 @@ class ModelSpec:
 
 # ----------------------------------------------------------------------------- shipped table
 # Filled in by the training runs documented in docs/models.md; sha256 pins each file.
-SHIPPED: tuple[ModelSpec, ...] = ()
+_SR_PARAMS = {"num_blocks": 16, "channels": 64, "norm": "none", "image_residual": True}
+_TRAINED = {"data": "photos-train: BSDS500 train+test, 400 photos", "hardware": "1x NVIDIA H100 (shared by 6 jobs)",
+            "train_minutes": 5.5, "recipe": "scripts/train_shipped.py", "card": "docs/models.md"}
+
+SHIPPED: tuple[ModelSpec, ...] = (
+    ModelSpec(id="sr-x4-faithful", task="sr", arch="srgan", params={"scale": 4, **_SR_PARAMS}, scale=4,
+              file="sr-x4-faithful.pt",
+              sha256="dca4ad0375abfd57cd19728240837464d9ff016fa272bded8950c8cd4e6c89c9",
+              title="x4 faithful (SRGAN-family, 16 blocks)",
+              description="Fidelity-trained x4 generator for clean photos.",
+              provenance={**_TRAINED, "iterations": 4089, "batch": 32, "default": True}),
+    ModelSpec(id="sr-x4-compact", task="sr", arch="compact_sr", params={"scale": 4, "num_convs": 16, "channels": 48},
+              scale=4, file="sr-x4-compact.pt",
+              sha256="64c67233c67da4e83e4866ab0e9d9090e099daba5cf9662c2631be80d8ef3031",
+              title="x4 fast (compact, for CPUs)",
+              description="All convolutions at low resolution; about 10x faster than the faithful model on CPU.",
+              provenance={**_TRAINED, "iterations": 7468, "batch": 64}),
+    ModelSpec(id="sr-x2-faithful", task="sr", arch="srgan", params={"scale": 2, **_SR_PARAMS}, scale=2,
+              file="sr-x2-faithful.pt",
+              sha256="6a2003b912f36a95a4f83ce8e817bfdb515f1f4a3514576646373d45162b37fe",
+              title="x2 faithful (SRGAN-family, 16 blocks)",
+              description="Fidelity-trained x2 generator.",
+              provenance={**_TRAINED, "iterations": 4034, "batch": 32, "default": True}),
+    ModelSpec(id="sr-x8-faithful", task="sr", arch="srgan", params={"scale": 8, **_SR_PARAMS}, scale=8,
+              file="sr-x8-faithful.pt",
+              sha256="02a2d10cfb33061f362f88771cd226231e1de8a2af0c7bcbbb0b904aa9da099d",
+              title="x8 faithful (SRGAN-family, 16 blocks)",
+              description="Fidelity-trained x8 generator.",
+              provenance={**_TRAINED, "iterations": 4275, "batch": 32, "default": True}),
+    ModelSpec(id="latent-photos-64", task="latent", arch="dcgan",
+              params={"latent_dim": 128, "image_size": 64, "channels": 48, "num_classes": 0},
+              file="latent-photos-64.pt",
+              sha256="62e2f516f2879bdf69407e210dc12ae0f86787b939812a87282625f06151872a",
+              title="Photo textures 64x64 (DCGAN)",
+              description="DCGAN on 64x64 random crops of photos-train, with a latent encoder for projection.",
+              provenance={**_TRAINED, "iterations": 9032, "batch": 128, "loss": "bce", "default": True}),
+)
 
 
 # ----------------------------------------------------------------------------- locations
@@ -221,7 +257,18 @@ def import_model(src: Path, name: Optional[str] = None) -> ModelSpec:
 
 
 def _jsonable(obj: Any) -> Any:
+    """Plain-JSON copy of model metadata for the index; tensors (e.g. encoder weights) stay in the file."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items() if not _is_tensorish(v)}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj if not _is_tensorish(v)]
     return json.loads(json.dumps(obj, default=str))
+
+
+def _is_tensorish(value: Any) -> bool:
+    if type(value).__name__ == "Tensor":
+        return True
+    return isinstance(value, dict) and bool(value) and all(type(v).__name__ == "Tensor" for v in value.values())
 
 
 # ----------------------------------------------------------------------------- lookup

@@ -155,27 +155,39 @@ def load_torch_file(path: Path, what: str = "file") -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- EMA
 class EMA:
-    """Exponential moving average of a model's parameters (buffers copied)."""
+    """Exponential moving average of a model's parameters (buffers copied).
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates, so a short run's
+    average is not dominated by the random initial weights.
+    """
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
         self.decay = decay
+        self.updates = 0
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
 
+    def current_decay(self) -> float:
+        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
+        self.updates += 1
         ema_params = list(self.module.parameters())
         params = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
         for b_ema, b in zip(self.module.buffers(), model.buffers()):
             b_ema.copy_(b)
 
     def state_dict(self) -> dict[str, Any]:
         return self.module.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], updates: Optional[int] = None) -> None:
+        """Restore averaged weights; `updates` defaults to 'fully warmed up' for resumed runs."""
         self.module.load_state_dict(state)
+        self.updates = updates if updates is not None else 10**9
 
 
 def unwrap(model: nn.Module) -> nn.Module:
