@@ -1,0 +1,212 @@
+"""Inpainting benchmark: a Restorer inpainting model against OpenCV's Telea inpainting.
+
+Protocol (fixed; results are comparable between runs):
+
+* images: every image file in --data (sorted by path, recursive), the first --limit of them;
+* image number i gets ``benchmark_mask(h, w, i, seed=0)``: thin, medium and thick free-form
+  masks in turn, 3-50% of the image;
+* a method sees the image with the hole's pixels set to 0, plus the mask, and returns the whole
+  image; the model runs through `restorer.engine.pipelines.inpaint.inpaint_image` (windows
+  around each hole region), exactly the app's code path; Telea is ``cv2.inpaint`` radius 5;
+* scores over the whole RGB image: PSNR (data range 255), SSIM
+  (``skimage.metrics.structural_similarity(..., channel_axis=2, data_range=255)``) and hole L1,
+  the mean absolute error inside the hole on a 0..1 scale x 100;
+* one markdown table per group (thin, medium, thick, all) with the mean of each score and the
+  mean hole area, printed and written to benchmarks/results/inpaint.md.
+
+Needs the benchmark-only extras ``opencv-python-headless`` and ``scikit-image``.
+
+    python benchmarks/inpaint_benchmark.py --data DIR [--model ID | --weights FILE] [--limit N] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+RESULTS = ROOT / "benchmarks" / "results" / "inpaint.md"
+
+
+def _need(module: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        sys.exit(f"this benchmark needs '{package}' (a benchmark-only extra): pip install {package}")
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        sys.exit(f"no such folder: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def load_rgb(path: Path) -> Optional[np.ndarray]:
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
+    except Exception as exc:  # a broken file is skipped, not fatal
+        print(f"skipping unreadable '{path}': {exc}", file=sys.stderr)
+        return None
+
+
+def scores(out: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> tuple[float, float, float]:
+    from skimage.metrics import structural_similarity
+
+    diff = out.astype(np.float64) - gt.astype(np.float64)
+    mse = float(np.mean(diff**2))
+    psnr = 100.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    ssim = float(structural_similarity(out, gt, channel_axis=2, data_range=255))
+    hole_l1 = float(np.abs(diff)[hole].mean() / 255.0 * 100.0)
+    return psnr, ssim, hole_l1
+
+
+def telea_method() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    cv2 = _need("cv2", "opencv-python-headless")
+
+    def run(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        bgr = np.ascontiguousarray(masked[..., ::-1])
+        out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        return np.ascontiguousarray(out[..., ::-1])
+
+    return run
+
+
+def model_method(args: argparse.Namespace) -> tuple[Optional[Callable], str]:
+    import torch
+
+    from restorer.engine.pipelines.inpaint import inpaint_image
+
+    if args.weights:
+        from restorer.engine.archs import build_arch
+        from restorer.engine.registry import read_model_file
+
+        payload = read_model_file(Path(args.weights))
+        if payload.get("task") != "inpaint":
+            sys.exit(f"'{args.weights}' is a {payload.get('task')} model, not an inpainting model")
+        model = build_arch(payload["arch"], payload["params"])
+        model.load_state_dict(payload["state_dict"])
+        name = Path(args.weights).stem
+    else:
+        from restorer.engine import registry
+        from restorer.engine.errors import RestorerError
+
+        try:
+            spec = registry.get_spec(args.model, task="inpaint") if args.model else registry.default_model("inpaint")
+        except RestorerError as exc:
+            if args.model:
+                sys.exit(str(exc))
+            print(f"no inpainting model: {exc}; only Telea is measured", file=sys.stderr)
+            return None, ""
+        model = registry.load_model(spec)
+        name = spec.id
+    model.eval()
+    device = torch.device(args.device)
+
+    def run(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        kw = {} if args.feather is None else {"feather": args.feather}
+        return inpaint_image(masked, hole, model, device=device, work_size=args.work_size, **kw)
+
+    return run, name
+
+
+def table(title: str, rows: dict[str, list[tuple[float, float, float]]], holes: list[float]) -> str:
+    lines = [f"### {title} ({len(holes)} images, mean hole {100 * np.mean(holes):.1f}%)", "",
+             "| method | PSNR (dB) | SSIM | hole L1 (x100) |", "| --- | ---: | ---: | ---: |"]
+    for method, vals in rows.items():
+        a = np.array(vals)
+        lines.append(f"| {method} | {a[:, 0].mean():.2f} | {a[:, 1].mean():.4f} | {a[:, 2].mean():.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, type=Path, help="folder of ground-truth images (~1024 px)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", help="model id in the library (default: the default inpainting model)")
+    src.add_argument("--weights", help="a Restorer inpainting model file")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--work-size", type=int, default=512, help="largest window side the model sees")
+    ap.add_argument("--feather", type=int, default=None,
+                    help="px of inward seam blending in the pipeline (default: the pipeline's default)")
+    ap.add_argument("--output", type=Path, default=RESULTS, help=f"markdown results file (default {RESULTS})")
+    args = ap.parse_args(argv)
+    _need("skimage", "scikit-image")
+
+    paths = list_images(args.data)
+    if args.limit:
+        paths = paths[: args.limit]
+    if not paths:
+        sys.exit(f"no images in {args.data}")
+    methods: dict[str, Callable] = {}
+    model_run, model_name = model_method(args)
+    if model_run is not None:
+        methods[f"Restorer ({model_name})"] = model_run
+    methods["OpenCV Telea r=5"] = telea_method()
+
+    per_group: dict[str, dict[str, list]] = {g: {m: [] for m in methods} for g in (*KINDS, "all")}
+    holes: dict[str, list[float]] = {g: [] for g in (*KINDS, "all")}
+    times = {m: 0.0 for m in methods}
+    index = 0
+    for path in paths:
+        gt = load_rgb(path)
+        if gt is None:
+            continue
+        h, w = gt.shape[:2]
+        hole = benchmark_mask(h, w, index, seed=0)
+        group = KINDS[index % len(KINDS)]
+        masked = gt.copy()
+        masked[hole] = 0
+        for g in (group, "all"):
+            holes[g].append(float(hole.mean()))
+        for name, run in methods.items():
+            t0 = time.perf_counter()
+            out = run(masked.copy(), hole)
+            times[name] += time.perf_counter() - t0
+            if out.shape != gt.shape or out.dtype != np.uint8:
+                sys.exit(f"{name} returned {out.shape} {out.dtype} for {path}")
+            s = scores(out, gt, hole)
+            for g in (group, "all"):
+                per_group[g][name].append(s)
+        index += 1
+        print(f"[{index}/{len(paths)}] {path.name} {group} hole {100 * hole.mean():.1f}%", file=sys.stderr)
+    if index == 0:
+        sys.exit("no readable images")
+
+    header = [
+        "# Inpainting benchmark", "",
+        f"Data: `{args.data}` ({index} images); masks: `benchmark_mask(h, w, i, seed=0)` (thin/medium/thick in turn); "
+        "holes zeroed before inpainting; scores on the whole RGB image; hole L1 = mean |error| in the hole "
+        "on a 0..1 scale x100.", "",
+        f"Device: {args.device}; work size {args.work_size}; feather {args.feather if args.feather is not None else 'default'}; run {time.strftime('%Y-%m-%d %H:%M')}; "
+        "seconds per image: " + ", ".join(f"{m} {t / index:.2f}" for m, t in times.items()), "",
+    ]
+    body = [table(g, per_group[g], holes[g]) for g in (*KINDS, "all") if holes[g]]
+    text = "\n".join(header) + "\n".join(body)
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(args.output)
+    print(f"written to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

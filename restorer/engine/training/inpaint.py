@@ -1,0 +1,413 @@
+"""Inpainting trainer: DeepFill-style generator, L1 warm-up, then WGAN-GP with global+local critics.
+
+Data: random square crops (with flips and 90-degree turns) from any folder of images, found
+recursively; unreadable and tiny files are skipped and counted. Decoded images are kept in
+memory (on the GPU when training there) and batches are cut there, so no image is decoded per
+iteration. Holes come from a pool of free-form masks (`masks.py`, thin/medium/thick) made once
+at start-up and varied per sample by flips and transposes and per batch by a random shift.
+
+Losses (DeepFill v1, with the hole-weighted L1 of the partial-convolution paper):
+
+* ``L1 = mean(|out - target| * w)`` with ``w = l1_hole_weight`` in the hole and
+  ``l1_valid_weight`` elsewhere (mean over all pixels, so the hole term grows with the hole's
+  area), for the coarse output (times ``coarse_weight``) and the refined output;
+* from iteration ``gan_start`` on, ``adv_weight * -(D_global(composite) + D_local(crop))`` where
+  the composite is the refined output pasted into the hole and the local crop is a square around
+  the hole's bounding box resized to ``local_size``;
+* the critics: WGAN-GP, ``D(fake) - D(real) + gp_weight * (|grad D(interpolate)| - 1)^2``
+  ``+ drift_weight * D(real)^2`` (keeps the scores near 0, where bf16 is precise).
+
+Defaults: hole 6.0 / valid 1.0 (the hole is what is judged; the valid term keeps the network's
+reconstruction of the context, which the refine stage builds on, honest), coarse 1.0,
+adversarial 0.001 (about a fifth of the L1 gradient's size at typical hole areas: enough for
+texture, little PSNR cost), GP 10 (Gulrajani et al.), one critic update per generator update
+on the same fakes (cheap; WGAN-GP's 5 are not needed with a pixel loss anchoring the generator),
+Adam lr 1e-4, betas (0.5, 0.9) for all networks, EMA 0.999 of the generator (exported).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from restorer.engine.archs import build_arch
+from restorer.engine.archs.inpaint import GlobalCritic, LocalCritic
+from restorer.engine.errors import InputError
+from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
+from restorer.engine.training.data import (ImageBank, LoaderFeed, read_rgb, require_images, scan_folder,
+                                           split_holdout, to_uint8_image)
+from restorer.engine.training.masks import benchmark_mask, mask_pool
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGES = 3
+
+
+@dataclass
+class InpaintConfig(TrainConfig):
+    lr: float = 1e-4  # generator and critics (Adam, betas 0.5/0.9)
+    crop: int = 256  # training crop side (multiple of 8)
+    base_channels: int = 32
+    gated: bool = True
+    critic_channels: int = 64
+    spectral_norm: bool = False  # on the critics
+    local_size: int = 128  # the local critic's input side
+    local_min: float = 0.25  # smallest local window, as a fraction of the crop
+    l1_hole_weight: float = 6.0
+    l1_valid_weight: float = 1.0
+    coarse_weight: float = 1.0
+    adv_weight: float = 1e-3
+    gp_weight: float = 10.0
+    drift_weight: float = 1e-3  # keeps critic scores near 0 (ProGAN's epsilon-drift term)
+    critic_iters: int = 1
+    gan_start: int = 5000  # pure L1 before this iteration, then WGAN-GP
+    ema_decay: float = 0.999
+    mask_kind: str = "mixed"  # thin | medium | thick | mixed
+    mask_pool: int = 3000  # masks drawn at start-up (x8 flips/transposes, x random shifts)
+    min_hole: float = 0.05
+    max_hole: float = 0.5
+    holdout: float = 0.05  # fraction of the folder held out for validation (at least one image)
+    val_images: int = 8
+    preload_budget_mb: int = 4096  # keep decoded images in memory when the folder fits
+    compile: bool = False  # torch.compile the generator (CUDA only)
+
+
+def generator_params(cfg: InpaintConfig) -> dict[str, Any]:
+    return {"base_channels": int(cfg.base_channels), "gated": bool(cfg.gated)}
+
+
+def hole_weighted_l1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, hole_w: float,
+                     valid_w: float) -> torch.Tensor:
+    """mean(|out - target| * w), w = hole_w in the hole (mask 1) and valid_w elsewhere."""
+    w = valid_w + (hole_w - valid_w) * mask
+    return ((out - target).abs() * w).mean()
+
+
+def hole_boxes(mask: torch.Tensor, min_side: int) -> torch.Tensor:
+    """Square boxes (B, 3) = (y0, x0, side) around each mask's hole, inside the image, on-device.
+
+    The side is the hole's bounding box' longer side, at least `min_side` and at most the image.
+    An empty mask gives a centred box.
+    """
+    B, _, H, W = mask.shape
+    rows = mask.amax(dim=(1, 3))  # (B, H)
+    cols = mask.amax(dim=(1, 2))  # (B, W)
+    ar_h = torch.arange(H, device=mask.device, dtype=torch.float32)
+    ar_w = torch.arange(W, device=mask.device, dtype=torch.float32)
+    has = rows.amax(dim=1) > 0
+    big = 1e9
+    y0 = torch.where(rows > 0, ar_h, big).amin(1)
+    y1 = torch.where(rows > 0, ar_h, -big).amax(1) + 1
+    x0 = torch.where(cols > 0, ar_w, big).amin(1)
+    x1 = torch.where(cols > 0, ar_w, -big).amax(1) + 1
+    y0 = torch.where(has, y0, torch.zeros_like(y0))
+    y1 = torch.where(has, y1, torch.full_like(y1, H))
+    x0 = torch.where(has, x0, torch.zeros_like(x0))
+    x1 = torch.where(has, x1, torch.full_like(x1, W))
+    side = torch.maximum(y1 - y0, x1 - x0).clamp(min=float(min_side), max=float(min(H, W)))
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    top = (cy - side / 2).clamp(min=0.0)
+    top = torch.minimum(top, H - side)
+    left = (cx - side / 2).clamp(min=0.0)
+    left = torch.minimum(left, W - side)
+    return torch.stack([top, left, side], dim=1)
+
+
+def crop_boxes(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear crops of `x` at square `boxes` (from `hole_boxes`), resized to size x size."""
+    B, C, H, W = x.shape
+    top, left, side = boxes[:, 0], boxes[:, 1], boxes[:, 2]
+    theta = torch.zeros(B, 2, 3, device=x.device, dtype=torch.float32)
+    theta[:, 0, 0] = side / W
+    theta[:, 0, 2] = (2 * left + side) / W - 1
+    theta[:, 1, 1] = side / H
+    theta[:, 1, 2] = (2 * top + side) / H - 1
+    grid = F.affine_grid(theta, [B, C, size, size], align_corners=False)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class InpaintTrainer(Trainer):
+    task = "inpaint"
+    config: InpaintConfig
+
+    # ------------------------------------------------------------------ build
+    def build(self) -> None:
+        cfg = self.config
+        if cfg.crop < 32 or cfg.crop % 8:
+            raise InputError(f"the training crop must be a multiple of 8 and at least 32, got {cfg.crop}")
+        if cfg.batch < 1:
+            raise InputError("the batch size must be at least 1")
+        if cfg.mask_kind not in ("thin", "medium", "thick", "mixed"):
+            raise InputError(f"unknown mask kind '{cfg.mask_kind}' (thin, medium, thick or mixed)")
+        dev = self.device
+        scan = scan_folder(cfg.data, min_side=32)
+        self.scan = scan
+        require_images(scan, MIN_IMAGES)
+        log.info("%s", scan.summary())
+        n = len(scan.usable)
+        frac = max(cfg.holdout, (1.0 + 1e-6) / n)
+        train_paths, self.val_paths = split_holdout(scan.usable, frac, cfg.seed, max_items=max(1, cfg.val_images))
+        if not train_paths:
+            raise InputError(f"not enough training images: {scan.summary()} (need at least {MIN_IMAGES})")
+
+        self.gen = torch.Generator(device="cpu")
+        self.gen.manual_seed(cfg.seed)
+        if scan.total_pixels * 3 <= cfg.preload_budget_mb * 2**20:
+            self.bank: Optional[ImageBank] = ImageBank.from_paths(train_paths, dev)
+            self.feed: Optional[LoaderFeed] = None
+            kept = f"{len(self.bank)} training images kept in memory"
+        else:
+            self.bank = None
+            self.feed = LoaderFeed(train_paths, cfg.crop, cfg.batch, dev, auto_workers(cfg.workers), seed=cfg.seed)
+            kept = f"{len(train_paths)} training images streamed from disk (folder larger than the preload budget)"
+        self.events.emit("info", message=f"{scan.summary()}; {kept}; {len(self.val_paths)} held out",
+                         usable=n, skipped=len(scan.skipped))
+
+        # masks: a pool drawn once (deterministic from the seed), kept on the device
+        rng = np.random.default_rng([int(cfg.seed), 7])
+        pool = mask_pool(max(1, cfg.mask_pool), cfg.crop, rng, cfg.mask_kind, cfg.min_hole, cfg.max_hole)
+        self.masks = torch.from_numpy(pool).to(dev)
+
+        self.use_amp = dev.type == "cuda"
+        if self.use_amp:
+            torch.backends.cudnn.benchmark = True
+        self.arch_params = generator_params(cfg)
+        self.net = build_arch("deepfill", self.arch_params).to(dev)
+        if cfg.init_from:
+            self._init_generator(cfg.init_from)
+        self.d_global = GlobalCritic(cfg.critic_channels, spectral_norm=cfg.spectral_norm).to(dev)
+        self.d_local = LocalCritic(cfg.critic_channels, spectral_norm=cfg.spectral_norm).to(dev)
+        if self.use_amp:
+            for m in (self.net, self.d_global, self.d_local):
+                m.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.net, cfg.ema_decay)
+        self.train_net = torch.compile(self.net) if (cfg.compile and dev.type == "cuda") else self.net
+        betas = (0.5, 0.9)
+        self.opt_g = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(list(self.d_global.parameters()) + list(self.d_local.parameters()),
+                                      lr=cfg.lr, betas=betas)
+        self._val = self._load_val_images()
+
+    def _init_generator(self, source: str) -> None:
+        from restorer.engine import registry
+
+        path = Path(source)
+        if path.is_file():
+            payload = registry.read_model_file(path)
+        else:
+            spec = registry.get_spec(source, task="inpaint")
+            payload = registry.read_model_file(spec.path, spec.sha256)
+        if payload.get("arch") != "deepfill" or dict(payload.get("params", {})) != self.arch_params:
+            raise InputError(
+                f"cannot start from '{source}': it is a {payload.get('arch')} model with settings "
+                f"{dict(payload.get('params', {}))}, this run uses deepfill {self.arch_params}")
+        self.net.load_state_dict(payload["state_dict"])
+        self.events.emit("info", message=f"generator initialised from {source}")
+
+    def _load_val_images(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(centre crop uint8 HxWx3, hole mask HxW) pairs, fixed for the whole run."""
+        out = []
+        for i, p in enumerate(self.val_paths[: self.config.val_images]):
+            arr = read_rgb(p)
+            if arr is None:
+                continue
+            h, w = arr.shape[:2]
+            s = min(self.config.crop, h, w) // 8 * 8
+            if s < 32:
+                continue
+            y, x = (h - s) // 2, (w - s) // 2
+            crop = np.ascontiguousarray(arr[y:y + s, x:x + s])
+            out.append((crop, benchmark_mask(s, s, i, seed=self.config.seed)))
+        return out
+
+    # ------------------------------------------------------------------ batches
+    def _images(self) -> torch.Tensor:
+        cfg = self.config
+        if self.bank is not None:
+            img = self.bank.crops(cfg.batch, cfg.crop, self.gen)
+        else:
+            assert self.feed is not None
+            img = self.feed.next()
+        return img
+
+    def _holes(self) -> torch.Tensor:
+        """(B, 1, S, S) float masks from the pool, each flipped/transposed at random, shifted per batch."""
+        cfg = self.config
+        B, S = cfg.batch, cfg.crop
+        idx = torch.randint(self.masks.shape[0], (B,), generator=self.gen)
+        flags = torch.randint(2, (3, B, 1, 1), generator=self.gen, dtype=torch.bool)
+        shift = torch.randint(S, (2,), generator=self.gen).tolist()
+        dev = self.device
+        m = self.masks[idx.to(dev)]
+        flags = flags.to(dev)
+        m = torch.where(flags[0], m.flip(2), m)
+        m = torch.where(flags[1], m.flip(1), m)
+        m = torch.where(flags[2], m.transpose(1, 2), m)
+        m = torch.roll(m, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return m.unsqueeze(1).float()
+
+    def _fmt(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.use_amp else x
+
+    # ------------------------------------------------------------------ one iteration
+    def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, boxes: torch.Tensor,
+                     amp: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """WGAN-GP loss of both critics on one real/fake batch; (total, wasserstein, gp)."""
+        cfg = self.config
+        B = real.shape[0]
+        alpha = torch.rand(B, 1, 1, 1, device=real.device)
+        total_w = real.new_zeros(())
+        total_gp = real.new_zeros(())
+        drift = real.new_zeros(())
+        for critic, r, f in ((self.d_global, real, fake),
+                             (self.d_local, crop_boxes(real, boxes, cfg.local_size),
+                              crop_boxes(fake, boxes, cfg.local_size))):
+            inter = (alpha * r + (1 - alpha) * f).requires_grad_(True)
+            with amp:
+                scores = critic(self._fmt(torch.cat([r, f, inter], 0))).float()
+            s_real, s_fake, s_inter = scores.split(B)
+            grad, = torch.autograd.grad(s_inter.sum(), inter, create_graph=True)
+            gp = ((grad.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+            total_w = total_w + (s_fake.mean() - s_real.mean())
+            total_gp = total_gp + gp
+            drift = drift + (s_real**2).mean()
+        return total_w + cfg.gp_weight * total_gp + cfg.drift_weight * drift, total_w, total_gp
+
+    def step(self, iteration: int) -> dict[str, float]:
+        cfg = self.config
+        img = self._images()
+        mask = self._holes()
+        img, mask = self._fmt(img), self._fmt(mask)
+        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp)
+        with amp:
+            coarse, refined = self.train_net(img, mask)
+        coarse, refined = coarse.float(), refined.float()
+        comp = refined * mask + img * (1.0 - mask)
+        gan = iteration >= cfg.gan_start and cfg.adv_weight > 0
+        out: dict[str, torch.Tensor] = {}
+
+        if gan:
+            boxes = hole_boxes(mask, max(8, int(cfg.local_min * cfg.crop)))
+            fake = comp.detach()
+            for _ in range(max(1, cfg.critic_iters)):
+                d_loss, wdist, gp = self._critic_loss(img, fake, boxes, amp)
+                self.opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.opt_d.step()
+            out.update(critic=d_loss.detach(), wasserstein=-wdist.detach(), gp=gp.detach())
+
+        l1_c = hole_weighted_l1(coarse, img, mask, cfg.l1_hole_weight, cfg.l1_valid_weight)
+        l1_r = hole_weighted_l1(refined, img, mask, cfg.l1_hole_weight, cfg.l1_valid_weight)
+        g_loss = cfg.coarse_weight * l1_c + l1_r
+        out.update(l1_coarse=l1_c.detach(), l1_refined=l1_r.detach())
+        if gan:
+            critics = (self.d_global, self.d_local)
+            for c in critics:
+                c.requires_grad_(False)
+            with amp:
+                adv = -(self.d_global(comp).float().mean()
+                        + self.d_local(self._fmt(crop_boxes(comp, boxes, cfg.local_size))).float().mean())
+            for c in critics:
+                c.requires_grad_(True)
+            g_loss = g_loss + cfg.adv_weight * adv
+            out["adversarial"] = adv.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.ema.update(self.net)
+
+        # Reading a loss waits for the GPU: only when the loop will log, checkpoint or finish.
+        nxt = iteration + 1
+        if nxt % max(1, cfg.log_every) == 0 or nxt >= cfg.iters or (
+                cfg.checkpoint_every and nxt % cfg.checkpoint_every == 0):
+            return {k: float(v) for k, v in out.items()}
+        return {}
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.net.state_dict(), "ema": self.ema.state_dict(),
+                "global_critic": self.d_global.state_dict(), "local_critic": self.d_local.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if dict(state.get("arch_params", {})) != self.arch_params:
+            raise InputError("the checkpoint was made with other network settings than this run "
+                             f"({state.get('arch_params')} vs {self.arch_params})")
+        self.net.load_state_dict(state["generator"])
+        self.ema.load_state_dict(state["ema"])
+        self.d_global.load_state_dict(state["global_critic"])
+        self.d_local.load_state_dict(state["local_critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.gen.set_state(state["cpu_gen"])
+
+    def export(self) -> ExportedModel:
+        cfg = self.config
+        return ExportedModel(task="inpaint", arch="deepfill", params=dict(self.arch_params),
+                             state_dict={k: v.detach().float().cpu() for k, v in self.ema.state_dict().items()},
+                             scale=1, meta={"crop": cfg.crop, "mask_kind": cfg.mask_kind,
+                                            "gan_start": cfg.gan_start, "adv_weight": cfg.adv_weight})
+
+    # ------------------------------------------------------------------ previews and validation
+    @torch.no_grad()
+    def _run_ema(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        net = self.ema.module
+        net.eval()
+        x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        m = torch.from_numpy(hole)[None, None].float().to(self.device)
+        _, refined = net(self._fmt(x), self._fmt(m))
+        comp = refined.float().clamp(0, 1) * m + x * (1 - m)
+        return to_uint8_image(comp[0])
+
+    def _preview_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self._val:
+            return self._val[:4]
+        if self.bank is None:
+            return []
+        s = self.config.crop
+        pairs = []
+        for i, im in enumerate(self.bank.images[:4]):
+            _, h, w = im.shape
+            if min(h, w) < s:
+                continue
+            crop = im[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].permute(1, 2, 0).cpu().numpy()
+            pairs.append((np.ascontiguousarray(crop), benchmark_mask(s, s, i, seed=self.config.seed)))
+        return pairs
+
+    def sample(self) -> Optional[np.ndarray]:
+        """Rows of (input with the hole shown white | output | target), uint8 RGB."""
+        pairs = self._preview_pairs()
+        if not pairs:
+            return None
+        side = min(p[0].shape[0] for p in pairs)
+        rows = []
+        for crop, hole in pairs:
+            crop, hole = crop[:side, :side], hole[:side, :side]
+            shown = crop.copy()
+            shown[hole] = 255
+            rows.append(np.concatenate([shown, self._run_ema(crop, hole), crop], axis=1))
+        return np.concatenate(rows, axis=0)
+
+    def validate(self) -> dict[str, float]:
+        """Hole L1 (mean absolute error in the hole, 0..1 scale x100) and whole-image PSNR."""
+        from restorer.engine.metrics import psnr
+
+        if not self._val:
+            return {}
+        l1s, psnrs = [], []
+        for crop, hole in self._val:
+            out = self._run_ema(crop, hole)
+            diff = np.abs(out.astype(np.float64) - crop.astype(np.float64)) / 255.0
+            l1s.append(float(diff[hole].mean() * 100) if hole.any() else 0.0)
+            p = psnr(out, crop)
+            psnrs.append(p if math.isfinite(p) else 100.0)
+        return {"val_hole_l1": float(np.mean(l1s)), "val_psnr": float(np.mean(psnrs)),
+                "val_images": len(self._val)}
