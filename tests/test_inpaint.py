@@ -260,6 +260,9 @@ def test_training_checkpoints_resumes_and_exports(image_folder, tmp_path):
     assert res.status == "finished" and res.iteration == 2
     ckpt = load_torch_file(res.checkpoint)
     assert ckpt["task"] == "inpaint" and ckpt["iteration"] == 2
+    # what scripts/train_shipped.py --snapshot reads from a running job's checkpoint
+    assert ckpt["state"]["arch"] == "deepfill" and ckpt["state"]["arch_params"] == {"base_channels": 8, "gated": True}
+    assert "ema" in ckpt["state"]
     info = [e for e in events if e["event"] == "info"][0]
     assert info["usable"] == 5 and info["skipped"] == 2  # broken.jpg and tiny.png
     progress = [e for e in events if e["event"] == "progress"]

@@ -335,7 +335,7 @@ class InpaintTrainer(Trainer):
         return {"generator": self.net.state_dict(), "ema": self.ema.state_dict(),
                 "global_critic": self.d_global.state_dict(), "local_critic": self.d_local.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state()}
+                "arch": "deepfill", "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if dict(state.get("arch_params", {})) != self.arch_params:
