@@ -265,6 +265,16 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_cancel)
 
+        def explore() -> None:  # the latent-space explorer (restorer.app.explorer), opened on demand
+            from restorer.app.explorer import show_explorer
+
+            show_explorer(self)
+
+        tools = next((a.menu() for a in mb.actions() if a.menu() is not None and a.text() == "&Tools"), None)
+        self.act_explore = self._action("Explore &Latent Space…", explore,
+                                        tip="Browse, interpolate and edit what a latent generator has learned")
+        (tools or mb.addMenu("&Tools")).addAction(self.act_explore)
+
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
         m.addSeparator()
