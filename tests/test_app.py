@@ -91,6 +91,10 @@ def drag(widget, points, button=Qt.MouseButton.LeftButton) -> None:
 
 @pytest.fixture
 def dirs(tmp_path, monkeypatch):
+    # these tests register their own tiny models: hide the shipped ones so choices are predictable
+    from restorer.engine import registry
+
+    monkeypatch.setattr(registry, "SHIPPED", ())
     monkeypatch.setenv("RESTORER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RESTORER_CONFIG_DIR", str(tmp_path / "config"))
     return tmp_path
