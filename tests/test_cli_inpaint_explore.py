@@ -53,7 +53,7 @@ def test_inpaint_command_fills_only_the_mask(tmp_path, tiny_inpaint):
     mpath = tmp_path / "mask.png"
     Image.fromarray(mask).save(mpath)
     out = tmp_path / "filled.png"
-    r = restorer("inpaint", src, "--mask", mpath, "-o", out)
+    r = restorer("inpaint", src, "--mask", mpath, "-o", out, "--model", "tiny-fill")
     assert r.returncode == 0, r.stderr
     res = np.asarray(Image.open(out))
     assert res.shape == (120, 160, 4)

@@ -25,24 +25,24 @@ def test_upscale_file_and_errors(tmp_path):
     src = tmp_path / "photo.jpg"
     Image.fromarray(synthetic_photo(30, 40)).save(src, quality=95)
     out = tmp_path / "big.png"
-    r = restorer("upscale", src, "--scale", "2", "-o", out)
+    r = restorer("upscale", src, "--model", "tiny-x2", "--scale", "2", "-o", out)
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (80, 60)
     # refuses to overwrite an existing output without --overwrite, exit 2, one line, no traceback
-    r = restorer("upscale", src, "--scale", "2", "-o", out)
+    r = restorer("upscale", src, "--model", "tiny-x2", "--scale", "2", "-o", out)
     assert r.returncode == 2 and "exists" in r.stderr and "Traceback" not in r.stderr
-    assert restorer("upscale", src, "--scale", "2", "-o", out, "--overwrite").returncode == 0
+    assert restorer("upscale", src, "--model", "tiny-x2", "--scale", "2", "-o", out, "--overwrite").returncode == 0
     # never overwrites the input unless asked
-    r = restorer("upscale", src, "--scale", "2", "-o", src)
+    r = restorer("upscale", src, "--model", "tiny-x2", "--scale", "2", "-o", src)
     assert r.returncode == 2 and "input" in r.stderr
     # unknown model / impossible factor / unreadable file
     r = restorer("upscale", src, "--model", "nope")
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr and "tiny-x2" in r.stderr
-    r = restorer("upscale", src, "--scale", "4")
-    assert r.returncode == 2 and "x4" in r.stderr
+    r = restorer("upscale", src, "--model", "tiny-x2", "--scale", "4")
+    assert r.returncode == 2 and "is x2 and cannot upscale x4" in r.stderr
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 broken")
-    r = restorer("upscale", bad, "--scale", "2", "-o", tmp_path / "o.png")
+    r = restorer("upscale", bad, "--model", "tiny-x2", "--scale", "2", "-o", tmp_path / "o.png")
     assert r.returncode == 2 and "bad.jpg" in r.stderr and "Traceback" not in r.stderr
     r = restorer("upscale", "--scale", "5", src)
     assert r.returncode == 2 and "invalid choice" in r.stderr
@@ -55,7 +55,7 @@ def test_upscale_folder_reports_broken_files(tmp_path):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (folder / "notes.txt").write_text("hello")
     out = tmp_path / "out"
-    r = restorer("upscale", folder, "--scale", "3", "-o", out, "--format", "png")
+    r = restorer("upscale", folder, "--model", "tiny-x4", "--scale", "3", "-o", out, "--format", "png")
     assert r.returncode == 1, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["photo_0.png", "photo_1.png", "photo_2.png"]
     assert Image.open(out / "photo_1.png").size == (96, 72)
