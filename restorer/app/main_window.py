@@ -124,6 +124,9 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_statusbar()
         self._build_history_dock()
+        from restorer.app.training import install_training_menu  # Tools > Train a Model… (issue #6)
+
+        install_training_menu(self)
 
         self.canvas.zoomChanged.connect(self._on_zoom_changed)
         self.canvas.toolChanged.connect(self._on_tool_changed)

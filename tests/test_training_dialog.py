@@ -1,0 +1,434 @@
+"""Tools ▸ Train a Model…: the training dialog, its worker process, runs and the user's models.
+
+The first test trains a real (tiny) super-resolution network in a worker process: start from
+the dialog, see progress, stop (checkpoint kept), reopen the dialog, resume to the end, and
+upscale with the new model in the main window. The others use stand-in worker scripts (a crash,
+a run that keeps going after the window closes) so they take seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
+
+from helpers import register_tiny_sr, synthetic_photo, write_photos  # noqa: E402
+from restorer.app import main_window as mw  # noqa: E402
+from restorer.app import training  # noqa: E402
+from restorer.app.main_window import MainWindow  # noqa: E402
+from restorer.app.training import TrainingDialog, TrainingSettings, pid_alive, read_run, resume_args  # noqa: E402
+
+SB = QMessageBox.StandardButton
+RUN_TIMEOUT_MS = 120_000
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture
+def messages(monkeypatch):
+    """Message boxes are recorded instead of shown; confirmations say yes."""
+    seen: list[tuple[str, str, str]] = []
+
+    def record(kind):
+        def fn(parent, title, text, *args, **kwargs):
+            seen.append((kind, title, text))
+            return SB.Ok
+        return fn
+
+    for kind in ("critical", "warning", "information"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(record(kind)))
+    monkeypatch.setattr(training, "_confirm", lambda *a, **k: True)
+    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: "stop")
+    monkeypatch.setattr(mw, "ask", lambda parent, title, text, buttons, default, informative="": (
+        SB.Yes if SB.Yes in [b for b, _ in buttons] else SB.Discard))
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, messages):
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(900, 650)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def cleanup():
+    """Kills any worker a test leaves behind."""
+    dialogs: list[TrainingDialog] = []
+    yield dialogs
+    for dlg in dialogs:
+        proc = dlg.process
+        if proc is not None and proc.running:
+            proc.kill()
+            proc.wait(10)
+
+
+def open_dialog(qtbot, window, cleanup) -> TrainingDialog:
+    window.training.action.trigger()
+    dlg = window.training.dialog
+    assert dlg is not None and dlg.isVisible()
+    cleanup.append(dlg)
+    return dlg
+
+
+def choose_folder(qtbot, dlg: TrainingDialog, folder: Path) -> None:
+    dlg.folder_edit.setText(str(folder))
+    dlg.scan_folder()
+    qtbot.waitUntil(lambda: dlg.scan is not None or bool(dlg.scan_error), timeout=20_000)
+
+
+def fake_worker(tmp_path: Path, monkeypatch, body: str) -> None:
+    """Run `body` (Python; `args` = the train arguments, `emit(event, **fields)`) instead of the trainer."""
+    script = tmp_path / "fake_worker.py"
+    script.write_text(textwrap.dedent("""
+        import json, signal, sys, time
+        args = sys.argv[1:]
+        def emit(event, **fields):
+            sys.stdout.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\\n")
+            sys.stdout.flush()
+    """) + textwrap.dedent(body))
+    import restorer.engine.worker_command as wc
+
+    monkeypatch.setattr(wc, "worker_argv", lambda args: [sys.executable, str(script), *args])
+
+
+def new_run_settings(dlg: TrainingDialog, name: str, iterations: int) -> None:
+    dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))
+    dlg.scale_combo.setCurrentIndex(dlg.scale_combo.findData(2))
+    dlg.style_faithful.setChecked(True)
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData(""))  # from scratch
+    dlg.advanced_button.setChecked(True)
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
+    dlg.blocks_spin.setValue(1)
+    dlg.channels_spin.setValue(8)
+    dlg.patch_spin.setValue(16)
+    dlg.batch_spin.setValue(2)
+    dlg.length_unit.setCurrentIndex(dlg.length_unit.findData("iterations"))
+    dlg.length_spin.setValue(iterations)
+    dlg.name_edit.setText(name)
+
+
+# --------------------------------------------------------------------------- a real run
+def test_train_stop_reopen_resume_and_upscale(qtbot, tmp_path, window, messages, cleanup):
+    data = tmp_path / "photos"
+    write_photos(data, 4, size=(64, 80))
+    (data / "notes.txt").write_text("not a photo")
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, data)
+    new_run_settings(dlg, "mini", 150)
+    text = dlg.folder_label.text()
+    assert "4 usable photos" in text and "1 file skipped: 1 not an image" in text
+    args = dlg.settings().args()
+    assert args[:2] == ["train", "sr"] and "--resume" not in args and "--init-from" not in args
+    for opt, value in (("--blocks", "1"), ("--channels", "8"), ("--patch", "16"), ("--batch", "2"),
+                       ("--scale", "2"), ("--phase", "psnr"), ("--degradation", "bicubic"), ("--iters", "150"),
+                       ("--device", "cpu"), ("--events", "jsonl")):
+        assert args[args.index(opt) + 1] == value, opt
+    assert dlg.start_button.isEnabled(), dlg.start_hint.text()
+
+    qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+    assert dlg.run_active and dlg.stop_button.isEnabled() and not dlg.start_button.isEnabled()
+    qtbot.waitUntil(lambda: dlg.loss_plot.point_count() > 0, timeout=RUN_TIMEOUT_MS)  # progress events arrive
+    assert dlg._state == "running" and "Training 'mini'" in dlg.status_label.text()
+    assert "pixel" in dlg.loss_plot.series() and dlg.progress_bar.maximum() == 150
+    assert "left" in dlg.progress_bar.text()
+
+    qtbot.mouseClick(dlg.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg._state == "stopped", timeout=RUN_TIMEOUT_MS)
+    ckpt = Path(os.environ["RESTORER_DATA_DIR"]) / "runs" / "mini" / "checkpoint.pt"
+    assert ckpt.exists() and not dlg.run_active
+    stopped_at = dlg._run["iteration"]
+    assert 0 < stopped_at < 150
+    assert "stopped" in dlg.status_label.text() and dlg.resume_button.isEnabled()
+    assert not any(k == "critical" for k, *_ in messages)
+    points_before = dlg.loss_plot.point_count()
+
+    # "the app was closed and reopened": a new dialog finds the run with its iteration count
+    dlg.close()
+    again = TrainingDialog(window.prefs, window)
+    qtbot.addWidget(again)
+    cleanup.append(again)
+    again.show()
+    qtbot.waitUntil(lambda: any(r.name == "mini" for r in again.runs()), timeout=20_000)
+    run = next(r for r in again.runs() if r.name == "mini")
+    assert run.iteration == stopped_at and run.total == 150 and run.state_text() == "stopped"
+    assert again._name_problem("mini").startswith("A run named 'mini' exists")
+    assert again.select_run("mini") and again.resume_run_button.isEnabled()
+    assert "'mini' stopped" in again.status_label.text()  # the run's curve so far, before resuming
+    assert again.loss_plot.point_count() == points_before
+    with qtbot.waitSignal(again.modelsChanged, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(again.resume_run_button, Qt.MouseButton.LeftButton)
+        assert again.run_active
+        assert again.loss_plot.point_count() == points_before  # the curve so far, read back
+    assert again._state == "finished", again.status_label.text()
+    assert again._run["iteration"] == 150 and "mini" in again.status_label.text()
+    assert again.loss_plot.series()["pixel"][-1][0] == 150
+
+    from restorer.engine import registry
+
+    spec = registry.get_spec("mini", task="sr")
+    assert spec.scale == 2 and spec.params["num_blocks"] == 1 and spec.provenance["iterations"] == 150
+    assert again.select_model("mini")  # listed under My models at once
+    assert again.start_combo.findData("mini") < 0  # a ×2 model is no starting point for the ×4 page
+    assert read_run(ckpt.parent).finished
+
+    # the new model upscales in the main window straight away
+    photo = tmp_path / "small.png"
+    from PIL import Image
+
+    Image.fromarray(synthetic_photo(24, 32)).save(photo)
+    assert window.open_path(photo)
+    with qtbot.waitSignal(window.jobEnded, timeout=60_000) as blocker:
+        assert window.start_upscale("mini", 2)
+    assert blocker.args == ["finished"]
+    assert window.document.size == (64, 48)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_empty_and_unusable_folders_are_refused(qtbot, tmp_path, window, messages, cleanup):
+    dlg = open_dialog(qtbot, window, cleanup)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    choose_folder(qtbot, dlg, empty)
+    assert "No usable photos" in dlg.folder_label.text() and "empty" in dlg.folder_label.text()
+    assert not dlg.start_button.isEnabled() and "no usable photos" in dlg.start_hint.text()
+    assert dlg.start_training() is False and dlg.process is None
+    assert messages[-1][1] == "No usable photos" and "0 usable image(s)" in messages[-1][2]
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("hello")
+    (junk / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(synthetic_photo(20, 20)).save(junk / "tiny.png")
+    choose_folder(qtbot, dlg, junk)
+    text = dlg.folder_label.text()
+    assert "No usable photos" in text and "3 files skipped" in text
+    assert "1 not an image" in text and "1 unreadable" in text and "smaller than" in text
+    dlg.show_skipped()
+    assert messages[-1][1] == "Skipped files" and "broken.jpg: unreadable" in messages[-1][2]
+    assert dlg.start_training() is False and dlg.process is None
+
+    choose_folder(qtbot, dlg, tmp_path / "missing")
+    assert "does not exist" in dlg.folder_label.text() and not dlg.start_button.isEnabled()
+
+    # names: invalid, already a model, already a run
+    write_photos(tmp_path / "ok", 2)
+    choose_folder(qtbot, dlg, tmp_path / "ok")
+    dlg.name_edit.setText("bad name!")
+    assert "invalid model name" in dlg.name_note.text() and not dlg.start_button.isEnabled()
+    register_tiny_sr("taken", 2)
+    dlg.name_edit.setText("taken")
+    assert "already have a model named 'taken'" in dlg.name_note.text()
+    dlg.name_edit.setText("fresh")
+    assert dlg.start_button.isEnabled()
+
+
+def test_worker_crash_is_reported_with_its_reason(qtbot, tmp_path, window, messages, cleanup, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, """
+        emit("started", iteration=0, total=10, resumed=False, run_dir="x", config={})
+        sys.stdout.write('{"event": "progress", "iteration": 5, "total": 10, ')  # half a line...
+        sys.stdout.flush()
+        time.sleep(0.6)
+        sys.stdout.write('"losses": {"pixel": 0.25}, "it_per_s": 2.0, "eta_s": 2.5, "elapsed_s": 2.5}\\n')
+        sys.stdout.flush()
+        time.sleep(0.3)
+        sys.stderr.write("Traceback (most recent call last):\\nRuntimeError: boom\\n")
+        sys.exit(3)
+    """)
+    write_photos(tmp_path / "photos", 2)
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, tmp_path / "photos")
+    dlg.name_edit.setText("crashy")
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: dlg._state == "failed", timeout=20_000)
+    assert dlg.loss_plot.series() == {"pixel": [(5, 0.25)]}  # the split line was put back together
+    status = dlg.status_label.text()
+    assert "failed" in status and "ended unexpectedly (exit code 3)" in status and "RuntimeError: boom" in status
+    assert not dlg.run_active and dlg.start_button.isEnabled()
+    assert not dlg.resume_button.isEnabled()  # no checkpoint: nothing to resume
+
+    # an error event from the trainer is shown as it is
+    fake_worker(tmp_path, monkeypatch, """
+        emit("error", message="training diverged at iteration 7")
+        sys.stderr.write("error: training diverged at iteration 7\\n")
+        sys.exit(1)
+    """)
+    dlg.name_edit.setText("diverges")
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: dlg._state == "failed", timeout=20_000)
+    assert "training diverged at iteration 7" in dlg.status_label.text()
+
+
+LONG_RUN = """
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    it = 0
+    emit("started", iteration=0, total=100000, resumed=False, run_dir="x", config={})
+    while not stop and it < 3000:
+        it += 1
+        emit("progress", iteration=it, total=100000, losses={"pixel": 1.0 / it}, it_per_s=10.0, eta_s=99.0,
+             elapsed_s=it / 10)
+        time.sleep(0.1)
+    emit("checkpoint", iteration=it, path="x")
+    emit("stopped", iteration=it, total=100000, checkpoint="x", elapsed_s=it / 10)
+    sys.exit(130)
+"""
+
+
+def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, messages, cleanup, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, LONG_RUN)
+    write_photos(tmp_path / "photos", 2)
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, tmp_path / "photos")
+    dlg.name_edit.setText("long")
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: dlg.loss_plot.point_count() >= 2, timeout=20_000)
+
+    answers = ["cancel"]
+    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: answers.pop(0))
+    assert not window.close() and window.isVisible() and dlg.run_active  # Cancel: nothing happens
+
+    answers.append("stop")
+    assert window.close()  # Stop: the worker is asked to stop and saves its checkpoint
+    qtbot.waitUntil(lambda: dlg._state == "stopped", timeout=20_000)
+    assert not dlg.run_active
+
+    # Keep training: the worker goes on; a new dialog (the app reopened) follows and stops it
+    window.show()
+    dlg.name_edit.setText("background")
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: dlg.loss_plot.point_count() >= 2, timeout=20_000)
+    pid = dlg.process.pid
+    answers.append("keep")
+    assert window.close()
+    qtbot.wait(500)
+    assert pid_alive(pid) and dlg.run_active
+
+    again = TrainingDialog(window.prefs, None)
+    qtbot.addWidget(again)
+    cleanup.append(again)
+    qtbot.waitUntil(lambda: any(r.name == "background" for r in again.runs()), timeout=20_000)
+    info = next(r for r in again.runs() if r.name == "background")
+    assert info.running and info.state_text() == "training in the background"
+    assert again.select_run("background") and again.resume_run_button.text() == "Show Progress"
+    assert again.resume_selected() and again.run_active
+    seen = again.loss_plot.point_count()
+    qtbot.waitUntil(lambda: again.loss_plot.point_count() > seen + 1, timeout=20_000)  # live progress
+    assert again._run["iteration"] >= 2
+    again.stop_training()
+    qtbot.waitUntil(lambda: again._state == "stopped", timeout=20_000)
+    qtbot.waitUntil(lambda: not pid_alive(pid), timeout=20_000)
+
+
+def test_stop_kills_a_worker_that_does_not_stop(qtbot, tmp_path, window, messages, cleanup, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, """
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        emit("started", iteration=0, total=10, resumed=False, run_dir="x", config={})
+        time.sleep(60)
+    """)
+    write_photos(tmp_path / "photos", 2)
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, tmp_path / "photos")
+    dlg.name_edit.setText("stubborn")
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: dlg._state == "running", timeout=20_000)
+    dlg.process.stop_timeout_s = 1.0
+    dlg.stop_training()
+    assert dlg._state == "stopping" and not dlg.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: dlg._state == "failed", timeout=20_000)
+    assert "did not stop within 1 s" in dlg.status_label.text()
+
+
+# --------------------------------------------------------------------------- my models
+def test_my_models_rename_export_delete_import_and_start_from(qtbot, tmp_path, window, messages, cleanup):
+    from restorer.engine import registry
+
+    register_tiny_sr("tiny-x2", 2)
+    window.prefs.default_upscale_model = "tiny-x2"
+    dlg = open_dialog(qtbot, window, cleanup)
+    changes = []
+    window.training.modelsChanged.connect(lambda: changes.append(1))
+
+    class Chooser(QWidget):  # a window of the main window with a model chooser, like the explorer
+        calls = 0
+
+        def refresh_models(self):
+            Chooser.calls += 1
+
+    Chooser(window)
+
+    # a compatible model of the task and scale is offered (and chosen) as the starting point
+    dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))
+    dlg.scale_combo.setCurrentIndex(dlg.scale_combo.findData(2))
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData("tiny-x2"))
+    assert dlg.blocks_spin.value() == 1 and dlg.channels_spin.value() == 8 and not dlg.blocks_spin.isEnabled()
+    dlg.name_edit.setText("tuned")
+    args = dlg.settings().args()
+    assert args[args.index("--init-from") + 1] == "tiny-x2"
+    assert args[args.index("--blocks") + 1] == "1" and args[args.index("--channels") + 1] == "8"
+
+    assert dlg.select_model("tiny-x2")
+    assert dlg.rename_selected_model("mine-x2")
+    assert [s.id for s in registry.user_models()] == ["mine-x2"]
+    assert window.prefs.default_upscale_model == "mine-x2" and Chooser.calls == 1
+    assert dlg.start_combo.findData("mine-x2") >= 0 and dlg.start_combo.findData("tiny-x2") < 0
+
+    out = dlg.export_selected_model(str(tmp_path / "shared.pt"))
+    assert out is not None and out.exists()
+    assert dlg.export_selected_model(str(tmp_path / "shared.pt")) is None  # never overwrites silently
+    assert messages[-1][1] == "Cannot export"
+
+    assert dlg.delete_selected_model(confirm=False)
+    assert registry.user_models() == [] and window.prefs.default_upscale_model == ""
+    assert not dlg.models_empty.isHidden()
+
+    assert dlg.import_model_file(str(out)) == "shared"
+    assert [s.id for s in registry.user_models()] == ["shared"] and dlg.select_model("shared")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert dlg.import_model_file(str(bad), "bad") is None and messages[-1][1] == "Cannot import"
+    assert len(changes) == 3  # rename, delete, import
+
+
+# --------------------------------------------------------------------------- arguments
+def test_settings_and_resume_arguments(tmp_path):
+    s = TrainingSettings(task="sr", data=str(tmp_path), name="x", scale=4, style="photo", length_mode="minutes",
+                         minutes=20, batch=4, device="cpu", init_from="sr-x4-faithful", blocks=16, channels=64,
+                         patch=24, runs_dir=str(tmp_path / "runs"))
+    a = s.args()
+    assert a[a.index("--phase") + 1] == "gan" and a[a.index("--degradation") + 1] == "realistic"
+    assert a[a.index("--minutes") + 1] == "20" and int(a[a.index("--iters") + 1]) >= 1_000_000
+    inp = TrainingSettings(task="inpaint", data=str(tmp_path), name="f", crop=128).args()
+    assert inp[inp.index("--crop") + 1] == "128" and "--patch" not in inp
+    lat = TrainingSettings(task="latent", data=str(tmp_path), name="l", size=64).args()
+    assert lat[lat.index("--size") + 1] == "64"
+
+    run_dir = tmp_path / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "gui-run.json").write_text(json.dumps({"length_mode": "minutes", "minutes": 20, "task": "sr"}))
+    info = training.RunInfo(name="x", run_dir=run_dir, task="sr", iteration=300, total=10_000_000,
+                            elapsed_s=600.0, has_checkpoint=True, gui={"length_mode": "minutes", "minutes": 20},
+                            config={"data": str(tmp_path), "iters": 10_000_000, "batch": 4, "device": "cpu",
+                                    "seed": 0, "checkpoint_every": 100, "lr": 0.0002, "scale": 4,
+                                    "degradation": "realistic", "phase": "gan", "arch": "srgan", "num_blocks": 16,
+                                    "channels": 64, "patch": 24, "vgg_weights": None, "max_minutes": 20})
+    r = resume_args(info)
+    assert "--resume" in r and "--init-from" not in r and abs(float(r[r.index("--minutes") + 1]) - 10) < 1e-6
+    assert r[r.index("--blocks") + 1] == "16" and "--vgg-weights" not in r
+    f = resume_args(info, finish_at=300)
+    assert f[f.index("--iters") + 1] == "300" and "--minutes" not in f
