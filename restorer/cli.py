@@ -291,7 +291,7 @@ def _common_train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = dict(name=args.name, data=args.data, device=args.device, seed=args.seed,
                                   checkpoint_every=args.checkpoint_every, runs_dir=args.runs_dir,
                                   init_from=args.init_from, max_minutes=args.minutes)
-    for key in ("iters", "batch", "lr", "workers"):
+    for key in ("iters", "batch", "lr", "workers", "sample_every"):
         value = getattr(args, key)
         if value is not None:
             fields[key] = value
@@ -320,7 +320,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from restorer.engine.training.latent import LatentConfig, LatentTrainer
 
-        extra = {k: v for k, v in dict(size=args.size, loss=args.loss, conditional=args.conditional).items()
+        extra = {k: v for k, v in dict(size=args.size, loss=args.loss, conditional=args.conditional,
+                                        channels=args.channels).items()
                  if v is not None}
         trainer = LatentTrainer(LatentConfig(**fields, **extra), events)
     try:
@@ -450,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--device", default="auto")
         tp.add_argument("--seed", type=int, default=0)
         tp.add_argument("--checkpoint-every", type=int, default=500)
+        tp.add_argument("--sample-every", type=int, help="write a preview image every N iterations")
         tp.add_argument("--runs-dir", help="where run checkpoints go (default: the user data folder)")
         tp.add_argument("--init-from", help="start from this model (id or file) instead of from scratch")
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")
@@ -468,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
             tp.add_argument("--crop", type=int, help="training crop side (multiple of 8)")
         else:
             tp.add_argument("--size", type=int, choices=[64, 128])
+            tp.add_argument("--channels", type=int, help="generator width (the shipped model uses 48)")
             tp.add_argument("--loss", choices=["bce", "wgan-gp"])
             tp.add_argument("--conditional", action="store_true", default=None,
                             help="condition on labels from sub-folder names")
