@@ -125,7 +125,7 @@ class ImageBank:
             arr = read_rgb(p)
             if arr is None or min(arr.shape[:2]) < min_side:
                 continue
-            images.append(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous())
+            images.append(torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).contiguous())
         return cls(images, device)
 
     def __len__(self) -> int:
