@@ -19,13 +19,13 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from restorer.engine.errors import InputError, ModelError, UnknownModelError
+from restorer.engine.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,8 @@ def _read_index() -> dict[str, Any]:
 
 
 def _write_index(index: Mapping[str, Any]) -> None:
-    path = _index_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_write(_index_path(), "w", encoding="utf-8") as fh:
         json.dump(index, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -178,8 +174,6 @@ def user_models() -> list[ModelSpec]:
 
 def register_user_model(name: str, exported: Any, *, replace: bool = True) -> ModelSpec:
     """Save an ExportedModel as `<user models>/<name>.pt` and add it to the library index."""
-    import torch
-
     from restorer.engine.training.common import atomic_torch_save
 
     validate_name(name)
@@ -200,7 +194,6 @@ def register_user_model(name: str, exported: Any, *, replace: bool = True) -> Mo
         "title": name, "meta": _jsonable(exported.meta), "added": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     _write_index(index)
-    del torch
     return _spec_from_entry(name, index[name])
 
 

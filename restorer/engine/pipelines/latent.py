@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from restorer.engine.archs.dcgan import DCGANGenerator, LatentEncoder
+from restorer.engine.fileutil import atomic_write
 from restorer.engine.errors import InputError, ModelError
 from restorer.engine.progress import CancelToken, ProgressCallback, check, report
 
@@ -277,21 +276,9 @@ def save_gif(frames: Sequence[np.ndarray], path: Union[str, Path], fps: float = 
     if scale > 1:
         images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in images]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gif.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
-                           duration=max(20, round(1000.0 / fps)), loop=loop, disposal=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "wb") as fh:
+        images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                       duration=max(20, round(1000.0 / fps)), loop=loop, disposal=1)
     return path
 
 
@@ -358,22 +345,10 @@ def load_attributes(model_id: str) -> dict[str, np.ndarray]:
 
 def _write_attributes(model_id: str, attributes: Mapping[str, np.ndarray]) -> Path:
     path = attributes_path(model_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": ATTRIBUTES_FORMAT, "model": model_id,
                "attributes": {k: [float(x) for x in v] for k, v in sorted(attributes.items())}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{model_id}.", suffix=".json.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1)
     return path
 
 

@@ -16,8 +16,6 @@ import math
 import os
 import random
 import signal
-import sys
-import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 
 from restorer.engine.errors import InputError, RestorerError
+from restorer.engine.fileutil import atomic_write
 from restorer.engine.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -118,25 +117,9 @@ def _fmt_seconds(seconds: Optional[float]) -> str:
 
 # --------------------------------------------------------------------------- checkpoints
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over `path`.
-
-    An interrupted save (crash, full disk) leaves the previous file intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """torch.save through an atomic write: an interrupted save leaves the previous file intact."""
+    with atomic_write(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load_torch_file(path: Path, what: str = "file") -> dict[str, Any]:
@@ -319,6 +302,16 @@ class Trainer(ABC):
     def export(self) -> ExportedModel:
         """The model to put in the user's library (EMA weights where there are some)."""
 
+    def read_init_model(self, source: str) -> dict[str, Any]:
+        """The model file that `init_from` names (a file path or a library id of this task), verified."""
+        from restorer.engine import registry
+
+        path = Path(source)
+        if path.is_file():
+            return registry.read_model_file(path)
+        spec = registry.get_spec(source, task=self.task)
+        return registry.read_model_file(spec.path, spec.sha256)
+
     def sample(self) -> Optional[np.ndarray]:
         """An RGB uint8 preview (e.g. input | output | target); None when there is nothing to show."""
         return None
@@ -451,13 +444,12 @@ class Trainer(ABC):
             return
         from PIL import Image
 
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
         path = self.run_dir / f"sample_{self.iteration:07d}.png"
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-        latest = self.run_dir / "sample_latest.png"
-        Image.fromarray(image).save(latest.with_suffix(".tmp.png"))
-        os.replace(latest.with_suffix(".tmp.png"), latest)
+        for target in (path, self.run_dir / "sample_latest.png"):
+            with atomic_write(target, "wb") as fh:
+                fh.write(buf.getvalue())
         self.events.emit("sample", iteration=self.iteration, path=str(path))
 
 

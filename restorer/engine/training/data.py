@@ -15,7 +15,6 @@ classic benchmark) or `realistic` (blur, random resize filter, noise, JPEG, once
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import random

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -196,14 +195,7 @@ class InpaintTrainer(Trainer):
         self._val = self._load_val_images()
 
     def _init_generator(self, source: str) -> None:
-        from restorer.engine import registry
-
-        path = Path(source)
-        if path.is_file():
-            payload = registry.read_model_file(path)
-        else:
-            spec = registry.get_spec(source, task="inpaint")
-            payload = registry.read_model_file(spec.path, spec.sha256)
+        payload = self.read_init_model(source)
         if payload.get("arch") != "deepfill" or dict(payload.get("params", {})) != self.arch_params:
             raise InputError(
                 f"cannot start from '{source}': it is a {payload.get('arch')} model with settings "

@@ -445,14 +445,7 @@ class LatentTrainer(Trainer):
         self.fixed_labels = (torch.arange(SAMPLE_COUNT) % nc).to(dev) if nc else None
 
     def _init_from(self, source: str) -> None:
-        from restorer.engine import registry
-
-        path = Path(source)
-        if path.suffix == ".pt" and path.is_file():
-            payload = registry.read_model_file(path)
-        else:
-            spec = registry.get_spec(source, task="latent")
-            payload = registry.read_model_file(spec.path, spec.sha256)
+        payload = self.read_init_model(source)
         if payload.get("task") != "latent" or payload.get("arch") != "dcgan":
             raise InputError(f"'{source}' is not a latent (dcgan) model")
         params = dict(payload.get("params", {}))

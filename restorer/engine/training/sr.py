@@ -6,7 +6,6 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError
 from restorer.engine.metrics import sr_scores
-from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers, unwrap
+from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
                                            scan_folder, split_holdout, to_uint8_image)
 from restorer.engine.training.losses import VGGPerceptual, feature_matching, find_vgg16_weights, total_variation
@@ -137,14 +136,7 @@ class SRTrainer(Trainer):
         return compiled
 
     def _init_generator(self, source: str) -> None:
-        from restorer.engine import registry
-
-        path = Path(source)
-        if path.is_file():
-            payload = registry.read_model_file(path)
-        else:
-            spec = registry.get_spec(source, task="sr")
-            payload = registry.read_model_file(spec.path, spec.sha256)
+        payload = self.read_init_model(source)
         if payload["arch"] != self.arch or dict(payload["params"]) != self.arch_params:
             raise InputError(
                 f"cannot start from '{source}': it is a {payload['arch']} x{payload.get('scale')} model with "
