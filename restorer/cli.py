@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from restorer import __version__
 
@@ -87,7 +86,6 @@ def _output_path(src: Path, out: Optional[Path], many: bool, fmt: Optional[str],
 
 def _collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], bool]:
     """Expand folders (not recursive) into image files; returns (files, came_from_folder_or_many)."""
-    from restorer.engine.imageio import is_image_file
 
     files: list[Path] = []
     many = len(inputs) > 1
