@@ -39,7 +39,7 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "sr-x4-photo-cpu": ("sr", dict(SR, device="cpu", scale=4, batch=4, patch=32, lr=5e-5, warmup=20, phase="gan",
                                    degradation="realistic", min_lr_ratio=0.2, checkpoint_every=100, log_every=10,
                                    ema_decay=0.99)),
-    "inpaint": ("inpaint", dict(iters=10_000_000, device="cuda", checkpoint_every=1000, log_every=100,
+    "inpaint": ("inpaint", dict(iters=10_000_000, device="cuda", checkpoint_every=250, log_every=100,
                                 sample_every=0, register=False)),
     "latent": ("latent", dict(iters=10_000_000, device="cuda", checkpoint_every=20_000, log_every=200,
                               sample_every=0, register=False, size=64, batch=128, channels=48)),
@@ -47,8 +47,9 @@ RECIPES: dict[str, tuple[str, dict]] = {
 
 
 def make_trainer(job: str, data: str, runs: str, minutes: float, init_from: str | None, events,
-                 device: str | None = None):
+                 device: str | None = None, overrides: dict | None = None):
     task, params = RECIPES[job]
+    params = dict(params, **(overrides or {}))
     if device:
         params = dict(params, device=device, compile=False) if task == "sr" else dict(params, device=device)
     common = dict(name=job, data=data, runs_dir=runs, max_minutes=minutes, init_from=init_from)
@@ -85,8 +86,17 @@ def main() -> int:
     ap.add_argument("--init-from")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--device", default=None, help="override the recipe's device (smoke tests on CPU)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe setting (value parsed as JSON when it can be, e.g. batch=8)")
     ap.add_argument("--snapshot", type=Path, help="write the latest checkpoint's EMA model here and exit")
     args = ap.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run_dir = Path(args.runs) / args.job
     if args.snapshot:
@@ -95,13 +105,13 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "events.jsonl", "a", encoding="utf-8") as ev:
         trainer = make_trainer(args.job, args.data, args.runs, args.minutes, args.init_from,
-                               TeeEventSink(JsonlEventSink(ev), LogEventSink()), args.device)
+                               TeeEventSink(JsonlEventSink(ev), LogEventSink()), args.device, overrides)
         t0 = time.time()
         result = trainer.run(resume=args.resume)
         exported = trainer.export()
         exported.meta.update({"iterations": result.iteration, "train_seconds": round(trainer.train_seconds, 1),
                               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                              "recipe": RECIPES[args.job][1], "data": "photos-train (BSDS500 train+test, 400 photos)"})
+                              "recipe": dict(RECIPES[args.job][1], **overrides), "data": "photos-train (BSDS500 train+test, 400 photos)"})
         def small(t):
             # inpainting and latent weights are stored in half precision to keep files small
             t = t.detach().cpu()

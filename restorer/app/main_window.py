@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QWidget)
 
 from restorer import __version__
+from restorer.app import gcguard
 from restorer.app.canvas import CanvasWidget
 from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, SaveOptionsDialog, UpscaleDialog,
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
@@ -1089,6 +1090,7 @@ def run_app(path: "Optional[str]" = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("restorer")
     _install_excepthook()
+    gcguard.install(app)
     window = MainWindow()
     window.show()
     if path:

@@ -11,7 +11,8 @@ there; the signals are emitted from the pool thread, hence queued):
 * ``failed(message)`` - a one-line, user-readable reason;
 * ``cancelled()`` - the job stopped because :meth:`JobWorker.cancel` was called.
 
-Exactly one of the last three is emitted per job.  Widgets are never touched from the
+Exactly one of the last three is emitted per job.  Starting a job installs
+:mod:`~restorer.app.gcguard` (cyclic garbage is then collected on the GUI thread only).  Widgets are never touched from the
 worker thread.  Models are loaded inside jobs too, through :data:`MODEL_CACHE` (by id), so
 the GUI never waits for torch.
 """
@@ -24,7 +25,9 @@ import time
 from typing import Any, Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
+
+from restorer.app import gcguard
 
 from restorer.engine.errors import Cancelled, RestorerError
 from restorer.engine.imageio import ImageData
@@ -81,6 +84,9 @@ class JobWorker(QObject):
         if self._started:
             raise RuntimeError("a JobWorker runs once")
         self._started = True
+        app = QCoreApplication.instance()
+        if app is not None:  # garbage with Qt objects must never be collected on the job thread
+            gcguard.install(app)
         (pool or job_pool()).start(_Runnable(self))
 
     def cancel(self) -> None:
