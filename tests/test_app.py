@@ -494,12 +494,14 @@ def test_run_app_opens_the_command_line_image(qtbot, dirs, dialogs, monkeypatch)
             QTimer.singleShot(20, close_soon)
             return
         opened["size"] = win.document.size
+        opened["icon"] = not QApplication.instance().windowIcon().isNull()
         win.close()
 
     monkeypatch.setattr(mw, "_install_excepthook", lambda: None)
     QTimer.singleShot(20, close_soon)
     assert mw.run_app(str(path)) == 0
     assert opened["size"] == (128, 96)
+    assert opened["icon"], "the application icon from resources/icons is set"
 
 
 def test_save_as_dialog_flow(qtbot, window, dirs, monkeypatch):

@@ -206,3 +206,11 @@ def icon(name: str) -> QIcon:
                 result.addPixmap(pm)
     _cache[name] = result
     return result
+
+
+def app_icon() -> QIcon:
+    """The application's own icon (resources/icons/restorer.png); empty if the file is missing."""
+    from restorer.engine.registry import resources_dir
+
+    path = resources_dir() / "icons" / "restorer.png"
+    return QIcon(str(path)) if path.is_file() else QIcon()

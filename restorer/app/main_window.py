@@ -37,7 +37,7 @@ from restorer.app.canvas import CanvasWidget
 from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, SaveOptionsDialog, UpscaleDialog,
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
 from restorer.app.document import Document
-from restorer.app.icons import icon
+from restorer.app.icons import app_icon, icon
 from restorer.app.imaging import imagedata_from_qimage
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
@@ -1089,6 +1089,7 @@ def run_app(path: "Optional[str]" = None) -> int:
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("restorer")
+    app.setWindowIcon(app_icon())
     _install_excepthook()
     gcguard.install(app)
     window = MainWindow()
