@@ -239,7 +239,8 @@ def run_dir_for(config: TrainConfig) -> Path:
 # --------------------------------------------------------------------------- stop signals
 @contextmanager
 def stop_on_signals(token: CancelToken) -> Iterator[None]:
-    """While active, SIGINT/SIGTERM set `token` (a clean stop after a checkpoint) instead of killing.
+    """While active, SIGINT/SIGTERM (and SIGBREAK on Windows, which the app sends there as
+    CTRL_BREAK_EVENT) set `token` (a clean stop after a checkpoint) instead of killing.
 
     Only installs handlers from the main thread; elsewhere it is a no-op.
     """
@@ -252,7 +253,10 @@ def stop_on_signals(token: CancelToken) -> Iterator[None]:
         log.warning("received signal %d: stopping after the current step and saving a checkpoint", signum)
         token.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGBREAK"):  # Windows only
+        signals.append(signal.SIGBREAK)  # type: ignore[attr-defined]
+    for sig in signals:
         try:
             previous[sig] = signal.signal(sig, handler)
         except (ValueError, OSError):
