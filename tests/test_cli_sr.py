@@ -6,10 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
-import pytest
 from PIL import Image
 
 from helpers import register_tiny_sr, synthetic_photo, write_photos

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import random
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -44,9 +43,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QComb
 
 from restorer.app import main_window as mw
 from restorer.app.icons import icon
-from restorer.app.imaging import imagedata_from_qimage, qimage_from_array
+from restorer.app.imaging import dropped_file, imagedata_from_qimage, qimage_from_array
 from restorer.app.preferences import Preferences
-from restorer.app.workers import JobFunction, JobWorker
+from restorer.app.workers import JobFunction, JobWorker, ModelCache
 from restorer.engine.errors import RestorerError
 from restorer.engine.imageio import ImageData
 from restorer.engine.progress import CancelToken, Progress, ProgressCallback
@@ -89,41 +88,13 @@ class ModelInfo:
     has_encoder: bool
 
 
-class LatentModelCache:
-    """Loaded `LatentModel`s by spec and device (the newest two); used only from job functions."""
+def _load_latent(spec: Any, device: str) -> Any:
+    from restorer.engine.pipelines.latent import LatentModel
 
-    def __init__(self, max_items: int = 2) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[tuple, Any] = {}
-        self._max = max_items
-
-    @staticmethod
-    def _key(spec: Any, device: str) -> tuple:
-        try:
-            mtime = spec.path.stat().st_mtime_ns
-        except OSError:
-            mtime = None
-        return spec.id, spec.source, str(spec.path), spec.sha256, mtime, device
-
-    def get(self, spec: Any, device: str = "auto") -> Any:
-        from restorer.engine.pipelines.latent import LatentModel
-
-        key = self._key(spec, device)
-        with self._lock:
-            model = self._items.pop(key, None)
-            if model is None:
-                model = LatentModel.load(spec, device=device)
-            self._items[key] = model
-            while len(self._items) > self._max:
-                self._items.pop(next(iter(self._items)))
-            return model
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+    return LatentModel.load(spec, device=device)
 
 
-LATENT_CACHE = LatentModelCache()
+LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # keyed by spec and device
 
 
 def _load(spec: Any, device: str, progress: ProgressCallback, cancel: CancelToken) -> Any:
@@ -1613,18 +1584,9 @@ class ExplorerWindow(QMainWindow):
         return self._projection[0] if self._projection is not None else None
 
     # drag and drop ------------------------------------------------------
-    @staticmethod
-    def _dropped_file(mime: Any) -> Optional[str]:
-        if mime is None or not mime.hasUrls():
-            return None
-        for url in mime.urls():
-            if url.isLocalFile():
-                return url.toLocalFile()
-        return None
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        if self._spec is not None and (self._dropped_file(mime) or (mime is not None and mime.hasImage())):
+        if self._spec is not None and (dropped_file(mime) or (mime is not None and mime.hasImage())):
             event.acceptProposedAction()
             self.statusBar().showMessage("Drop the photo to project it into the latent space", 3000)
         else:
@@ -1635,7 +1597,7 @@ class ExplorerWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:
         mime = event.mimeData()
-        path = self._dropped_file(mime)
+        path = dropped_file(mime)
         event.acceptProposedAction()
         if path:
             QTimer.singleShot(0, lambda: self.project_photo(path))

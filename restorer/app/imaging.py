@@ -7,6 +7,8 @@ painting never converts them again.  16-bit images are reduced to 8 bits for dis
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 from PySide6.QtGui import QImage
 
@@ -88,3 +90,13 @@ class MaskOverlay:
     def update_box(self, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
         y0, x0, y1, x1 = box
         np.multiply(mask[y0:y1, x0:x1], MASK_ARGB, out=self._px[y0:y1, x0:x1], dtype=np.uint32)
+
+
+def dropped_file(mime: Any) -> Optional[str]:
+    """The first local file named by drag-and-drop (or clipboard) data, or None."""
+    if mime is None or not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile():
+            return url.toLocalFile()
+    return None

@@ -38,7 +38,7 @@ from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, 
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
 from restorer.app.document import Document
 from restorer.app.icons import app_icon, icon
-from restorer.app.imaging import imagedata_from_qimage
+from restorer.app.imaging import dropped_file, imagedata_from_qimage
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
 from restorer.engine.errors import RestorerError
@@ -572,18 +572,9 @@ class MainWindow(QMainWindow):
         return self.open_image_data(imagedata_from_qimage(qimage))
 
     # drag and drop -------------------------------------------------------
-    @staticmethod
-    def _dropped_file(mime: Any) -> Optional[str]:
-        if mime is None or not mime.hasUrls():
-            return None
-        for url in mime.urls():
-            if url.isLocalFile():
-                return url.toLocalFile()
-        return None
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        if not self.job_running and (self._dropped_file(mime) or (mime is not None and mime.hasImage())):
+        if not self.job_running and (dropped_file(mime) or (mime is not None and mime.hasImage())):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -593,7 +584,7 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:
         mime = event.mimeData()
-        path = self._dropped_file(mime)
+        path = dropped_file(mime)
         event.acceptProposedAction()
         if path:
             QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first

@@ -139,29 +139,37 @@ def _is_oom(exc: BaseException) -> bool:
 
 # --------------------------------------------------------------------------- models
 class ModelCache:
-    """Loaded models by id, shared by jobs (thread-safe; the newest few are kept)."""
+    """Loaded models by spec (and any extra key, e.g. the device), shared by jobs.
 
-    def __init__(self, max_items: int = 3) -> None:
+    Thread-safe; the newest `max_items` are kept.  `loader(spec, *extra)` loads one (by default
+    :func:`restorer.engine.registry.load_model`).  A model file changed on disk is a new key.
+    """
+
+    def __init__(self, max_items: int = 3, loader: Optional[Callable[..., Any]] = None) -> None:
         self._lock = threading.Lock()
         self._items: dict[tuple, Any] = {}
         self._max = max_items
+        self._loader = loader
 
     @staticmethod
-    def _key(spec: Any) -> tuple:
+    def _key(spec: Any, extra: tuple) -> tuple:
         try:
             mtime = spec.path.stat().st_mtime_ns
         except OSError:
             mtime = None
-        return spec.id, spec.source, str(spec.path), spec.sha256, mtime
+        return (spec.id, spec.source, str(spec.path), spec.sha256, mtime) + extra
 
-    def get(self, spec: Any) -> Any:
-        from restorer.engine import registry
-
-        key = self._key(spec)
+    def get(self, spec: Any, *extra: Any) -> Any:
+        key = self._key(spec, extra)
         with self._lock:
             model = self._items.pop(key, None)
             if model is None:
-                model = registry.load_model(spec)
+                if self._loader is None:
+                    from restorer.engine import registry
+
+                    model = registry.load_model(spec, *extra)
+                else:
+                    model = self._loader(spec, *extra)
             self._items[key] = model  # most recently used last
             while len(self._items) > self._max:
                 self._items.pop(next(iter(self._items)))
