@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
+from restorer.engine.pipelines.inpaint import THIN_WIDTH, WORK_SIZE  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 RESULTS = ROOT / "benchmarks" / "results" / "inpaint.md"
@@ -120,7 +121,8 @@ def model_method(args: argparse.Namespace) -> tuple[Optional[Callable], str]:
 
     def run(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
         kw = {} if args.feather is None else {"feather": args.feather}
-        return inpaint_image(masked, hole, model, device=device, work_size=args.work_size, **kw)
+        return inpaint_image(masked, hole, model, device=device, work_size=args.work_size,
+                             thin_width=args.thin_width, **kw)
 
     return run, name
 
@@ -142,7 +144,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     src.add_argument("--weights", help="a Restorer inpainting model file")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--work-size", type=int, default=512, help="largest window side the model sees")
+    ap.add_argument("--work-size", type=int, default=WORK_SIZE, help="largest window side the model sees")
+    ap.add_argument("--thin-width", type=int, default=THIN_WIDTH,
+                    help="holes at most this wide (px) are filled at up to 1024 px; 0: --work-size for all")
     ap.add_argument("--feather", type=int, default=None,
                     help="px of inward seam blending in the pipeline (default: the pipeline's default)")
     ap.add_argument("--output", type=Path, default=RESULTS, help=f"markdown results file (default {RESULTS})")
@@ -194,7 +198,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"Data: `{args.data}` ({index} images); masks: `benchmark_mask(h, w, i, seed=0)` (thin/medium/thick in turn); "
         "holes zeroed before inpainting; scores on the whole RGB image; hole L1 = mean |error| in the hole "
         "on a 0..1 scale x100.", "",
-        f"Device: {args.device}; work size {args.work_size}; feather {args.feather if args.feather is not None else 'default'}; run {time.strftime('%Y-%m-%d %H:%M')}; "
+        f"Device: {args.device}; work size {args.work_size}; thin width {args.thin_width}; feather {args.feather if args.feather is not None else 'default'}; run {time.strftime('%Y-%m-%d %H:%M')}; "
         "seconds per image: " + ", ".join(f"{m} {t / index:.2f}" for m, t in times.items()), "",
     ]
     body = [table(g, per_group[g], holes[g]) for g in (*KINDS, "all") if holes[g]]

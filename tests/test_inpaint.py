@@ -9,7 +9,7 @@ from PIL import Image
 
 from restorer.engine.archs.inpaint import ContextualAttention, GlobalCritic, InpaintGenerator, LocalCritic
 from restorer.engine.errors import Cancelled, InputError
-from restorer.engine.pipelines.inpaint import inpaint_image, plan_windows, region_boxes
+from restorer.engine.pipelines.inpaint import hole_width, inpaint_image, plan_windows, region_boxes
 from restorer.engine.progress import CancelToken
 from restorer.engine.training.masks import benchmark_mask, max_width, random_mask
 
@@ -157,7 +157,7 @@ def test_pipeline_changes_only_masked_pixels(dtype):
     img, mask = _two_region_case(dtype)
     model = _Recorder()
     events = []
-    out = inpaint_image(img, mask, model, work_size=64, context=16, progress=events.append)
+    out = inpaint_image(img, mask, model, work_size=64, thin_width=0, context=16, progress=events.append)
     assert out.dtype == img.dtype and out.shape == img.shape
     assert np.array_equal(out[~mask], img[~mask])  # byte-identical outside
     hi = 255 if dtype == np.uint8 else 65535
@@ -199,6 +199,36 @@ def test_pipeline_accepts_image_data_and_cancels():
     with pytest.raises(Cancelled):
         inpaint_image(img, mask, _Recorder(), context=16, progress=progress, cancel=token)
     assert calls[-1].done == 1
+
+
+def test_hole_width_measures_the_widest_part():
+    m = np.zeros((300, 400), bool)
+    m[100:120, 50:350] = True  # a 20 px wide stroke
+    assert hole_width(m) == 20
+    m[200:260, 10:70] = True  # plus a 60 px box
+    assert hole_width(m) == 60
+    big = np.zeros((1500, 2000), bool)
+    big[700:710, 100:1900] = True  # reduced by 4 before counting: within a few px
+    assert 10 <= hole_width(big) <= 20
+
+
+def test_thin_scratches_run_at_full_resolution_wide_holes_downscaled():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    thin = np.zeros((700, 900), bool)
+    thin[100:106, 20:880] = True  # a 6 px scratch across the photo: the window is the whole image
+    model = _Recorder()
+    out = inpaint_image(img, thin, model, work_size=512, thin_width=64)
+    assert model.shapes == [(1, 3, 704, 904)]  # full size (padded to a multiple of 8)
+    assert np.array_equal(out[~thin], img[~thin])
+    wide = np.zeros((700, 900), bool)
+    wide[200:500, 100:800] = True
+    model = _Recorder()
+    inpaint_image(img, wide, model, work_size=512, thin_width=64)
+    assert max(model.shapes[0][-2:]) <= 512 + 7
+    model = _Recorder()
+    inpaint_image(img, thin, model, work_size=512, thin_width=0)  # off: every window fits work_size
+    assert max(model.shapes[0][-2:]) <= 512 + 7
 
 
 def test_pipeline_mask_validation():

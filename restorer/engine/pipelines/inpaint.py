@@ -33,6 +33,9 @@ from restorer.engine.errors import InputError
 from restorer.engine.progress import CancelToken, ProgressCallback, check, report
 
 MULTIPLE = 8
+WORK_SIZE = 512  # the longest window side the model sees for wide holes
+THIN_WIDTH = 64  # px: holes at most this wide (see hole_width) are filled at up to THIN_WORK_SIZE
+THIN_WORK_SIZE = 1024  # (contextual attention's memory grows as side^4: keep this bounded)
 
 
 @dataclass(frozen=True)
@@ -194,11 +197,37 @@ def _check_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
-def _fit(h: int, w: int, work_size: int) -> tuple[int, int]:
-    """The work-scale size of an h x w window: the same if it fits, else scaled to fit work_size."""
-    if max(h, w) <= work_size:
+def hole_width(hole: np.ndarray) -> int:
+    """The hole's width in px: twice the largest distance (chessboard) from a hole pixel to the
+    nearest known pixel, i.e. the widest stroke or box side the model has to bridge.
+
+    Counted by eroding the hole one pixel at a time (3x3); large holes are first reduced by an
+    integer factor (conservatively: any hole pixel makes a hole) so the count stays cheap.
+    """
+    m = torch.from_numpy(np.ascontiguousarray(hole, dtype=np.float32))[None, None]
+    k = max(1, int(np.ceil(max(m.shape[-2:]) / 512)))
+    if k > 1:
+        m = F.max_pool2d(m, k, k, ceil_mode=True)
+    steps = 0
+    while m.any():
+        m = -F.max_pool2d(-m, 3, 1, 1)  # erosion (outside the image counts as hole)
+        steps += 1
+    return 2 * steps * k
+
+
+def _fit(h: int, w: int, work_size: int, width: int = 0, thin_width: int = 0,
+         thin_size: int = THIN_WORK_SIZE) -> tuple[int, int]:
+    """The work-scale size of an h x w window (never scaled up).
+
+    Its longer side is brought down to `work_size`, except for thin holes (`width` at most
+    `thin_width` px): those are filled at up to `thin_size`, since downscaling would blur the
+    fine detail a scratch runs through. Wide holes are better filled at a scale nearer the
+    training crops'.
+    """
+    limit = thin_size if (thin_width > 0 and width <= thin_width) else work_size
+    if max(h, w) <= limit:
         return h, w
-    s = work_size / max(h, w)
+    s = limit / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
 
 
@@ -233,14 +262,17 @@ def _local_fill(img: torch.Tensor, hole: torch.Tensor, radius: int) -> torch.Ten
 
 # ----------------------------------------------------------------------------- the pipeline
 def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: torch.device = torch.device("cpu"),
-                  work_size: int = 512, context: int = 64, feather: int = 3,
+                  work_size: int = WORK_SIZE, thin_width: int = THIN_WIDTH, context: int = 64,
+                  feather: int = 3,
                   progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> np.ndarray:
     """Fill `mask` (bool (H, W), True = fill) in `image` with `model`; returns an array like the image.
 
     `model(image, mask)` takes (B,3,h,w) in [0,1] and (B,1,h,w) (1 = hole), h and w multiples
     of 8, and returns the filled image (or a tuple whose last item is). `context` is the
     least context margin (px) around each region; the margin is at least the region's longer
-    side. `work_size` bounds the side the model sees. Progress is reported once per region
+    side. `work_size` bounds the side the model sees, except that holes at most `thin_width` px
+    wide (see :func:`hole_width`; 0: off) are filled at up to ``THIN_WORK_SIZE`` so thin
+    scratches keep their surroundings' detail. Progress is reported once per region
     group; `cancel` is checked before each. Pixels outside the mask are never changed.
     """
     rgb = _as_rgb_array(image)
@@ -263,7 +295,8 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
             x = torch.from_numpy(crop.astype(np.float32) / maxval).permute(2, 0, 1)[None].to(device)
             m = torch.from_numpy(hole_c.astype(np.float32))[None, None].to(device)
             wh, ww = crop.shape[:2]
-            th, tw = _fit(wh, ww, work_size)
+            width = hole_width(hole_c) if thin_width > 0 and max(wh, ww) > work_size else 0
+            th, tw = _fit(wh, ww, work_size, width, thin_width)
             if (th, tw) != (wh, ww):
                 xs = F.interpolate(x, size=(th, tw), mode="area")
                 ms = (F.interpolate(m, size=(th, tw), mode="area") > 0).float()
