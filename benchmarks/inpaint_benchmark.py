@@ -127,6 +127,21 @@ def model_method(args: argparse.Namespace) -> tuple[Optional[Callable], str]:
     return run, name
 
 
+def _grid_row(images: list[np.ndarray], width: int) -> np.ndarray:
+    """The images side by side, each resized so the row is `width` px wide (2 px gaps)."""
+    from PIL import Image
+
+    gap = 2
+    cell = (width - gap * (len(images) - 1)) // len(images)
+    h, w = images[0].shape[:2]
+    ch = max(1, round(h * cell / w))
+    cells = [np.asarray(Image.fromarray(im).resize((cell, ch), Image.Resampling.LANCZOS)) for im in images]
+    out = np.full((ch + gap, width, 3), 255, np.uint8)
+    for i, c in enumerate(cells):
+        out[:ch, i * (cell + gap): i * (cell + gap) + cell] = c
+    return out
+
+
 def table(title: str, rows: dict[str, list[tuple[float, float, float]]], holes: list[float]) -> str:
     lines = [f"### {title} ({len(holes)} images, mean hole {100 * np.mean(holes):.1f}%)", "",
              "| method | PSNR (dB) | SSIM | hole L1 (x100) |", "| --- | ---: | ---: | ---: |"]
@@ -149,6 +164,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="holes at most this wide (px) are filled at up to 1024 px; 0: --work-size for all")
     ap.add_argument("--feather", type=int, default=None,
                     help="px of inward seam blending in the pipeline (default: the pipeline's default)")
+    ap.add_argument("--grid", type=Path, help="also save an example grid (JPEG): per image, the holes in white, "
+                    "each method's result and the original")
+    ap.add_argument("--grid-images", type=int, default=6, help="images in the grid (the first ones)")
+    ap.add_argument("--grid-width", type=int, default=1400, help="the grid's width in px")
     ap.add_argument("--output", type=Path, default=RESULTS, help=f"markdown results file (default {RESULTS})")
     args = ap.parse_args(argv)
     _need("skimage", "scikit-image")
@@ -167,6 +186,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     per_group: dict[str, dict[str, list]] = {g: {m: [] for m in methods} for g in (*KINDS, "all")}
     holes: dict[str, list[float]] = {g: [] for g in (*KINDS, "all")}
     times = {m: 0.0 for m in methods}
+    grid_rows: list[np.ndarray] = []
     index = 0
     for path in paths:
         gt = load_rgb(path)
@@ -179,19 +199,29 @@ def main(argv: Optional[list[str]] = None) -> int:
         masked[hole] = 0
         for g in (group, "all"):
             holes[g].append(float(hole.mean()))
+        row = [np.where(hole[..., None], np.uint8(255), gt)]
         for name, run in methods.items():
             t0 = time.perf_counter()
             out = run(masked.copy(), hole)
             times[name] += time.perf_counter() - t0
             if out.shape != gt.shape or out.dtype != np.uint8:
                 sys.exit(f"{name} returned {out.shape} {out.dtype} for {path}")
+            row.append(out)
             s = scores(out, gt, hole)
             for g in (group, "all"):
                 per_group[g][name].append(s)
+        if args.grid and len(grid_rows) < args.grid_images:
+            grid_rows.append(_grid_row([*row, gt], args.grid_width))
         index += 1
         print(f"[{index}/{len(paths)}] {path.name} {group} hole {100 * hole.mean():.1f}%", file=sys.stderr)
     if index == 0:
         sys.exit("no readable images")
+    if args.grid and grid_rows:
+        from PIL import Image
+
+        args.grid.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(grid_rows, 0)).save(args.grid, quality=82)
+        print(f"grid ({' | '.join(['holes', *methods, 'original'])}) written to {args.grid}", file=sys.stderr)
 
     header = [
         "# Inpainting benchmark", "",
