@@ -9,7 +9,7 @@ from PIL import Image
 
 from restorer.engine.archs.inpaint import ContextualAttention, GlobalCritic, InpaintGenerator, LocalCritic
 from restorer.engine.errors import Cancelled, InputError
-from restorer.engine.pipelines.inpaint import hole_width, inpaint_image, plan_windows, region_boxes
+from restorer.engine.pipelines.inpaint import THIN_WORK_SIZE, hole_width, inpaint_image, plan_windows, region_boxes
 from restorer.engine.progress import CancelToken
 from restorer.engine.training.masks import benchmark_mask, max_width, random_mask
 
@@ -219,7 +219,11 @@ def test_thin_scratches_run_at_full_resolution_wide_holes_downscaled():
     thin[100:106, 20:880] = True  # a 6 px scratch across the photo: the window is the whole image
     model = _Recorder()
     out = inpaint_image(img, thin, model, work_size=512, thin_width=64)
-    assert model.shapes == [(1, 3, 704, 904)]  # full size (padded to a multiple of 8)
+    side = THIN_WORK_SIZE
+    assert model.shapes == [(1, 3, -(-round(700 * side / 900) // 8) * 8, side)]  # fitted to THIN_WORK_SIZE, not 512
+    small = _Recorder()
+    inpaint_image(img[:500, :700], thin[:500, :700], small, work_size=512, thin_width=64)
+    assert small.shapes == [(1, 3, 504, 704)]  # fits: full size (padded to a multiple of 8)
     assert np.array_equal(out[~thin], img[~thin])
     wide = np.zeros((700, 900), bool)
     wide[200:500, 100:800] = True

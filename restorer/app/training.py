@@ -50,14 +50,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import shiboken6
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDialog, QDialogButtonBox,
                                QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QHeaderView,
                                QInputDialog, QLabel, QLineEdit, QMenu, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QRadioButton, QSizePolicy, QSpinBox, QTabWidget, QToolButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from restorer.app.workers import run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -195,51 +196,6 @@ def _send_kill(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)  # TerminateProcess
     else:
         os.kill(pid, signal.SIGKILL)
-
-
-class _Call(QObject):
-    """Runs `fn()` on the global thread pool and hands `(result, error)` to `callback` in the GUI thread."""
-
-    _finished = Signal(object, object)
-    _alive: set["_Call"] = set()
-
-    def __init__(self, fn: Callable[[], Any], callback: Callable[[Any, Any], None],
-                 owner: Optional[QObject] = None) -> None:
-        super().__init__()  # lives in the GUI thread: the queued signal runs _deliver there
-        self._fn = fn
-        self._callback = callback
-        self._owner = owner
-        self._finished.connect(self._deliver)
-
-    def start(self) -> "_Call":
-        _Call._alive.add(self)
-        call = self
-
-        class Job(QRunnable):
-            def run(self) -> None:  # pool thread
-                try:
-                    result, error = call._fn(), None
-                except Exception as exc:  # reported, never raised in the pool
-                    result, error = None, exc
-                try:
-                    call._finished.emit(result, error)
-                except RuntimeError:  # the app is shutting down
-                    pass
-
-        QThreadPool.globalInstance().start(Job())
-        return self
-
-    @Slot(object, object)
-    def _deliver(self, result: Any, error: Any) -> None:
-        _Call._alive.discard(self)
-        if self._owner is not None and not shiboken6.isValid(self._owner):
-            return  # the widget that asked is gone
-        self._callback(result, error)
-
-
-def run_in_thread(fn: Callable[[], Any], callback: Callable[[Any, Any], None],
-                  owner: Optional[QObject] = None) -> _Call:
-    return _Call(fn, callback, owner).start()
 
 
 # ============================================================================ settings -> arguments

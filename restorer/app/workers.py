@@ -25,7 +25,8 @@ import time
 from typing import Any, Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 
 from restorer.app import gcguard
 
@@ -135,6 +136,57 @@ class JobWorker(QObject):
 
 def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower()
+
+
+# --------------------------------------------------------------------------- short calls
+class _Call(QObject):
+    """Runs `fn()` on the global thread pool and hands `(result, error)` to `callback` in the GUI thread."""
+
+    _finished = Signal(object, object)
+    _alive: set["_Call"] = set()
+
+    def __init__(self, fn: Callable[[], Any], callback: Callable[[Any, Any], None],
+                 owner: Optional[QObject] = None) -> None:
+        super().__init__()  # lives in the GUI thread: the queued signal runs _deliver there
+        self._fn = fn
+        self._callback = callback
+        self._owner = owner
+        self._finished.connect(self._deliver)
+
+    def start(self) -> "_Call":
+        _Call._alive.add(self)
+        call = self
+
+        class Job(QRunnable):
+            def run(self) -> None:  # pool thread
+                try:
+                    result, error = call._fn(), None
+                except Exception as exc:  # reported, never raised in the pool
+                    result, error = None, exc
+                try:
+                    call._finished.emit(result, error)
+                except RuntimeError:  # the app is shutting down
+                    pass
+
+        app = QCoreApplication.instance()
+        if app is not None:
+            gcguard.install(app)
+        QThreadPool.globalInstance().start(Job())
+        return self
+
+    @Slot(object, object)
+    def _deliver(self, result: Any, error: Any) -> None:
+        _Call._alive.discard(self)
+        if self._owner is not None and not shiboken6.isValid(self._owner):
+            return  # the widget that asked is gone
+        self._callback(result, error)
+
+
+def run_in_thread(fn: Callable[[], Any], callback: Callable[[Any, Any], None],
+                  owner: Optional[QObject] = None) -> _Call:
+    """Run a short `fn()` (a folder scan, a listing) off the GUI thread, in parallel with jobs;
+    `callback(result, error)` runs in the GUI thread, unless `owner` was deleted meanwhile."""
+    return _Call(fn, callback, owner).start()
 
 
 # --------------------------------------------------------------------------- models
