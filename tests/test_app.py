@@ -417,6 +417,37 @@ def test_failed_job_reports_and_recovers(qtbot, window, dirs, dialogs, monkeypat
     assert window.act_upscale.isEnabled() and window.document.size == (128, 96)
 
 
+def test_progress_bar_is_busy_during_one_long_step_then_counts(qtbot, window, dirs):
+    import threading
+    import time
+
+    from restorer.engine.progress import Progress
+
+    window.open_path(write_photo(dirs / "p.png"))
+    step = threading.Event()
+    seen = []
+
+    def job(progress, cancel):
+        progress(Progress(0, 1, "loading the model"))
+        step.wait(10)
+        time.sleep(0.1)  # past the worker's progress throttle
+        progress(Progress(1, 4, "region 1/4"))
+        step.clear()
+        step.wait(10)
+        return None
+
+    window.jobProgressed.connect(lambda d, t, m: seen.append((d, t, window.progress_bar.maximum(),
+                                                               window.progress_bar.value())))
+    with qtbot.waitSignal(window.jobEnded, timeout=JOB_TIMEOUT_MS):
+        window._start_job(job, "Test", lambda result: None)
+        qtbot.waitUntil(lambda: len(seen) == 1, timeout=JOB_TIMEOUT_MS)
+        assert seen[0] == (0, 1, 0, seen[0][3])  # busy indicator (maximum 0), not a 0% bar
+        step.set()
+        qtbot.waitUntil(lambda: len(seen) == 2, timeout=JOB_TIMEOUT_MS)
+        assert seen[1] == (1, 4, 4, 1)
+        step.set()
+
+
 # --------------------------------------------------------------------------- saving and closing
 def test_save_never_overwrites_the_original_silently(qtbot, window, dirs, dialogs):
     seen, answers = dialogs

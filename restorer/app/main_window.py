@@ -928,7 +928,10 @@ class MainWindow(QMainWindow):
     def _on_job_progress(self, done: int, total: int, message: str) -> None:
         if not self._is_current():
             return
-        if total > 0:
+        if total == 1 and done == 0:  # one long step (a model load, a single fill region): busy, not "0%"
+            self.progress_bar.setRange(0, 0)
+            self.progress_bar.setFormat(message or "working…")
+        elif total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
             self.progress_bar.setFormat(f"{message} (%p%)" if message else "%p%")
