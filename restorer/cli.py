@@ -482,6 +482,17 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
                         stream=sys.stderr)
 
 
+def _photo_means_gui(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`restorer photo.jpg` (what a file manager or ./run-app.sh photo.jpg runs) is `restorer gui photo.jpg`."""
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is None:
+        return argv
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv[first] in commands or not Path(argv[first]).is_file():
+        return argv
+    return [*argv[:first], "gui", *argv[first:]]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --- packaging (issue #8): `restorer --self-test` checks that this install or frozen bundle
@@ -493,14 +504,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # --- end packaging
     parser = build_parser()
     debug = "--debug" in argv
+    argv = _photo_means_gui(parser, argv)
     try:
         args = parser.parse_args(argv)
+        if args.command is None:  # `restorer [--debug] [-q]`: the app (global options stay before the command)
+            args = parser.parse_args([*argv, "gui"])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _setup_logging(args.debug, args.quiet)
-    if args.command is None:
-        args = parser.parse_args(["gui", *argv])
     from restorer.engine.errors import RestorerError
 
     try:

@@ -105,3 +105,28 @@ def test_train_rejects_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     r = restorer("train", "sr", "--data", tmp_path / "empty", "--name", "x", "--runs-dir", tmp_path / "r")
     assert r.returncode == 2 and "not enough training images" in r.stderr
+
+
+def test_a_photo_as_the_only_argument_opens_the_app(tmp_path, monkeypatch):
+    """`restorer photo.jpg` (./run-app.sh photo.jpg, a file manager's "open with") means `restorer gui photo.jpg`."""
+    from restorer import cli
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(synthetic_photo(32, 24)).save(photo)
+    opened = []
+    monkeypatch.setattr(cli, "cmd_gui", lambda args: opened.append(args.image) or 0)
+    parser_gui = cli.build_parser  # the parser binds cmd_gui at build time: rebuild with the stub
+
+    def build():
+        p = parser_gui()
+        for action in p._actions:
+            if isinstance(action, cli.argparse._SubParsersAction):
+                action.choices["gui"].set_defaults(func=cli.cmd_gui)
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    assert cli.main([str(photo)]) == 0 and opened == [str(photo)]
+    assert cli.main(["--debug", str(photo)]) == 0 and opened[-1] == str(photo)
+    assert cli.main([str(tmp_path / "missing.png")]) == 2  # not a file: still a usage error
+    assert cli.main(["--debug"]) == 0 and opened[-1] is None  # global options alone: the app, no photo
+    assert opened == [str(photo), str(photo), None]
