@@ -535,6 +535,26 @@ def test_run_app_opens_the_command_line_image(qtbot, dirs, dialogs, monkeypatch)
     assert opened["icon"], "the application icon from resources/icons is set"
 
 
+def test_save_as_asks_before_replacing_a_file_the_dialog_did_not_name(qtbot, window, dirs, dialogs, monkeypatch):
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from restorer.app.dialogs import SaveOptionsDialog
+
+    seen, answers = dialogs
+    window.open_path(write_photo(dirs / "orig.png"))
+    existing = write_photo(dirs / "restored.png", 40, 30)
+    before = existing.read_bytes()
+    # the user types "restored": the dialog asked about that name only, the app adds ".png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a: (str(dirs / "restored"), "PNG image (*.png)")))
+    monkeypatch.setattr(SaveOptionsDialog, "exec", lambda d: QDialog.DialogCode.Accepted)
+    answers.append(SB.Cancel)
+    assert not window.save_as()
+    assert seen[-1][1] == "Replace file?" and existing.read_bytes() == before
+    answers.append(SB.Yes)
+    assert window.save_as() and existing.read_bytes() != before
+
+
 def test_save_as_dialog_flow(qtbot, window, dirs, monkeypatch):
     from PySide6.QtWidgets import QDialog, QFileDialog
 

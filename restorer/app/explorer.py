@@ -1461,6 +1461,8 @@ class ExplorerWindow(QMainWindow):
         path = Path(path_s)
         if path.suffix.lower() != ".gif":
             path = path.with_name(path.name + ".gif")
+        if not mw.confirm_replace(self, path, Path(path_s)):
+            return False
         return self.export_gif(path)
 
     def export_gif(self, path: "Union[str, os.PathLike[str]]") -> bool:
@@ -1497,10 +1499,12 @@ class ExplorerWindow(QMainWindow):
         path = Path(path_s)
         if path.suffix.lower() != ".png":
             path = path.with_name(path.name + ".png")
+        if not mw.confirm_replace(self, path, Path(path_s)):
+            return False
         return self.save_image(image, path)
 
     def save_image(self, image: np.ndarray, path: "Union[str, os.PathLike[str]]") -> bool:
-        """Write one generated image as PNG at its own size (the file dialog asked about replacing)."""
+        """Write one generated image as PNG at its own size (replacing was confirmed by the caller)."""
         from restorer.engine.imageio import save_image
 
         path = Path(path)

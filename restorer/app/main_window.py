@@ -88,6 +88,16 @@ def ask(parent: Optional[QWidget], title: str, text: str, buttons: Sequence[tupl
         return StandardButton.Cancel
 
 
+def confirm_replace(parent: Optional[QWidget], path: Path, confirmed: Optional[Path] = None) -> bool:
+    """True when `path` may be written: it does not exist, it is the name the file dialog already
+    asked about (`confirmed`), or the user agrees to replace it."""
+    if not path.exists() or (confirmed is not None and path == confirmed):
+        return True
+    answer = ask(parent, "Replace file?", f"“{path.name}” already exists. Replace it?",
+                 [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
+    return answer == StandardButton.Yes
+
+
 def _format_zoom(zoom: float) -> str:
     pct = zoom * 100.0
     return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
@@ -694,12 +704,9 @@ class MainWindow(QMainWindow):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False
         final = dialog.path
-        if final != path and final.exists():
-            answer = ask(self, "Replace file?", f"“{final.name}” already exists. Replace it?",
-                         [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
-            if answer != StandardButton.Yes:
-                return False
-        # the file dialog (or the question above) confirmed replacing an existing file
+        # the file dialog asked about the name it returned; a suffix added since is asked about here
+        if not confirm_replace(self, final, Path(path_s)):
+            return False
         return self.save_to(final, dialog.format_key, dialog.quality, overwrite=True)
 
     def save_to(self, path: "str | os.PathLike[str]", fmt: str = "png", quality: int = 92, *,
