@@ -210,8 +210,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     from restorer.engine.pipelines import latent as L
 
-    model = _latent_model(args)
     out = Path(args.output)
+    for target in (out, Path(args.save_latents) if getattr(args, "save_latents", None) else None):
+        if target is not None and target.exists() and not args.overwrite:  # checked before any work or write
+            raise UsageError(f"'{target}' exists; use --overwrite to replace it")
+    model = _latent_model(args)
     if args.op == "sample":
         grid, z = L.sample_grid(model, args.count, seed=args.seed, cols=args.cols)
         print(_save_array(grid, out, args.overwrite))

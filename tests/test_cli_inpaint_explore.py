@@ -93,6 +93,10 @@ def test_explore_commands(tmp_path, tiny_latent):
                  "--steps", "5", "-o", gif)
     assert r.returncode == 0, r.stderr
     assert Image.open(gif).n_frames >= 5
+    gif_bytes = gif.read_bytes()
+    r = restorer("explore", "interpolate", "--model", "tiny-gan", "--start", "seed:3", "--end", "seed:4",
+                 "--steps", "5", "-o", gif)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and gif.read_bytes() == gif_bytes
     r = restorer("explore", "vector", "--model", "tiny-gan", "--name", "bright", "--with", "seed:1", "seed:2",
                  "--without", "seed:3", "-o", tmp_path / "vec.png")
     assert r.returncode == 0, r.stderr
@@ -107,5 +111,6 @@ def test_explore_commands(tmp_path, tiny_latent):
     assert r.returncode == 0, r.stderr
     before, after = map(float, r.stdout.split("):")[1].split("\n")[0].split("->"))
     assert after <= before
-    r = restorer("explore", "interpolate", "--model", "tiny-gan", "--start", "nope", "--end", "seed:2", "-o", gif)
+    r = restorer("explore", "interpolate", "--model", "tiny-gan", "--start", "nope", "--end", "seed:2", "-o", gif,
+                 "--overwrite")
     assert r.returncode == 2 and "seed:N" in r.stderr
