@@ -143,3 +143,28 @@ def test_upscale_keeps_16_bit():
     img = ImageData(rgb=rgb, alpha=None, exif=None, icc_profile=None, source_format="PNG")
     out = upscale_image(img, net, 2, 2).image
     assert out.rgb.dtype == np.uint16 and out.rgb.shape == (40, 48, 3)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_atomic_write_keeps_usual_permissions_and_the_old_file_on_failure(tmp_path):
+    import os
+
+    from restorer.engine.fileutil import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        target = tmp_path / "walk.gif"
+        with atomic_write(target) as fh:
+            fh.write(b"one")
+        assert target.read_bytes() == b"one" and target.stat().st_mode & 0o777 == 0o644  # not the temp file's 0600
+        target.chmod(0o640)
+        with pytest.raises(RuntimeError):
+            with atomic_write(target) as fh:
+                fh.write(b"two")
+                raise RuntimeError("interrupted")
+        assert target.read_bytes() == b"one" and [p.name for p in tmp_path.iterdir()] == ["walk.gif"]
+        with atomic_write(target) as fh:
+            fh.write(b"three")
+        assert target.read_bytes() == b"three" and target.stat().st_mode & 0o777 == 0o640  # replaced file's mode
+    finally:
+        os.umask(umask)

@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restorer.engine.errors import ImageReadError, InputError, RestorerError
+from restorer.engine.fileutil import new_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -649,17 +650,6 @@ def _exif_has_subifds(exif: bytes | None) -> bool:
         return True
 
 
-def _current_umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
 def save_image(
     image: ImageData,
     path: PathLike,
@@ -708,10 +698,7 @@ def save_image(
     except OSError as exc:
         raise InputError(f"cannot save '{name}': cannot create folder '{parent}' ({exc.strerror or exc})") from None
 
-    try:
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_current_umask()
-    except OSError:
-        mode = 0o644
+    mode = new_file_mode(target)
 
     tmp_name: str | None = None
     try:
