@@ -168,3 +168,14 @@ def test_atomic_write_keeps_usual_permissions_and_the_old_file_on_failure(tmp_pa
         assert target.read_bytes() == b"three" and target.stat().st_mode & 0o777 == 0o640  # replaced file's mode
     finally:
         os.umask(umask)
+
+
+def test_half_precision_run_leaves_the_callers_model_untouched():
+    """The app caches loaded models: a fp16 (CUDA) run must not round the cached weights."""
+    model = build_arch("compact_sr", {"scale": 2, "num_convs": 2, "channels": 8}).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rgb = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
+    out, _, _ = run_tiled(rgb, model, 2, device=torch.device("cpu"), half=True)
+    assert out.shape == (48, 48, 3)
+    after = model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())

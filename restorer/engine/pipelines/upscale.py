@@ -10,6 +10,8 @@ and a high-quality downscale. Colour goes through the model; alpha is resized se
 
 from __future__ import annotations
 
+import copy
+
 import logging
 import math
 from dataclasses import dataclass
@@ -96,8 +98,8 @@ def run_tiled(rgb01: np.ndarray, model: nn.Module, scale: int, *, device: torch.
     h, w = rgb01.shape[:2]
     half = half_is_safe(device) if half is None else half
     ctx = context if context is not None else int(getattr(model, "receptive_margin", 24))
-    net = model.to(device).eval()
-    net = net.half() if half else net.float()
+    # half precision runs on a copy: casting the caller's (cached) model would round its weights for later runs
+    net = (copy.deepcopy(model).half() if half else model.float()).to(device).eval()
     # channels-last is much faster for these convs on CPU (oneDNN) and on CUDA tensor cores
     net = net.to(memory_format=torch.channels_last)
     dtype = torch.float16 if half else torch.float32
