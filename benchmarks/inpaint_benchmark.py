@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
-from restorer.engine.pipelines.inpaint import THIN_WIDTH, WORK_SIZE  # noqa: E402
+from restorer.engine.pipelines.inpaint import THIN_WIDTH, THIN_WORK_SIZE, WORK_SIZE  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 RESULTS = ROOT / "benchmarks" / "results" / "inpaint.md"
@@ -161,7 +161,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work-size", type=int, default=WORK_SIZE, help="largest window side the model sees")
     ap.add_argument("--thin-width", type=int, default=THIN_WIDTH,
-                    help="holes at most this wide (px) are filled at up to 1024 px; 0: --work-size for all")
+                    help=f"holes at most this wide (px) are filled at up to {THIN_WORK_SIZE} px; 0: --work-size for all")
     ap.add_argument("--feather", type=int, default=None,
                     help="px of inward seam blending in the pipeline (default: the pipeline's default)")
     ap.add_argument("--grid", type=Path, help="also save an example grid (JPEG): per image, the holes in white, "

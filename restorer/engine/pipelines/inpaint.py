@@ -215,16 +215,8 @@ def hole_width(hole: np.ndarray) -> int:
     return 2 * steps * k
 
 
-def _fit(h: int, w: int, work_size: int, width: int = 0, thin_width: int = 0,
-         thin_size: int = THIN_WORK_SIZE) -> tuple[int, int]:
-    """The work-scale size of an h x w window (never scaled up).
-
-    Its longer side is brought down to `work_size`, except for thin holes (`width` at most
-    `thin_width` px): those are filled at up to `thin_size`, since downscaling would blur the
-    fine detail a scratch runs through. Wide holes are better filled at a scale nearer the
-    training crops'.
-    """
-    limit = thin_size if (thin_width > 0 and width <= thin_width) else work_size
+def _fit(h: int, w: int, limit: int) -> tuple[int, int]:
+    """The work-scale size of an h x w window: its longer side brought down to `limit`, never up."""
     if max(h, w) <= limit:
         return h, w
     s = limit / max(h, w)
@@ -295,8 +287,9 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
             x = torch.from_numpy(crop.astype(np.float32) / maxval).permute(2, 0, 1)[None].to(device)
             m = torch.from_numpy(hole_c.astype(np.float32))[None, None].to(device)
             wh, ww = crop.shape[:2]
-            width = hole_width(hole_c) if thin_width > 0 and max(wh, ww) > work_size else 0
-            th, tw = _fit(wh, ww, work_size, width, thin_width)
+            # thin holes at a larger size: downscaling would blur the detail a scratch runs through
+            thin = thin_width > 0 and max(wh, ww) > work_size and hole_width(hole_c) <= thin_width
+            th, tw = _fit(wh, ww, max(work_size, THIN_WORK_SIZE) if thin else work_size)
             if (th, tw) != (wh, ww):
                 xs = F.interpolate(x, size=(th, tw), mode="area")
                 ms = (F.interpolate(m, size=(th, tw), mode="area") > 0).float()
