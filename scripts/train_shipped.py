@@ -11,6 +11,7 @@ latest checkpoint of a run still in progress into such a model file instead of t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -44,6 +45,47 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "latent": ("latent", dict(iters=10_000_000, device="cuda", checkpoint_every=20_000, log_every=200,
                               sample_every=0, register=False, size=64, batch=128, channels=48)),
 }
+
+
+SET_BY_ARGUMENTS = {"name", "data", "runs_dir", "max_minutes", "init_from"}
+
+
+def config_class(task: str) -> type:
+    if task == "sr":
+        from restorer.engine.training.sr import SRConfig
+
+        return SRConfig
+    if task == "inpaint":
+        from restorer.engine.training.inpaint import InpaintConfig
+
+        return InpaintConfig
+    from restorer.engine.training.latent import LatentConfig
+
+    return LatentConfig
+
+
+def parse_overrides(job: str, items: list[str]) -> dict:
+    """`--set KEY=VALUE` items -> recipe overrides; VALUE is JSON (8, 1e-4, true, "x") or a bare string,
+    KEY must be a setting of the job's trainer config, and the value must have the default's type."""
+    fields = {f.name: f for f in dataclasses.fields(config_class(RECIPES[job][0]))}
+    out: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields or key in SET_BY_ARGUMENTS:
+            known = ", ".join(sorted(set(fields) - SET_BY_ARGUMENTS))
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of: {known}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        default = fields[key].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"--set {item!r}: {key} is true or false")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"--set {item!r}: {key} is a number")
+        out[key] = value
+    return out
 
 
 def make_trainer(job: str, data: str, runs: str, minutes: float, init_from: str | None, events,
@@ -90,13 +132,10 @@ def main() -> int:
                     help="override a recipe setting (value parsed as JSON when it can be, e.g. batch=8)")
     ap.add_argument("--snapshot", type=Path, help="write the latest checkpoint's EMA model here and exit")
     args = ap.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    try:
+        overrides = parse_overrides(args.job, args.set)
+    except ValueError as exc:
+        ap.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     run_dir = Path(args.runs) / args.job
     if args.snapshot:
@@ -111,7 +150,7 @@ def main() -> int:
         exported = trainer.export()
         exported.meta.update({"iterations": result.iteration, "train_seconds": round(trainer.train_seconds, 1),
                               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                              "recipe": dict(RECIPES[args.job][1], **overrides), "data": "photos-train (BSDS500 train+test, 400 photos)"})
+                              "recipe": trainer.config.to_json(), "data": "photos-train (BSDS500 train+test, 400 photos)"})
         def small(t):
             # inpainting and latent weights are stored in half precision to keep files small
             t = t.detach().cpu()
