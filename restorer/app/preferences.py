@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
+
+from restorer.engine.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -135,21 +136,8 @@ class Preferences:
     def save(self, path: Optional[Path] = None) -> None:
         """Write the preferences atomically. Failures are logged, never raised."""
         path = Path(path) if path is not None else preferences_path()
-        tmp: Optional[str] = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".preferences.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with atomic_write(path, "w", encoding="utf-8") as fh:
                 json.dump(asdict(self), fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            tmp = None
         except OSError as exc:
             log.warning("cannot save preferences to %s (%s)", path, exc)
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDial
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from restorer.app.workers import run_in_thread
+from restorer.engine.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=str)
 
 
 def read_events(path: Path, start: int = 0, end: Optional[int] = None) -> list[dict[str, Any]]:
