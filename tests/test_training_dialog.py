@@ -416,7 +416,20 @@ def test_settings_and_resume_arguments(tmp_path):
     inp = TrainingSettings(task="inpaint", data=str(tmp_path), name="f", crop=128).args()
     assert inp[inp.index("--crop") + 1] == "128" and "--patch" not in inp
     lat = TrainingSettings(task="latent", data=str(tmp_path), name="l", size=64).args()
-    assert lat[lat.index("--size") + 1] == "64"
+    assert lat[lat.index("--size") + 1] == "64" and "--channels" not in lat
+    # continuing the shipped 48-channel latent model: it is offered, and its width is passed on
+    from restorer.engine import registry
+
+    shipped = registry.get_spec("latent-photos-64", task="latent")
+    assert training.start_from_params(shipped, "latent", 4) == {"size": 64, "channels": 48}
+    lat = TrainingSettings(task="latent", data=str(tmp_path), name="l", size=64, channels=48,
+                           init_from="latent-photos-64").args()
+    assert lat[lat.index("--channels") + 1] == "48"
+    lat_run = training.RunInfo(name="l", run_dir=tmp_path, task="latent", iteration=10, total=100, elapsed_s=1.0,
+                               has_checkpoint=True, gui={}, config={"data": str(tmp_path), "size": 64,
+                                                                    "loss": "bce", "channels": 48})
+    r = resume_args(lat_run)
+    assert r[r.index("--channels") + 1] == "48"
 
     run_dir = tmp_path / "runs" / "x"
     run_dir.mkdir(parents=True)

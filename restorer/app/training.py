@@ -216,7 +216,7 @@ class TrainingSettings:
     init_from: str = ""  # model id to fine-tune, "" = from scratch
     arch: str = "srgan"  # sr
     blocks: int = 16  # sr (srgan)
-    channels: int = 64  # sr
+    channels: int = 64  # sr; latent when continuing a model
     patch: int = 48  # sr: LR patch side
     crop: int = 256  # inpaint
     size: int = 64  # latent
@@ -246,6 +246,8 @@ class TrainingSettings:
             a += ["--crop", str(self.crop)]
         elif self.task == "latent":
             a += ["--size", str(self.size)]
+            if self.init_from:  # the generator's width comes from the model it continues
+                a += ["--channels", str(self.channels)]
         return a + ["--events", "jsonl"]
 
 
@@ -332,9 +334,10 @@ def start_from_params(spec: Any, task: str, scale: int) -> Optional[dict[str, An
             size = int(params.get("image_size", 0))
             if spec.task != "latent" or spec.arch != "dcgan" or size not in (64, 128):
                 return None
-            cfg = LatentConfig(name="x", data="x", size=size)
-            want = {"latent_dim": cfg.latent_dim, "image_size": size, "channels": cfg.channels, "num_classes": 0}
-            return {"size": size} if params == want else None
+            channels = int(params.get("channels", 0))  # any width: `restorer train latent --channels` keeps it
+            cfg = LatentConfig(name="x", data="x", size=size, channels=channels)
+            want = {"latent_dim": cfg.latent_dim, "image_size": size, "channels": channels, "num_classes": 0}
+            return {"size": size, "channels": channels} if params == want and channels > 0 else None
     except Exception:  # an odd spec never breaks the dialog
         log.debug("cannot check %s as a starting point", getattr(spec, "id", spec), exc_info=True)
     return None
@@ -490,7 +493,7 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
         if cfg.get("crop") is not None:
             a += ["--crop", str(cfg["crop"])]
     else:
-        for opt, key in (("--size", "size"), ("--loss", "loss")):
+        for opt, key in (("--size", "size"), ("--loss", "loss"), ("--channels", "channels")):
             if cfg.get(key) is not None:
                 a += [opt, str(cfg[key])]
         if cfg.get("conditional"):
@@ -1429,6 +1432,7 @@ class TrainingDialog(QDialog):
         elif self.task == "latent":
             if fixed:
                 self.size_combo.setCurrentIndex(self.size_combo.findData(int(self._specs[sid][1]["size"])))
+                self.channels_spin.setValue(int(self._specs[sid][1]["channels"]))
             self.size_combo.setEnabled(not fixed)
         self._update_start_note()
 
