@@ -96,6 +96,9 @@ def test_user_library_rename_export_import_delete(tmp_path):
     registry.rename_user_model("first", "second")
     assert [s.id for s in registry.user_models()] == ["second"]
     exported = registry.export_model("second", tmp_path / "second.pt")
+    with pytest.raises(InputError, match="exists"):
+        registry.export_model("second", exported)
+    assert registry.export_model("second", exported, overwrite=True) == exported
     registry.delete_user_model("second")
     assert registry.user_models() == []
     spec = registry.import_model(exported, "again")

@@ -2227,19 +2227,14 @@ class TrainingDialog(QDialog):
         model_id = self._selected_model()
         if model_id is None:
             return None
+        asked = dest is None  # the file dialog asks whether to replace an existing file
         if dest is None:
             start = str(Path(getattr(self.prefs, "last_folder", "") or Path.home()) / f"{model_id}.pt")
             dest, _f = QFileDialog.getSaveFileName(self, "Export Model", start, "Restorer model (*.pt)")
             if not dest:
                 return None
-            if Path(dest).exists():  # the file dialog already asked whether to replace it
-                try:
-                    Path(dest).unlink()
-                except OSError as exc:
-                    _message(self, "warning", "Cannot export", f"cannot replace '{dest}' ({exc})")
-                    return None
         try:
-            out = registry.export_model(model_id, Path(dest))
+            out = registry.export_model(model_id, Path(dest), overwrite=asked)
         except (RestorerError, OSError) as exc:
             _message(self, "warning", "Cannot export", str(exc))
             return None

@@ -236,13 +236,15 @@ def rename_user_model(old: str, new: str) -> ModelSpec:
     return _spec_from_entry(new, entry)
 
 
-def export_model(model_id: str, dest: Path) -> Path:
-    """Copy a model's single file somewhere (it is self-describing)."""
+def export_model(model_id: str, dest: Path, *, overwrite: bool = False) -> Path:
+    """Copy a model's single file somewhere (it is self-describing), atomically: a failed copy
+    leaves any file already at `dest` as it was."""
     spec = get_spec(model_id)
     dest = Path(dest)
-    if dest.exists():
+    if dest.exists() and not overwrite:
         raise InputError(f"'{dest}' exists")
-    shutil.copyfile(spec.path, dest)
+    with atomic_write(dest) as out, open(spec.path, "rb") as src:
+        shutil.copyfileobj(src, out)
     return dest
 
 
