@@ -303,8 +303,10 @@ def test_training_checkpoints_resumes_and_exports(image_folder, tmp_path):
     assert all(np.isfinite(v) for e in progress for v in e["losses"].values())
     assert "l1_refined" in progress[-1]["losses"] and "critic" not in progress[-1]["losses"]  # L1 warm-up
 
-    resumed = InpaintTrainer(cfg, CallbackEventSink(events.append)).run(resume=True)
+    trainer = InpaintTrainer(cfg, CallbackEventSink(events.append))
+    resumed = trainer.run(resume=True)
     assert resumed.status == "finished" and resumed.iteration == 4
+    assert trainer.ema.updates == 4  # the EMA's warm-up count survives the resume
     started = [e for e in events if e["event"] == "started"]
     assert started[-1]["resumed"] and started[-1]["iteration"] == 2
     last = [e for e in events if e["event"] == "progress"][-1]["losses"]

@@ -168,7 +168,8 @@ class EMA:
         return self.module.state_dict()
 
     def load_state_dict(self, state: dict[str, Any], updates: Optional[int] = None) -> None:
-        """Restore averaged weights; `updates` defaults to 'fully warmed up' for resumed runs."""
+        """Restore averaged weights and the update count (its warm-up); without a count (an older
+        checkpoint) the average counts as fully warmed up."""
         self.module.load_state_dict(state)
         self.updates = updates if updates is not None else 10**9
 

@@ -324,7 +324,7 @@ class InpaintTrainer(Trainer):
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
-        return {"generator": self.net.state_dict(), "ema": self.ema.state_dict(),
+        return {"generator": self.net.state_dict(), "ema": self.ema.state_dict(), "ema_updates": self.ema.updates,
                 "global_critic": self.d_global.state_dict(), "local_critic": self.d_local.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "arch": "deepfill", "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state()}
@@ -334,7 +334,7 @@ class InpaintTrainer(Trainer):
             raise InputError("the checkpoint was made with other network settings than this run "
                              f"({state.get('arch_params')} vs {self.arch_params})")
         self.net.load_state_dict(state["generator"])
-        self.ema.load_state_dict(state["ema"])
+        self.ema.load_state_dict(state["ema"], updates=state.get("ema_updates"))  # keeps the warm-up
         self.d_global.load_state_dict(state["global_critic"])
         self.d_local.load_state_dict(state["local_critic"])
         self.opt_g.load_state_dict(state["opt_g"])

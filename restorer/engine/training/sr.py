@@ -238,7 +238,7 @@ class SRTrainer(Trainer):
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         st: dict[str, Any] = {"generator": self.net.state_dict(), "ema": self.ema.state_dict(),
-                              "optimizer": self.opt.state_dict(), "arch": self.arch,
+                              "ema_updates": self.ema.updates, "optimizer": self.opt.state_dict(), "arch": self.arch,
                               "arch_params": dict(self.arch_params),
                               "cpu_gen": self.gen.get_state(), "py_rng": repr(self.rng.getstate())}
         if self.disc is not None:
@@ -250,7 +250,7 @@ class SRTrainer(Trainer):
         if state.get("arch") != self.arch or dict(state.get("arch_params", {})) != self.arch_params:
             raise InputError("the checkpoint was made with other network settings than this run")
         self.net.load_state_dict(state["generator"])
-        self.ema.load_state_dict(state["ema"])
+        self.ema.load_state_dict(state["ema"], updates=state.get("ema_updates"))  # keeps the warm-up
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["cpu_gen"])
         import ast
