@@ -445,3 +445,14 @@ def test_settings_and_resume_arguments(tmp_path):
     assert r[r.index("--blocks") + 1] == "16" and "--vgg-weights" not in r
     f = resume_args(info, finish_at=300)
     assert f[f.index("--iters") + 1] == "300" and "--minutes" not in f
+
+
+def test_a_run_folder_that_cannot_be_written_is_reported_not_raised(tmp_path, qtbot):
+    from restorer.engine.errors import RestorerError
+
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the runs folder should be")
+    proc = training.TrainingProcess(blocker / "x", None)
+    with pytest.raises(RestorerError, match="cannot start the training process"):
+        proc.start(["train", "sr", "--help"])
+    assert proc._popen is None and proc.pid is None  # nothing started

@@ -541,7 +541,6 @@ class TrainingProcess(QObject):
         from restorer.engine.errors import RestorerError
         from restorer.engine.worker_command import is_frozen, worker_argv
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         argv = worker_argv(list(args))
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
@@ -554,22 +553,26 @@ class TrainingProcess(QObject):
                                        | getattr(subprocess, "CREATE_NO_WINDOW", 0))
         else:
             kwargs["start_new_session"] = True  # a terminal's Ctrl+C or hang-up does not reach it
-        with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
-            self.events_offset = out.tell()
-            err.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-            err.flush()
-            self._log_offset = err.tell()
-            try:
+        try:  # any file error (full disk, permissions) is reported, and no worker is left running untracked
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
+                self.events_offset = out.tell()
+                err.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+                err.flush()
+                self._log_offset = err.tell()
                 self._popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                                **kwargs)
-            except OSError as exc:
-                raise RestorerError(f"cannot start the training process ({exc})") from exc
-        self.pid = self._popen.pid
-        self.launched_at = time.time()
-        self._pos = self.events_offset
-        _write_json(self.run_dir / WORKER_FILE, {
-            "pid": self.pid, "argv": argv, "events_offset": self.events_offset, "log_offset": self._log_offset,
-            "started_at": self.launched_at})
+            self.pid = self._popen.pid
+            self.launched_at = time.time()
+            self._pos = self.events_offset
+            _write_json(self.run_dir / WORKER_FILE, {
+                "pid": self.pid, "argv": argv, "events_offset": self.events_offset, "log_offset": self._log_offset,
+                "started_at": self.launched_at})
+        except OSError as exc:
+            if self._popen is not None and self._popen.poll() is None:
+                self._popen.kill()
+            self._popen = None
+            raise RestorerError(f"cannot start the training process ({exc})") from exc
         self._timer.start()
 
     def attach(self) -> bool:
@@ -1638,10 +1641,14 @@ class TrainingDialog(QDialog):
                 (run_dir / stale).unlink()
             except OSError:
                 pass
-        run_dir.mkdir(parents=True, exist_ok=True)
         gui = {"task": s.task, "length_mode": s.length_mode, "minutes": s.minutes if s.length_mode == "minutes"
                else None, "settings": asdict(s), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        _write_json(run_dir / SETTINGS_FILE, gui)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(run_dir / SETTINGS_FILE, gui)
+        except OSError as exc:
+            _message(self, "critical", "Cannot start training", f"cannot write to '{run_dir}' ({exc})")
+            return False
         self.loss_plot.clear()
         self.sample_view.set_image(None)
         self.sample_caption.setText("")
