@@ -234,7 +234,7 @@ class TrainingSettings:
             a += ["--iters", str(self.iterations)]
         if self.init_from:
             a += ["--init-from", self.init_from]
-        if self.sample_every and cli_supports(self.task, "--sample-every"):
+        if self.sample_every:
             a += ["--sample-every", str(self.sample_every)]
         if self.task == "sr":
             phase, degradation = STYLES[self.style]
@@ -249,34 +249,6 @@ class TrainingSettings:
             if self.init_from:  # the generator's width comes from the model it continues
                 a += ["--channels", str(self.channels)]
         return a + ["--events", "jsonl"]
-
-
-def cli_supports(task: str, option: str) -> bool:
-    """Whether `restorer train TASK` accepts `option` (e.g. a newer ``--sample-every``)."""
-    key = (task, option)
-    if key not in _CLI_OPTIONS:
-        found = False
-        try:
-            import argparse
-
-            from restorer.cli import build_parser
-
-            def walk(parser: argparse.ArgumentParser, path: list[str]) -> bool:
-                if not path:
-                    return option in parser._option_string_actions
-                for action in parser._actions:
-                    if isinstance(action, argparse._SubParsersAction) and path[0] in action.choices:
-                        return walk(action.choices[path[0]], path[1:])
-                return False
-
-            found = walk(build_parser(), ["train", task])
-        except Exception:
-            found = False
-        _CLI_OPTIONS[key] = found
-    return _CLI_OPTIONS[key]
-
-
-_CLI_OPTIONS: dict[tuple[str, str], bool] = {}
 
 
 def device_kind(preference: str = "auto") -> str:
@@ -469,9 +441,7 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
     a = ["train", info.task, "--data", str(cfg.get("data", "")), "--name", info.name,
          "--runs-dir", str(info.run_dir.parent), "--resume", "--events", "jsonl"]
     options = [("--batch", "batch"), ("--device", "device"), ("--seed", "seed"),
-               ("--checkpoint-every", "checkpoint_every"), ("--lr", "lr")]
-    if cli_supports(info.task, "--sample-every"):
-        options.append(("--sample-every", "sample_every"))
+               ("--checkpoint-every", "checkpoint_every"), ("--lr", "lr"), ("--sample-every", "sample_every")]
     for opt, key in options:
         if cfg.get(key) is not None:
             a += [opt, str(cfg[key])]
