@@ -241,8 +241,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         from restorer.engine.imageio import load_image
 
         photo = load_image(Path(args.image))
-        rgb = photo.rgb if photo.rgb.dtype == np.uint8 else (photo.rgb // 257).astype(np.uint8)
-        res = L.project(model, rgb, steps=args.steps, progress=ProgressBar("projecting"))
+        res = L.project(model, photo.rgb, steps=args.steps, progress=ProgressBar("projecting"))  # 16-bit: as the app
         print(f"reconstruction error (MSE, 0..1): {res.initial_error:.4f} -> {res.final_error:.4f}")
         print(_save_array(L.make_grid([res.target, res.image], cols=2), out, args.overwrite))
         if args.save_latents:
