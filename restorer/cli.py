@@ -490,7 +490,12 @@ def _photo_means_gui(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     if first is None:
         return argv
     commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if argv[first] in commands or not Path(argv[first]).is_file():
+    candidate = Path(argv[first])
+    if argv[first] in commands:
+        return argv
+    if not candidate.is_file():
+        if candidate.suffix:  # meant as a photo: say so rather than "invalid choice"
+            raise UsageError(f"'{candidate}' is not a file")
         return argv
     return [*argv[:first], "gui", *argv[first:]]
 
@@ -506,8 +511,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # --- end packaging
     parser = build_parser()
     debug = "--debug" in argv
-    argv = _photo_means_gui(parser, argv)
     try:
+        argv = _photo_means_gui(parser, argv)
         args = parser.parse_args(argv)
         if args.command is None:  # `restorer [--debug] [-q]`: the app (global options stay before the command)
             args = parser.parse_args([*argv, "gui"])

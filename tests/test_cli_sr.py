@@ -107,7 +107,7 @@ def test_train_rejects_empty_folder(tmp_path):
     assert r.returncode == 2 and "not enough training images" in r.stderr
 
 
-def test_a_photo_as_the_only_argument_opens_the_app(tmp_path, monkeypatch):
+def test_a_photo_as_the_only_argument_opens_the_app(tmp_path, monkeypatch, capsys):
     """`restorer photo.jpg` (./run-app.sh photo.jpg, a file manager's "open with") means `restorer gui photo.jpg`."""
     from restorer import cli
 
@@ -127,6 +127,7 @@ def test_a_photo_as_the_only_argument_opens_the_app(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "build_parser", build)
     assert cli.main([str(photo)]) == 0 and opened == [str(photo)]
     assert cli.main(["--debug", str(photo)]) == 0 and opened[-1] == str(photo)
-    assert cli.main([str(tmp_path / "missing.png")]) == 2  # not a file: still a usage error
+    assert cli.main([str(tmp_path / "missing.png")]) == 2  # not a file: a usage error
+    assert "is not a file" in capsys.readouterr().err
     assert cli.main(["--debug"]) == 0 and opened[-1] is None  # global options alone: the app, no photo
     assert opened == [str(photo), str(photo), None]
