@@ -57,7 +57,7 @@ def test_strength_outside_0_1_is_bad_input(bad):
 
 def test_load_blended_from_the_library(tmp_path, monkeypatch):
     monkeypatch.setenv("RESTORER_DATA_DIR", str(tmp_path))
-    from tests.helpers import register_tiny_sr
+    from helpers import register_tiny_sr
 
     register_tiny_sr("tiny-a", seed=0)
     register_tiny_sr("tiny-b", seed=1)
