@@ -291,6 +291,7 @@ def _common_train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = dict(name=args.name, data=args.data, device=args.device, seed=args.seed,
                                   checkpoint_every=args.checkpoint_every, runs_dir=args.runs_dir,
                                   init_from=args.init_from, max_minutes=args.minutes)
+    fields["replace"] = bool(getattr(args, "replace", False))  # issue 17 item 3
     for key in ("iters", "batch", "lr", "workers", "sample_every"):
         value = getattr(args, key)
         if value is not None:
@@ -455,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--runs-dir", help="where run checkpoints go (default: the user data folder)")
         tp.add_argument("--init-from", help="start from this model (id or file) instead of from scratch")
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")
+        tp.add_argument("--replace", action="store_true", help="replace a library model of the same name")
         tp.add_argument("--events", choices=["log", "jsonl"], default="log",
                         help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
         if task == "sr":
