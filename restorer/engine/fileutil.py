@@ -27,7 +27,7 @@ from typing import IO, Iterator, Optional, Union
 
 from restorer.engine.errors import RestorerError
 
-_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class WriteError(RestorerError):
@@ -39,6 +39,8 @@ def describe_os_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         if exc.errno in _DISK_FULL:
             return "the disk is full"
+        if exc.errno == errno.EFBIG:
+            return "the file is larger than this file system (or a size limit) allows"
         if exc.strerror:
             return exc.strerror[0].lower() + exc.strerror[1:]
     text = str(exc).strip()

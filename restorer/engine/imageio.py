@@ -734,6 +734,20 @@ def check_output(
     return fmt
 
 
+def _encode(pil_image: Image.Image, fmt: str, params: dict) -> io.BytesIO:
+    buf = io.BytesIO()
+    try:
+        pil_image.save(buf, format=fmt, **params)
+    except OSError:
+        if not (fmt == "JPEG" and params.get("optimize")):
+            raise
+        # Pillow sizes libjpeg's buffer for optimize=True at 2 bytes/px, which very noisy images
+        # at high quality exceed ("Suspension not allowed here"); the unoptimised encoder streams.
+        buf = io.BytesIO()
+        pil_image.save(buf, format=fmt, **{**params, "optimize": False})
+    return buf
+
+
 def save_image(
     image: ImageData,
     path: PathLike,
@@ -778,8 +792,7 @@ def save_image(
         # Encoded in memory: given a real file, Pillow's encoders write to the descriptor and ignore
         # short writes (a full disk gave a truncated JPEG and success). write_bytes_atomic checks
         # every byte, the size and the content read back.
-        buf = io.BytesIO()
-        pil_image.save(buf, format=fmt, **params)
+        buf = _encode(pil_image, fmt, params)
         write_bytes_atomic(target, buf.getbuffer(), replace=overwrite, mode=mode)
     except RestorerError:
         raise

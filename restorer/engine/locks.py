@@ -107,9 +107,12 @@ class FileLock:
                     raise LockBusy(self.busy_message.format(path=self.path, pid=holder or "unknown"), holder)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            try:  # the PID is for messages only: a full disk must not stop the lock from working
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            except OSError:
+                pass
         except BaseException:
             os.close(fd)
             raise

@@ -51,6 +51,12 @@ _CHOICE_PARAMS = {("srgan", "scale"), ("compact_sr", "scale"), ("srgan", "norm")
 MAX_TENSOR_BYTES = 4 << 30  # no Restorer model comes near 4 GB of weights
 
 
+class BadModelFile(ModelError):
+    """A model file given by the user (`models import`) is not a valid Restorer model: bad input."""
+
+    exit_code = 2
+
+
 @dataclass
 class ExportedModel:
     """What a trainer hands over for the model library."""

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping, Optional
 from restorer.engine.errors import InputError, ModelError, UnknownModelError
 from restorer.engine.fileutil import WriteError, atomic_write, describe_os_error, remove_stale_temp_files
 from restorer.engine.locks import FileLock
-from restorer.engine.modelfile import (MODEL_FORMAT, TASKS, ExportedModel, build_and_load, read_model_file,
+from restorer.engine.modelfile import (MODEL_FORMAT, TASKS, BadModelFile, ExportedModel, build_and_load, read_model_file,
                                        sha256_file, write_model_file)
 from restorer.engine.paths import APP_NAME, resources_dir, runs_dir, user_data_dir, user_models_dir, weights_dir
 
@@ -275,8 +275,11 @@ def import_model(src: Path, name: Optional[str] = None, *, replace: bool = False
     src = Path(src)
     name = name or src.stem
     validate_name(name)
-    payload = read_model_file(src)
-    build_and_load(payload, f"model file '{src}'")
+    try:
+        payload = read_model_file(src)
+        build_and_load(payload, f"model file '{src}'")
+    except ModelError as exc:
+        raise BadModelFile(str(exc)) from None
     return register_user_model(name, ExportedModel.from_payload(payload), replace=replace)
 
 
