@@ -7,7 +7,9 @@ The figures are measured, not derived: the tiled upscale (``pipelines/upscale.py
 float32 RGB accumulator and a weight plane at the model's output size, then normalises and
 converts it, peaking at about 46-49 bytes per pixel of the model's output (measured with
 `ru_maxrss` on 0.5 Mpx inputs at x3 and x4); the tile's own activations come on top. Inpainting
-keeps a few copies of the photo plus one model window at a time. When the pipelines change,
+keeps a few copies of the photo plus one model window at a time (a 300 px hole in a 1.4 Mpx photo
+peaked at 1.45 GB with the shipped model, most of it contextual attention at the 512 px work size;
+thin scratches filled at 768 px can need more). When the pipelines change,
 re-measure and update the constants.
 
 Free memory comes from ``/proc/meminfo`` (MemAvailable) on Linux, ``GlobalMemoryStatusEx`` on
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 UPSCALE_BYTES_PER_MODEL_OUTPUT_PX = 48  # accumulator + weights + normalised copy + conversion
 UPSCALE_BYTES_PER_INPUT_PX = 16  # the float32 copy of the input and its tensor view
 TILE_BYTES_PER_PX_CHANNEL = 4 * 6  # float32 activations, ~6 alive at once (as upscale.auto_tile)
-INPAINT_WINDOW_BYTES = 1 << 30  # one model window (<= 768 px side) with contextual attention
+INPAINT_WINDOW_BYTES = 1_500_000_000  # one 512 px model window with contextual attention (measured 1.45 GB)
 DEFAULT_TILE = 256
 
 
