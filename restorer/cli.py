@@ -637,7 +637,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # unexpected: one line unless --debug
         if debug:
             raise
-        print(f"error: unexpected {exc.__class__.__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # e.g. torch's 91-line load_state_dict report
+        print(f"error: unexpected {exc.__class__.__name__}: {first_line} (run with --debug for details)",
+              file=sys.stderr)
         return EXIT_RUNTIME
 
 

@@ -312,7 +312,7 @@ def _model_file(tmp_path, name="m.pt", **changes):
 @pytest.mark.parametrize("changes, message", [
     ({"params.channels": 16}, "wrong shape"),  # weights for 8 channels, params say 16 (lying params)
     ({"params.num_blocks": 4}, "missing"),
-    ({"arch": "evil"}, "not a sr architecture"),
+    ({"arch": "evil"}, "not one for task 'sr'"),
     ({"task": "colorize"}, "unknown task"),
     ({"params.channels": 200_000}, "outside 1..512"),  # would allocate ~1.4 TB
     ({"scale": 4}, "says scale x4"),
@@ -453,3 +453,22 @@ def test_inpaint_keeps_16_bit_grey_and_the_untouched_pixels(tmp_path):
     original = _gray16(64, 64)
     assert np.array_equal(saved[~mask], original[~mask])  # the untouched 97% keep all 16 bits
     assert ExportedModel  # the format class lives in engine.modelfile (no trainer import needed)
+
+
+# ----------------------------------------------------------------- 9. one line, the right exit code
+@pytest.mark.parametrize("exc, code, text", [
+    (OSError(errno.ENOSPC, "No space left on device", "/x/models.json"), 1, "error: cannot access '/x/models.json': the disk is full"),
+    (MemoryError(), 1, "error: not enough memory"),
+    (RuntimeError("Error(s) in loading state_dict:\n" + "\n".join(f"  size mismatch {i}" for i in range(90))), 1,
+     "error: unexpected RuntimeError: Error(s) in loading state_dict:"),
+])
+def test_main_reports_failures_in_one_line(monkeypatch, capsys, exc, code, text):
+    def failing(_args):
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_models", failing)
+    assert cli.main(["models"]) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(text) and len(err.splitlines()) == 1, err
+    if code == 1 and "disk" in text:
+        assert "unexpected" not in err

@@ -152,7 +152,7 @@ def check_header(payload: Mapping[str, Any], where: str = "model file") -> None:
     if task not in TASKS:
         raise ModelError(f"{where}: unknown task {task!r} (known: {', '.join(TASKS)})")
     if arch not in TASK_ARCHS[task]:
-        raise ModelError(f"{where}: architecture {arch!r} is not a {task} architecture "
+        raise ModelError(f"{where}: architecture {arch!r} is not one for task '{task}' "
                          f"(known: {', '.join(TASK_ARCHS[task])})")
     if not isinstance(params, dict):
         raise ModelError(f"{where}: 'params' must be a mapping")
