@@ -58,7 +58,7 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _load_sr_model(model_id: Optional[str], scale: int):
+def _choose_sr_spec(model_id: Optional[str], scale: int):
     from restorer.engine import registry
     from restorer.engine.pipelines.upscale import model_scale_for
 
@@ -66,11 +66,63 @@ def _load_sr_model(model_id: Optional[str], scale: int):
         spec = registry.get_spec(model_id, task="sr")
         if spec.scale < scale:
             raise UsageError(f"model '{model_id}' is x{spec.scale} and cannot upscale x{scale}")
-    else:
-        specs = registry.all_models("sr")
-        chosen = model_scale_for(scale, [s.scale for s in specs])
-        spec = registry.default_model("sr", chosen)
-    return spec, registry.load_model(spec)
+        return spec
+    specs = registry.all_models("sr")
+    chosen = model_scale_for(scale, [s.scale for s in specs])
+    return registry.default_model("sr", chosen)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    import os
+
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+    except OSError:
+        return False
+
+
+def _check_quality(quality: int) -> None:
+    if not 1 <= int(quality) <= 100:
+        raise UsageError(f"--quality must be between 1 and 100, got {quality}")
+
+
+def _plan_outputs(pairs: Sequence[tuple[Path, Path]], inputs: Sequence[Path], *, fmt: Optional[str], quality: int,
+                  overwrite: bool, batch: bool) -> list[tuple[Path, str]]:
+    """Check every destination of a command before any work (issue 17 items 5 and 8).
+
+    Refused outright (UsageError): a destination that is one of the command's inputs (even with
+    --overwrite: originals are never modified), and two inputs with the same destination. Each
+    destination then passes `imageio.check_output` (extension, quality, existing file, writable
+    folder); in a batch those problems are returned as (input, reason) to skip that input,
+    otherwise raised.
+    """
+    import os
+
+    from restorer.engine.errors import InputError
+    from restorer.engine.imageio import check_output
+
+    seen: dict[str, Path] = {}
+    for src, dest in pairs:
+        for other in inputs:
+            if _same_path(dest, other):
+                raise UsageError(f"the result of '{src}' would be written over the input '{other}'; "
+                                 "choose another output (-o) or --format")
+        key = os.path.normcase(os.path.abspath(dest))
+        if key in seen:
+            raise UsageError(f"'{seen[key]}' and '{src}' would both be written to '{dest}'; "
+                             "use --format or separate folders")
+        seen[key] = src
+    skipped: list[tuple[Path, str]] = []
+    for src, dest in pairs:
+        try:
+            check_output(dest, format=fmt, quality=quality, overwrite=overwrite, protect=inputs)
+        except InputError as exc:
+            if not batch:
+                raise
+            skipped.append((src, str(exc)))
+    return skipped
 
 
 def _output_path(src: Path, out: Optional[Path], many: bool, fmt: Optional[str], suffix_tag: str) -> Path:
@@ -104,34 +156,61 @@ def _collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], bool]:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from restorer.engine import budget, registry
     from restorer.engine.devices import pick_device
     from restorer.engine.errors import RestorerError
-    from restorer.engine.imageio import is_image_file, load_image, save_image
-    from restorer.engine.pipelines.upscale import upscale_image
+    from restorer.engine.imageio import image_size, is_image_file, load_image, save_image
+    from restorer.engine.pipelines.upscale import MIN_TILE, upscale_image
 
+    _check_quality(args.quality)
+    if args.tile is not None and args.tile < MIN_TILE:
+        raise UsageError(f"--tile must be at least {MIN_TILE} px")
     files, many = _collect_inputs(args.inputs)
     out = Path(args.output) if args.output else None
     if many and out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"'{out}' is a file; give a folder for several inputs")
-    if many and out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
-    spec, model = _load_sr_model(args.model, args.scale)
-    log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
     failures: list[tuple[Path, str]] = []
-    done = 0
-    for i, src in enumerate(files, 1):
+    pairs: list[tuple[Path, Path]] = []
+    for src in files:
         if many and not is_image_file(src):
             failures.append((src, "not a supported image file"))
             continue
+        pairs.append((src, _output_path(src, out, many, args.format, f"x{args.scale}")))
+    # everything that can be known before the work is checked before it: destinations, model, memory
+    skipped = _plan_outputs(pairs, files, fmt=args.format, quality=args.quality, overwrite=args.overwrite,
+                            batch=many)
+    skip = {src for src, _ in skipped}
+    failures += skipped
+    spec = _choose_sr_spec(args.model, args.scale)
+    channels = int(spec.params.get("channels", 64))
+    todo: list[tuple[Path, Path]] = []
+    for src, dest in pairs:
+        if src in skip:
+            continue
+        try:
+            size = image_size(src)
+            budget.check_upscale(size, args.scale, spec.scale, tile=args.tile, channels=channels,
+                                 name=f"upscaling '{src.name}'")
+        except RestorerError as exc:
+            if not many:
+                raise
+            failures.append((src, str(exc)))
+            continue
+        todo.append((src, dest))
+    if many and out is not None and todo:
+        out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    model = registry.load_model(spec) if todo else None
+    log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
+    done = 0
+    for i, (src, dest) in enumerate(todo, 1):
         try:
             image = load_image(src)
-            bar = ProgressBar(f"[{i}/{len(files)}] {src.name}" if many else src.name)
+            bar = ProgressBar(f"[{i}/{len(todo)}] {src.name}" if many else src.name)
             result = upscale_image(image, model, spec.scale, args.scale, device=device, tile=args.tile,
                                    progress=bar)
-            dest = _output_path(src, out, many, args.format, f"x{args.scale}")
             save_image(result.image, dest, format=args.format, quality=args.quality,
-                       overwrite=args.overwrite, protect=[src])
+                       overwrite=args.overwrite, protect=files)
             done += 1
             print(dest)
         except RestorerError as exc:
@@ -147,24 +226,29 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from restorer.engine import registry
+    from restorer.engine import budget, registry
     from restorer.engine.devices import pick_device
-    from restorer.engine.imageio import load_image, load_mask, save_image
+    from restorer.engine.imageio import image_size, load_image, load_mask, save_image
     from restorer.engine.pipelines.inpaint import inpaint_image
 
-    src = Path(args.image)
+    _check_quality(args.quality)
+    src, mask_path = Path(args.image), Path(args.mask)
+    out = Path(args.output) if args.output else _output_path(src, None, False, args.format, "filled")
+    _plan_outputs([(src, out)], [src, mask_path], fmt=args.format, quality=args.quality,
+                  overwrite=args.overwrite, batch=False)
+    size = image_size(src)
+    budget.check_inpaint(size, name=f"filling '{src.name}'")
+    spec = registry.get_spec(args.model, task="inpaint") if args.model else registry.default_model("inpaint")
     image = load_image(src)
-    mask = load_mask(Path(args.mask), size=image.size)
+    mask = load_mask(mask_path, size=image.size)
     if not mask.any():
         raise UsageError(f"mask '{args.mask}' is empty: paint the areas to fill in white")
     device = pick_device(args.device)
-    spec = registry.get_spec(args.model, task="inpaint") if args.model else registry.default_model("inpaint")
     model = registry.load_model(spec)
     log.info("model %s on %s; filling %.1f%% of the image", spec.id, device, 100.0 * mask.mean())
     rgb = inpaint_image(image, mask, model, device=device, progress=ProgressBar(src.name))
-    out = Path(args.output) if args.output else _output_path(src, None, False, args.format, "filled")
     dest = save_image(image.with_pixels(rgb, image.alpha), out, format=args.format, quality=args.quality,
-                      overwrite=args.overwrite, protect=[src])
+                      overwrite=args.overwrite, protect=[src, mask_path])
     print(dest)
     return EXIT_OK
 
@@ -291,6 +375,7 @@ def _common_train_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = dict(name=args.name, data=args.data, device=args.device, seed=args.seed,
                                   checkpoint_every=args.checkpoint_every, runs_dir=args.runs_dir,
                                   init_from=args.init_from, max_minutes=args.minutes)
+    fields["replace"] = bool(getattr(args, "replace", False))  # issue 17 item 3
     for key in ("iters", "batch", "lr", "workers", "sample_every"):
         value = getattr(args, key)
         if value is not None:
@@ -455,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--runs-dir", help="where run checkpoints go (default: the user data folder)")
         tp.add_argument("--init-from", help="start from this model (id or file) instead of from scratch")
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")
+        tp.add_argument("--replace", action="store_true", help="replace a library model of the same name")
         tp.add_argument("--events", choices=["log", "jsonl"], default="log",
                         help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
         if task == "sr":
@@ -535,10 +621,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        if debug:
+            raise
+        print("error: not enough memory for this job (try a smaller image, scale or --tile)", file=sys.stderr)
+        return EXIT_RUNTIME
+    except OSError as exc:  # a file problem the user can act on: one line, no "unexpected"
+        if debug:
+            raise
+        from restorer.engine.fileutil import describe_os_error
+
+        where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+        print(f"error: cannot access{where}: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
     except Exception as exc:  # unexpected: one line unless --debug
         if debug:
             raise
-        print(f"error: unexpected {exc.__class__.__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # e.g. torch's 91-line load_state_dict report
+        print(f"error: unexpected {exc.__class__.__name__}: {first_line} (run with --debug for details)",
+              file=sys.stderr)
         return EXIT_RUNTIME
 
 

@@ -74,8 +74,8 @@ def test_spec_bundles_resources_where_the_registry_looks():
     assert '"resources/weights"' in text
     assert '"*.pt"' in text and '"manifest.json"' in text
     # the frozen lookup it relies on: sys._MEIPASS/resources
-    registry_src = (ROOT / "restorer" / "engine" / "registry.py").read_text(encoding="utf-8")
-    assert '_MEIPASS' in registry_src and '"resources"' in registry_src
+    paths_src = (ROOT / "restorer" / "engine" / "paths.py").read_text(encoding="utf-8")  # registry re-exports it
+    assert '_MEIPASS' in paths_src and '"resources"' in paths_src
 
 
 def test_spec_lists_every_arch_module_as_hidden_import():

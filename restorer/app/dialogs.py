@@ -217,6 +217,19 @@ class UpscaleDialog(QDialog):
                 text += f" (runs ×{spec.scale}, then resizes to ×{f})"
         else:
             text += " - no model can do this factor"
+        self.fits = True
+        if spec is not None:  # the same estimate the engine checks before it starts (engine.budget)
+            from restorer.engine import budget
+
+            est = budget.upscale_estimate((w, h), f, spec.scale, channels=int(spec.params.get("channels", 64)))
+            free = budget.available_memory()
+            text += f"; needs about {est.total / 1e9:.1f} GB of memory"
+            if free is not None:
+                text += f" ({free / 1e9:.1f} GB free)"
+                self.fits = est.total <= free
+                if not self.fits:
+                    text += " - too large for this machine: choose a smaller factor"
+        self._ok.setEnabled(bool(self.available_factors()) and self.fits)
         self.info.setText(text)
 
 

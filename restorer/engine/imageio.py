@@ -14,6 +14,8 @@ Loading
       Palette images with transparency keep it as alpha.  CMYK is converted through its
       embedded ICC profile when there is one (the result is tagged sRGB), else naively.
     * 16-bit grayscale (``I;16``, ``I;16B``, ``I``) -> ``uint16`` RGB (gray replicated).
+    * Grey sources (any depth) are marked ``gray=True``; pipelines keep the mark (and make their
+      output grey, see :func:`keep_colour_mode`) so the result is saved grey with the source's depth.
       ``I`` (32-bit) and ``F`` (float) are clipped to the 16-bit range (``F`` data in
       [0, 1] is scaled first).
     * Pillow has no 16-bit colour mode: it decodes 16-bit RGB(A) PNG/TIFF to 8 bits, so
@@ -23,16 +25,21 @@ Saving
     The format comes from ``format=`` or the file suffix.  JPEG and BMP cannot keep
     alpha (it is dropped with a warning).  Only PNG and TIFF can hold 16 bits, and only
     for grayscale without alpha (Pillow's limitation); other 16-bit images are reduced to
-    8 bits with a warning.  EXIF and ICC are written for JPEG, PNG, WebP and TIFF.  Files
-    are written atomically (temporary file in the same directory, then ``os.replace``)
-    and existing files, above all the user's originals, are never overwritten unless
-    ``overwrite=True``.
+    8 bits with a warning.  EXIF and ICC are written for JPEG, PNG, WebP and TIFF.  The
+    image is encoded in memory, then written atomically and verified (temporary file in the
+    same directory, every byte checked written, size and content read back, then
+    ``os.replace``): a full disk is an error ("the disk is full") and never a truncated file,
+    and the previous file stays as it was.  Existing files, above all the user's originals,
+    are never overwritten unless ``overwrite=True``.  :func:`check_output` is every check
+    :func:`save_image` makes before writing, for callers to run *before* the work.
 
 Decompression-bomb protection is this module's job: :func:`load_image` rejects images
-with more than ``max_pixels`` pixels before decoding them.  While it opens a file it
-lifts Pillow's own process-wide ``Image.MAX_IMAGE_PIXELS`` guard (so that a limit above
-Pillow's default works), and restores it afterwards.  ``ImageFile.LOAD_TRUNCATED_IMAGES``
-is never touched: truncated files are errors.
+with more than ``max_pixels`` pixels before decoding them.  The default, :data:`MAX_PIXELS`,
+is Pillow's own hard limit (2 x ``Image.MAX_IMAGE_PIXELS`` of a stock Pillow, 178,956,970
+pixels, e.g. 16384 x 10922); a caller that means to open larger images passes a larger
+``max_pixels`` (or None) explicitly.  While opening, Pillow's process-wide guard is lifted
+so that this one documented limit is the one that applies, and restored afterwards.
+``ImageFile.LOAD_TRUNCATED_IMAGES`` is never touched: truncated files are errors.
 """
 
 from __future__ import annotations
@@ -41,7 +48,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,14 +57,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restorer.engine.errors import ImageReadError, InputError, RestorerError
-from restorer.engine.fileutil import new_file_mode
+from restorer.engine.fileutil import WriteError, describe_os_error, new_file_mode, probe_writable_folder, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Default decompression-bomb limit of :func:`load_image` (pixels).
-MAX_PIXELS = 200_000_000
+#: Default decompression-bomb limit of :func:`load_image` (pixels): Pillow's own hard limit.
+MAX_PIXELS = 178_956_970
 
 #: File suffixes (lower case) of the formats the app reads and writes.
 SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
@@ -110,6 +116,8 @@ class ImageData:
         icc_profile: ICC profile bytes describing ``rgb`` (an RGB profile, or a GRAY
             profile when the source was grayscale), or None.
         source_format: Pillow format name of the source file (``"JPEG"``...), or None.
+        gray: the source was grey (one channel): ``rgb`` holds three equal channels and the
+            image is saved with one channel (keeping 16 bits in PNG/TIFF).
     """
 
     rgb: np.ndarray
@@ -117,6 +125,7 @@ class ImageData:
     exif: bytes | None = None
     icc_profile: bytes | None = None
     source_format: str | None = None
+    gray: bool = False
 
     def __post_init__(self) -> None:
         rgb = self.rgb
@@ -496,7 +505,42 @@ def load_image(path: PathLike, *, max_pixels: int | None = MAX_PIXELS) -> ImageD
     if alpha is not None and not alpha.flags.writeable:
         alpha = alpha.copy()
     log.debug("loaded %s: %s %dx%d %s", os.fspath(path), source_format, rgb.shape[1], rgb.shape[0], rgb.dtype)
-    return ImageData(rgb=rgb, alpha=alpha, exif=exif, icc_profile=icc, source_format=source_format)
+    return ImageData(rgb=rgb, alpha=alpha, exif=exif, icc_profile=icc, source_format=source_format,
+                     gray=pixels.ndim == 2)
+
+
+def keep_colour_mode(source: ImageData, rgb: np.ndarray) -> np.ndarray:
+    """`rgb` (a pipeline's output for `source`) in the source's colour mode and bit depth: for a grey
+    source, three equal channels of its luma (a colour network's output of a grey photo is
+    nearly, not exactly, grey); the dtype becomes the source's."""
+    rgb = np.asarray(rgb)
+    if source.gray and not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+        maxv = _dtype_max(rgb.dtype)
+        luma = rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
+        plane = np.clip(np.rint(luma), 0, maxv).astype(rgb.dtype)
+        rgb = np.repeat(plane[:, :, None], 3, axis=2)
+    if rgb.dtype != source.rgb.dtype:
+        rgb = from_float01(to_float01(rgb), source.rgb.dtype)
+    return np.ascontiguousarray(rgb)
+
+
+def image_size(path: PathLike, *, max_pixels: int | None = MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header (nothing decoded), with the same checks
+    :func:`load_image` makes first (missing, not an image, more than ``max_pixels``)."""
+    p = Path(path)
+    _check_path(p)
+    try:
+        with _pillow_bomb_guard_lifted():
+            with Image.open(p) as im:
+                width, height = im.size
+    except UnidentifiedImageError:
+        raise _read_error(path, "not an image file (or an unsupported format)") from None
+    except Exception as exc:
+        raise _read_error(path, _describe_decode_error(exc)) from exc
+    if max_pixels is not None and width * height > max_pixels:
+        raise _read_error(path, f"image is {width}x{height} ({width * height:,} pixels), more than the limit of "
+                                f"{max_pixels:,} pixels")
+    return int(width), int(height)
 
 
 def _luma_at_least_half(rgb: np.ndarray) -> np.ndarray:
@@ -595,7 +639,7 @@ def _to_pil(image: ImageData, fmt: str, path: Path) -> tuple[Image.Image, bool]:
     # Single-channel output only when the source was gray (GRAY profile), so that the
     # profile stays valid; otherwise a colour pipeline output that happens to be gray is
     # still written as RGB.
-    if fmt in _GRAY_FORMATS and _icc_colour_space(image.icc_profile) == "GRAY" and is_gray():
+    if fmt in _GRAY_FORMATS and (image.gray or _icc_colour_space(image.icc_profile) == "GRAY") and is_gray():
         plane = np.ascontiguousarray(rgb[..., 0])
         if alpha is None:
             return Image.fromarray(plane), True
@@ -650,6 +694,60 @@ def _exif_has_subifds(exif: bytes | None) -> bool:
         return True
 
 
+def check_output(
+    path: PathLike,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    protect: Iterable[PathLike] = (),
+) -> str:
+    """Every check :func:`save_image` makes before writing; returns the Pillow format name.
+
+    Run it before expensive work so that a bad destination is reported at once.
+
+    Raises:
+        InputError: unsupported or missing extension/format, quality outside 1..100, the
+            destination is a directory, exists (without ``overwrite``), is a protected input
+            (without ``overwrite``), or its folder cannot be created or written.
+    """
+    target = Path(path)
+    name = os.fspath(target)
+    fmt = _resolve_format(target, format)
+    try:
+        q = int(quality)
+    except (TypeError, ValueError):
+        raise InputError(f"cannot save '{name}': quality must be a number between 1 and 100, got {quality!r}") from None
+    if not 1 <= q <= 100:
+        raise InputError(f"cannot save '{name}': quality must be between 1 and 100, got {quality}")
+    if target.is_dir():
+        raise InputError(f"cannot save '{name}': it is a directory")
+    if not overwrite:
+        for protected in protect:
+            if _same_file(target, Path(protected)):
+                raise InputError(f"refusing to overwrite the input image '{name}'; use --overwrite")
+        if target.exists() or target.is_symlink():
+            raise InputError(f"'{name}' exists; use --overwrite")
+    problem = probe_writable_folder(target.parent)
+    if problem:
+        raise InputError(f"cannot save '{name}': {problem}")
+    return fmt
+
+
+def _encode(pil_image: Image.Image, fmt: str, params: dict) -> io.BytesIO:
+    buf = io.BytesIO()
+    try:
+        pil_image.save(buf, format=fmt, **params)
+    except OSError:
+        if not (fmt == "JPEG" and params.get("optimize")):
+            raise
+        # Pillow sizes libjpeg's buffer for optimize=True at 2 bytes/px, which very noisy images
+        # at high quality exceed ("Suspension not allowed here"); the unoptimised encoder streams.
+        buf = io.BytesIO()
+        pil_image.save(buf, format=fmt, **{**params, "optimize": False})
+    return buf
+
+
 def save_image(
     image: ImageData,
     path: PathLike,
@@ -659,7 +757,7 @@ def save_image(
     overwrite: bool = False,
     protect: Iterable[PathLike] = (),
 ) -> Path:
-    """Write ``image`` to ``path`` atomically and return the path.
+    """Write ``image`` to ``path`` atomically, verify it, and return the path.
 
     Args:
         image: pixels and metadata to write.
@@ -671,23 +769,14 @@ def save_image(
         protect: paths that must never be replaced without ``overwrite`` (the inputs).
 
     Raises:
-        InputError: unsupported format, bad quality, destination exists or is protected
-            or is a directory, or the destination cannot be created.
-        RestorerError: encoding or writing failed (e.g. disk full).
+        InputError: see :func:`check_output`.
+        RestorerError: encoding or writing failed (e.g. "the disk is full"); any previous
+            file at ``path`` is intact and no partial file is left.
     """
     target = Path(path)
     name = os.fspath(target)
-    fmt = _resolve_format(target, format)
-    if not 1 <= int(quality) <= 100:
-        raise InputError(f"cannot save '{name}': quality must be between 1 and 100, got {quality}")
-    if target.is_dir():
-        raise InputError(f"cannot save '{name}': it is a directory")
-    if not overwrite:
-        for protected in protect:
-            if _same_file(target, Path(protected)):
-                raise InputError(f"refusing to overwrite the input image '{name}'; use --overwrite")
-        if target.exists() or target.is_symlink():
-            raise InputError(f"'{name}' exists; use --overwrite")
+    protect = list(protect)
+    fmt = check_output(target, format=format, quality=quality, overwrite=overwrite, protect=protect)
 
     pil_image, is_gray = _to_pil(image, fmt, target)
     params = _save_params(image, fmt, is_gray, int(quality), target)
@@ -699,52 +788,23 @@ def save_image(
         raise InputError(f"cannot save '{name}': cannot create folder '{parent}' ({exc.strerror or exc})") from None
 
     mode = new_file_mode(target)
-
-    tmp_name: str | None = None
     try:
-        with tempfile.NamedTemporaryFile(
-            mode="w+b", dir=parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as fh:
-            tmp_name = fh.name
-            pil_image.save(fh, format=fmt, **params)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, mode)
-        _commit(Path(tmp_name), target, overwrite)
-        tmp_name = None
+        # Encoded in memory: given a real file, Pillow's encoders write to the descriptor and ignore
+        # short writes (a full disk gave a truncated JPEG and success). write_bytes_atomic checks
+        # every byte, the size and the content read back.
+        buf = _encode(pil_image, fmt, params)
+        write_bytes_atomic(target, buf.getbuffer(), replace=overwrite, mode=mode)
     except RestorerError:
         raise
-    except (PermissionError, NotADirectoryError, IsADirectoryError, FileNotFoundError) as exc:
-        raise InputError(f"cannot save '{name}': {exc.strerror or exc}") from None
+    except FileExistsError:
+        raise InputError(f"'{name}' exists; use --overwrite") from None
+    except MemoryError:
+        raise RestorerError(f"cannot write '{name}': not enough memory to encode it") from None
     except OSError as exc:
-        raise RestorerError(f"cannot write '{name}': {exc.strerror or exc}") from exc
+        raise WriteError(f"cannot write '{name}': {describe_os_error(exc)}") from exc
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:  # Pillow encoder rejections
         raise RestorerError(f"cannot write '{name}' as {fmt}: {exc}") from exc
     finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
         pil_image.close()
     log.debug("saved %s (%s)", name, fmt)
     return target
-
-
-def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temporary file onto ``target``.
-
-    Without ``overwrite`` a hard link is used so that a file created meanwhile by someone
-    else is never clobbered; filesystems without hard links fall back to a re-check.
-    """
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise InputError(f"'{os.fspath(target)}' exists; use --overwrite") from None
-    except OSError:
-        if target.exists():
-            raise InputError(f"'{os.fspath(target)}' exists; use --overwrite") from None
-        os.replace(tmp, target)
-        return
-    os.unlink(tmp)

@@ -4,34 +4,45 @@ Shipped models are listed literally in `SHIPPED` (no folder scanning: PyInstalle
 everything, and a stray file must never become a model). User-trained models live in the
 platformdirs user data folder, described by `models.json` beside their weight files.
 
-A model file (shipped or user) is a torch file loaded with ``weights_only=True`` holding::
+The file format is :mod:`restorer.engine.modelfile` (re-exported here: `MODEL_FORMAT`,
+`read_model_file`, `sha256_file`); locations are :mod:`restorer.engine.paths`.
 
-    {"format": "restorer-model/1", "task": "sr"|"inpaint"|"latent", "arch": str,
-     "params": {...}, "scale": int, "state_dict": {...}, "meta": {...}}
+Every change of the library (register, import, rename, delete) is one read-modify-write of
+`models.json` done while holding the library's cross-process lock (:func:`library_lock`), so
+concurrent commands (six imports at once, a training finishing during an import) never lose
+each other's entries. Model files are written before the index names them and removed after
+it no longer does, so a failure at any point (a full disk) leaves a consistent library.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from restorer.engine.errors import InputError, ModelError, UnknownModelError
-from restorer.engine.fileutil import atomic_write
+from restorer.engine.fileutil import WriteError, atomic_write, describe_os_error, remove_stale_temp_files
+from restorer.engine.locks import FileLock
+from restorer.engine.modelfile import (MODEL_FORMAT, TASKS, BadModelFile, ExportedModel, build_and_load, read_model_file,
+                                       sha256_file, write_model_file)
+from restorer.engine.paths import APP_NAME, resources_dir, runs_dir, user_data_dir, user_models_dir, weights_dir
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "restorer-model/1"
-TASKS = ("sr", "inpaint", "latent")
-APP_NAME = "Restorer"
+__all__ = ["MODEL_FORMAT", "TASKS", "APP_NAME", "ModelSpec", "SHIPPED", "resources_dir", "weights_dir",
+           "user_data_dir", "user_models_dir", "runs_dir", "read_model_file", "sha256_file", "load_model",
+           "get_spec", "all_models", "default_model", "user_models", "register_user_model", "import_model",
+           "export_model", "rename_user_model", "delete_user_model", "validate_name", "library_lock",
+           "has_user_model", "user_model_meta"]
+
+LIBRARY_LOCK_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -103,44 +114,20 @@ SHIPPED: tuple[ModelSpec, ...] = (
 )
 
 
-# ----------------------------------------------------------------------------- locations
-def resources_dir() -> Path:
-    """`resources/` in a source checkout, an installed package, or a PyInstaller bundle."""
-    candidates = []
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        candidates.append(Path(frozen) / "resources")
-    here = Path(__file__).resolve()
-    candidates.append(here.parents[2] / "resources")  # source checkout: <repo>/resources
-    candidates.append(here.parents[1] / "resources")  # installed: restorer/resources
-    for cand in candidates:
-        if cand.is_dir():
-            return cand
-    return candidates[-1]
-
-
-def weights_dir() -> Path:
-    return resources_dir() / "weights"
-
-
-def user_data_dir() -> Path:
-    override = os.environ.get("RESTORER_DATA_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-def user_models_dir() -> Path:
-    return user_data_dir() / "models"
-
-
+# ----------------------------------------------------------------------------- user library
 def _index_path() -> Path:
     return user_models_dir() / "models.json"
 
 
-# ----------------------------------------------------------------------------- user library
+@contextmanager
+def library_lock(timeout: float = LIBRARY_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the user model library's cross-process lock (waits for other commands changing it)."""
+    user_models_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(user_models_dir() / ".library.lock", timeout=timeout,
+                  busy_message="the model library is busy: process {pid} is changing it; try again"):
+        yield
+
+
 def _read_index() -> dict[str, Any]:
     path = _index_path()
     if not path.exists():
@@ -181,59 +168,93 @@ def user_models() -> list[ModelSpec]:
     return [_spec_from_entry(k, v) for k, v in sorted(_read_index().items())]
 
 
-def register_user_model(name: str, exported: Any, *, replace: bool = True) -> ModelSpec:
-    """Save an ExportedModel as `<user models>/<name>.pt` and add it to the library index."""
-    from restorer.engine.training.common import atomic_torch_save
+def has_user_model(name: str) -> bool:
+    return name in _read_index()
 
+
+def user_model_meta(name: str) -> Optional[dict[str, Any]]:
+    """The stored metadata of a user model (its training config...), or None when there is no such model."""
+    entry = _read_index().get(name)
+    return dict(entry.get("meta") or {}) if isinstance(entry, dict) else None
+
+
+def register_user_model(name: str, exported: Any, *, replace: bool = True) -> ModelSpec:
+    """Save an ExportedModel as `<user models>/<name>.pt` and add it to the library index.
+
+    With ``replace=False`` an existing model of that name is refused (InputError). The check,
+    the file write and the index update happen under the library lock.
+    """
     validate_name(name)
-    index = _read_index()
-    if name in index and not replace:
-        raise InputError(f"a model named '{name}' already exists")
-    payload = {
-        "format": MODEL_FORMAT, "task": exported.task, "arch": exported.arch,
-        "params": dict(exported.params), "scale": int(exported.scale),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in exported.state_dict.items()},
-        "meta": dict(exported.meta),
-    }
-    path = user_models_dir() / f"{name}.pt"
-    atomic_torch_save(payload, path)
-    index[name] = {
-        "task": exported.task, "arch": exported.arch, "params": dict(exported.params),
-        "scale": int(exported.scale), "file": path.name, "sha256": sha256_file(path),
-        "title": name, "meta": _jsonable(exported.meta), "added": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    _write_index(index)
-    return _spec_from_entry(name, index[name])
+    with library_lock():
+        index = _read_index()
+        if name in index and not replace:
+            raise InputError(f"a model named '{name}' already exists; choose another name"
+                             " (or delete or rename the existing one)")
+        remove_stale_temp_files(user_models_dir())  # left by killed writers; nobody else writes now
+        path = user_models_dir() / f"{name}.pt"
+        write_model_file(exported, path)
+        index[name] = {
+            "task": exported.task, "arch": exported.arch, "params": dict(exported.params),
+            "scale": int(exported.scale), "file": path.name, "sha256": sha256_file(path),
+            "title": name, "meta": _jsonable(exported.meta), "added": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        _write_index(index)
+        return _spec_from_entry(name, index[name])
 
 
 def delete_user_model(name: str) -> None:
-    index = _read_index()
-    if name not in index:
-        raise UnknownModelError(f"no user model named '{name}'")
-    entry = index.pop(name)
-    _write_index(index)
-    try:
-        (user_models_dir() / entry["file"]).unlink()
-    except FileNotFoundError:
-        pass
+    with library_lock():
+        index = _read_index()
+        if name not in index:
+            raise UnknownModelError(f"no user model named '{name}'")
+        entry = index.pop(name)
+        _write_index(index)  # first: a failure here leaves the model listed and intact
+        try:
+            (user_models_dir() / entry["file"]).unlink()
+        except FileNotFoundError:
+            pass
 
 
 def rename_user_model(old: str, new: str) -> ModelSpec:
+    """Rename a user model. The new file appears (hard link or copy) before the index names it and
+    the old one goes only after the index was written: a failure (full disk) changes nothing."""
     validate_name(new)
-    index = _read_index()
-    if old not in index:
-        raise UnknownModelError(f"no user model named '{old}'")
-    if new in index:
-        raise InputError(f"a model named '{new}' already exists")
-    entry = index.pop(old)
-    src = user_models_dir() / entry["file"]
-    dst = user_models_dir() / f"{new}.pt"
-    os.replace(src, dst)
-    entry["file"] = dst.name
-    entry["title"] = new
-    index[new] = entry
-    _write_index(index)
-    return _spec_from_entry(new, entry)
+    with library_lock():
+        index = _read_index()
+        if old not in index:
+            raise UnknownModelError(f"no user model named '{old}'")
+        if new in index:
+            raise InputError(f"a model named '{new}' already exists")
+        entry = dict(index[old])
+        src = user_models_dir() / entry["file"]
+        dst = user_models_dir() / f"{new}.pt"
+        if dst.exists():
+            dst.unlink()  # an orphan no index entry names (the index is the truth)
+        try:
+            try:
+                os.link(src, dst)
+            except OSError:
+                with atomic_write(dst) as out, open(src, "rb") as fh:
+                    shutil.copyfileobj(fh, out)
+        except OSError as exc:
+            raise WriteError(f"cannot rename model '{old}': {describe_os_error(exc)}") from exc
+        entry["file"] = dst.name
+        entry["title"] = new
+        new_index = {k: v for k, v in index.items() if k != old}
+        new_index[new] = entry
+        try:
+            _write_index(new_index)
+        except BaseException:
+            try:
+                dst.unlink()
+            except OSError:
+                pass
+            raise
+        try:
+            src.unlink()
+        except OSError:
+            log.warning("renamed '%s' to '%s' but could not remove the old file %s", old, new, src)
+        return _spec_from_entry(new, entry)
 
 
 def export_model(model_id: str, dest: Path, *, overwrite: bool = False) -> Path:
@@ -248,16 +269,18 @@ def export_model(model_id: str, dest: Path, *, overwrite: bool = False) -> Path:
     return dest
 
 
-def import_model(src: Path, name: Optional[str] = None) -> ModelSpec:
-    """Add a model file exported by Restorer to the library (verified before it is accepted)."""
-    from restorer.engine.training.common import ExportedModel
-
-    payload = read_model_file(Path(src))
-    name = name or Path(src).stem
-    exported = ExportedModel(task=payload["task"], arch=payload["arch"], params=payload["params"],
-                             state_dict=payload["state_dict"], scale=payload.get("scale", 1),
-                             meta=payload.get("meta", {}))
-    return register_user_model(name, exported, replace=False)
+def import_model(src: Path, name: Optional[str] = None, *, replace: bool = False) -> ModelSpec:
+    """Add a model file exported by Restorer to the library, verified first: task and architecture
+    on the whitelist, parameters in bounds, the network built and its weights loaded strictly."""
+    src = Path(src)
+    name = name or src.stem
+    validate_name(name)
+    try:
+        payload = read_model_file(src)
+        build_and_load(payload, f"model file '{src}'")
+    except ModelError as exc:
+        raise BadModelFile(str(exc)) from None
+    return register_user_model(name, ExportedModel.from_payload(payload), replace=replace)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -291,45 +314,11 @@ def get_spec(model_id: str, task: Optional[str] = None) -> ModelSpec:
     raise UnknownModelError(f"unknown model '{model_id}' (known: {known})")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_model_file(path: Path, expected_sha256: Optional[str] = None) -> dict[str, Any]:
-    """Load and check a model file. Missing, corrupted or tampered files are clear ModelErrors."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model weights '{path}' are missing")
-    if expected_sha256 and sha256_file(path) != expected_sha256:
-        raise ModelError(f"model weights '{path}' are corrupted (sha256 mismatch); reinstall or re-download them")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"model weights '{path}' are corrupted or not a Restorer model ({exc.__class__.__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ModelError(f"'{path}' is not a Restorer model file")
-    return payload
-
-
 def load_model(spec_or_id: "ModelSpec | str", task: Optional[str] = None):
     """Build the spec's network and load its verified weights; returns an eval-mode nn.Module."""
-    from restorer.engine.archs import build_arch
-
     spec = get_spec(spec_or_id, task) if isinstance(spec_or_id, str) else spec_or_id
     payload = read_model_file(spec.path, spec.sha256)
-    model = build_arch(payload["arch"], payload["params"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ModelError(f"model weights '{spec.path}' do not match architecture '{payload['arch']}'") from exc
-    model.eval()
-    return model
+    return build_and_load(payload, f"model weights '{spec.path}'")
 
 
 def default_model(task: str, scale: Optional[int] = None) -> ModelSpec:

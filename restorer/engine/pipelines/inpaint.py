@@ -270,6 +270,9 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
     rgb = _as_rgb_array(image)
     h, w = rgb.shape[:2]
     hole_np = _check_mask(mask, (h, w))
+    from restorer.engine import budget
+
+    budget.check_inpaint((w, h), bytes_per_channel=rgb.dtype.itemsize)  # before any work
     if work_size < 32:
         raise InputError(f"work_size must be at least 32, got {work_size}")
     device = torch.device(device)
@@ -314,4 +317,9 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
             region = out[win.y0:win.y1, win.x0:win.x1]
             region[hole_c] = result[hole_c]
             report(progress, n + 1, total, f"region {n + 1}/{total}")
+    if getattr(image, "gray", False):  # a grey photo stays grey (and its depth): only the fill is changed
+        from restorer.engine.imageio import keep_colour_mode
+
+        filled = keep_colour_mode(image, out)
+        out[hole_np] = filled[hole_np]
     return out

@@ -24,7 +24,7 @@ from torch import nn
 
 from restorer.engine.devices import free_memory_bytes, half_is_safe
 from restorer.engine.errors import InputError, ModelError
-from restorer.engine.imageio import ImageData, from_float01, resize_plane, to_float01
+from restorer.engine.imageio import ImageData, from_float01, keep_colour_mode, resize_plane, to_float01
 from restorer.engine.progress import CancelToken, ProgressCallback, check, report
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,11 @@ def upscale_image(image: ImageData, model: nn.Module, model_scale: int, scale: i
                   device: torch.device = torch.device("cpu"), tile: Optional[int] = None,
                   half: Optional[bool] = None, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelToken] = None) -> UpscaleResult:
-    """Upscale an image by `scale` with a model of factor `model_scale` (>= scale)."""
+    """Upscale an image by `scale` with a model of factor `model_scale` (>= scale).
+
+    Refused before any work (InputError) when the job cannot fit in the free memory (see
+    `engine.budget`). The result keeps the input's bit depth and colour mode (a grey photo stays grey).
+    """
     if scale not in SCALES:
         raise InputError(f"unsupported scale x{scale} (choose from {', '.join(f'x{s}' for s in SCALES)})")
     if model_scale < scale:
@@ -170,12 +174,17 @@ def upscale_image(image: ImageData, model: nn.Module, model_scale: int, scale: i
     if tile is not None and tile < MIN_TILE:
         raise InputError(f"tile size must be at least {MIN_TILE} px")
     w, h = image.size
+    from restorer.engine import budget
+
+    channels = max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=64)
+    budget.check_upscale((w, h), scale, model_scale, tile=tile, channels=channels,
+                         bytes_per_channel=image.rgb.dtype.itemsize)
     rgb01 = to_float01(image.rgb)
     out, used_tile, n = run_tiled(rgb01, model, model_scale, device=device, tile=tile, half=half,
                                   progress=progress, cancel=cancel)
     target = (w * scale, h * scale)
     if model_scale != scale:
         out = _downscale(out, target)
-    rgb = from_float01(out, image.rgb.dtype)
+    rgb = keep_colour_mode(image, from_float01(out, image.rgb.dtype))
     alpha = resize_plane(image.alpha, target) if image.alpha is not None else None
     return UpscaleResult(image.with_pixels(rgb, alpha), model_scale, used_tile, n)

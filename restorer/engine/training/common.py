@@ -29,7 +29,9 @@ import torch
 from torch import nn
 
 from restorer.engine.errors import InputError, RestorerError
-from restorer.engine.fileutil import atomic_write
+from restorer.engine.fileutil import atomic_write, remove_stale_temp_files
+from restorer.engine.locks import FileLock, LockBusy
+from restorer.engine.modelfile import ExportedModel, atomic_torch_save  # noqa: F401 - re-exported for trainers
 from restorer.engine.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -116,12 +118,6 @@ def _fmt_seconds(seconds: Optional[float]) -> str:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through an atomic write: an interrupted save leaves the previous file intact."""
-    with atomic_write(path, "wb") as fh:
-        torch.save(obj, fh)
-
-
 def load_torch_file(path: Path, what: str = "file") -> dict[str, Any]:
     """Load a torch file safely (weights_only=True); errors name the file."""
     path = Path(path)
@@ -199,6 +195,7 @@ class TrainConfig:
     runs_dir: Optional[str] = None  # default: <user data>/runs
     init_from: Optional[str] = None  # model id/file whose generator weights start the run
     register: bool = True  # add the finished model to the user's model library
+    replace: bool = False  # replace a user model of the same name (else the run is refused before it starts)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,22 +211,10 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class ExportedModel:
-    """What a trainer hands over for the model library."""
-
-    task: str
-    arch: str
-    params: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
-    scale: int = 1
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 def default_runs_dir() -> Path:
-    from restorer.engine import registry
+    from restorer.engine import paths
 
-    return registry.user_data_dir() / "runs"
+    return paths.runs_dir()
 
 
 def run_dir_for(config: TrainConfig) -> Path:
@@ -358,7 +343,62 @@ class Trainer(ABC):
             torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
         return float(ckpt.get("elapsed_s", 0.0))
 
+    def _model_is_this_runs(self) -> bool:
+        """The library's model of this name was registered by this run folder (a resumed run may replace it)."""
+        from restorer.engine import registry
+
+        meta = registry.user_model_meta(self.config.name) or {}
+        config = meta.get("config") if isinstance(meta, dict) else None
+        if not isinstance(config, dict) or config.get("name") != self.config.name:
+            return False
+        theirs = Path(config["runs_dir"]) if config.get("runs_dir") else default_runs_dir()
+        try:
+            return (theirs / self.config.name).resolve() == self.run_dir.resolve()
+        except OSError:
+            return False
+
+    def _may_replace_model(self) -> bool:
+        return self.config.replace or self._model_is_this_runs()
+
     def run(self, resume: bool = False) -> RunResult:
+        """Train (or resume) while holding the run folder's lock; see `_run_locked` for the loop.
+
+        Refused before any work: a run of this name already going on in another process (its PID
+        is named), and a library model of this name that this run did not make (unless `replace`).
+        A start that fails leaves no empty run folder; stale temp files of killed checkpoint
+        writes are removed.
+        """
+        from restorer.engine import registry
+
+        cfg = self.config
+        lock = FileLock(self.run_dir.parent / f".{cfg.name}.lock", timeout=0,
+                        busy_message=f"the training run '{cfg.name}' is in use by process {{pid}}; "
+                                     "wait for it to finish or stop it, or choose another name")
+        try:
+            lock.acquire()
+        except LockBusy as exc:
+            raise InputError(str(exc)) from None
+        existed = self.run_dir.is_dir()
+        try:
+            if cfg.register and registry.has_user_model(cfg.name) and not self._may_replace_model():
+                raise InputError(f"a model named '{cfg.name}' is already in your library; choose another "
+                                 "name, or replace it (--replace)")
+            if existed:
+                for stale in (remove_stale_temp_files(self.run_dir, ".checkpoint.pt.*.tmp")
+                              + remove_stale_temp_files(self.run_dir, ".sample_*.tmp")):
+                    log.info("removed %s, left by an interrupted write", stale.name)
+            return self._run_locked(resume)
+        except BaseException:
+            if not existed:
+                try:
+                    self.run_dir.rmdir()  # only when empty: a failed start leaves nothing behind
+                except OSError:
+                    pass
+            raise
+        finally:
+            lock.release()
+
+    def _run_locked(self, resume: bool = False) -> RunResult:
         from restorer.engine.devices import pick_device
 
         cfg = self.config
@@ -435,7 +475,7 @@ class Trainer(ABC):
                 "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": metrics,
                 "config": cfg.to_json(),
             })
-            spec = registry.register_user_model(cfg.name, exported)
+            spec = registry.register_user_model(cfg.name, exported, replace=self._may_replace_model())
             result.model_id, result.model_file = spec.id, Path(spec.file)
         self.events.emit("finished", iteration=self.iteration, total=cfg.iters, elapsed_s=elapsed,
                          metrics=metrics, model_id=result.model_id,
