@@ -58,18 +58,19 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _choose_sr_spec(model_id: Optional[str], scale: int):
+def _choose_sr_spec(model_id: Optional[str], scale: int, device_type: str = "cpu"):
+    """The model the user named, or the Automatic choice for the factor on this device (engine/choice.py)."""
     from restorer.engine import registry
-    from restorer.engine.pipelines.upscale import model_scale_for
+    from restorer.engine.choice import choose_upscaler
 
     if model_id:
         spec = registry.get_spec(model_id, task="sr")
         if spec.scale < scale:
             raise UsageError(f"model '{model_id}' is x{spec.scale} and cannot upscale x{scale}")
         return spec
-    specs = registry.all_models("sr")
-    chosen = model_scale_for(scale, [s.scale for s in specs])
-    return registry.default_model("sr", chosen)
+    choice = choose_upscaler(scale, device_type)
+    log.info("Automatic model: %s", choice.reason)
+    return choice.spec
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -181,7 +182,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                             batch=many)
     skip = {src for src, _ in skipped}
     failures += skipped
-    spec = _choose_sr_spec(args.model, args.scale)
+    device = pick_device(args.device)
+    spec = _choose_sr_spec(args.model, args.scale, device.type)
     channels = int(spec.params.get("channels", 64))
     todo: list[tuple[Path, Path]] = []
     for src, dest in pairs:
@@ -199,7 +201,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         todo.append((src, dest))
     if many and out is not None and todo:
         out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
     model = registry.load_model(spec) if todo else None
     log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
     done = 0

@@ -70,25 +70,33 @@ _SR_PARAMS = {"num_blocks": 16, "channels": 64, "norm": "none", "image_residual"
 _TRAINED = {"data": "photos-train: BSDS500 train+test, 400 photos", "hardware": "1x NVIDIA H100 (shared by 6 jobs)",
             "train_minutes": 5.5, "recipe": "scripts/train_shipped.py", "card": "docs/models.md"}
 
+# "measured": the benchmark figures engine/choice.py uses for the Automatic choice (docs/models.md): photos-val
+# Y-PSNR/SSIM of TARGETS.md's protocol and CPU seconds per output megapixel, each row of one run.
+_MEASURED_ON = "photos-val, 80 images, x4 (speed: first 8 images, one run), 2-core CPU (2026-11-22)"
+
 SHIPPED: tuple[ModelSpec, ...] = (
     ModelSpec(id="sr-x4-faithful", task="sr", arch="srgan", params={"scale": 4, **_SR_PARAMS}, scale=4,
               file="sr-x4-faithful.pt",
               sha256="dca4ad0375abfd57cd19728240837464d9ff016fa272bded8950c8cd4e6c89c9",
               title="x4 faithful (SRGAN-family, 16 blocks)",
               description="Fidelity-trained x4 generator for clean photos.",
-              provenance={**_TRAINED, "iterations": 4089, "batch": 32, "default": True}),
+              provenance={**_TRAINED, "iterations": 4089, "batch": 32, "default": True,
+                          "measured": {"psnr_y": 29.92, "ssim_y": 0.8086, "cpu_s_per_mpx": 12.70, "on": _MEASURED_ON}}),
     ModelSpec(id="sr-x4-compact", task="sr", arch="compact_sr", params={"scale": 4, "num_convs": 16, "channels": 48},
               scale=4, file="sr-x4-compact.pt",
               sha256="64c67233c67da4e83e4866ab0e9d9090e099daba5cf9662c2631be80d8ef3031",
               title="x4 fast (compact, for CPUs)",
               description="All convolutions at low resolution; about 10x faster than the faithful model on CPU.",
-              provenance={**_TRAINED, "iterations": 7468, "batch": 64}),
+              provenance={**_TRAINED, "iterations": 7468, "batch": 64,
+                          "measured": {"psnr_y": 29.88, "ssim_y": 0.8083, "cpu_s_per_mpx": 1.10, "on": _MEASURED_ON}}),
     ModelSpec(id="sr-x2-faithful", task="sr", arch="srgan", params={"scale": 2, **_SR_PARAMS}, scale=2,
               file="sr-x2-faithful.pt",
               sha256="6a2003b912f36a95a4f83ce8e817bfdb515f1f4a3514576646373d45162b37fe",
               title="x2 faithful (SRGAN-family, 16 blocks)",
               description="Fidelity-trained x2 generator.",
-              provenance={**_TRAINED, "iterations": 4034, "batch": 32, "default": True}),
+              provenance={**_TRAINED, "iterations": 4034, "batch": 32, "default": True,
+                          "measured": {"psnr_y": 36.32, "ssim_y": 0.9418, "cpu_s_per_mpx": 25.77,
+                                       "on": "photos-val, first 10 images, x2, 2-core CPU (2026-11-22)"}}),
     ModelSpec(id="sr-x8-faithful", task="sr", arch="srgan", params={"scale": 8, **_SR_PARAMS}, scale=8,
               file="sr-x8-faithful.pt",
               sha256="02a2d10cfb33061f362f88771cd226231e1de8a2af0c7bcbbb0b904aa9da099d",
