@@ -1,7 +1,7 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
 It is also the training worker's protocol: `restorer train ... --events jsonl` prints one JSON
-object per line (started, info, progress, sample, checkpoint, finished, stopped, error).
+object per line: the kinds and fields are defined once in restorer/engine/training/events.py.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad input or usage, 130 interrupted.
 """
@@ -280,7 +280,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _event_sink(mode: str):
-    from restorer.engine.training.common import JsonlEventSink, LogEventSink
+    from restorer.engine.training.events import JsonlEventSink, LogEventSink
 
     if mode == "jsonl":
         return JsonlEventSink(sys.stdout)

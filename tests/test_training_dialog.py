@@ -92,13 +92,15 @@ def choose_folder(qtbot, dlg: TrainingDialog, folder: Path) -> None:
 
 
 def fake_worker(tmp_path: Path, monkeypatch, body: str) -> None:
-    """Run `body` (Python; `args` = the train arguments, `emit(event, **fields)`) instead of the trainer."""
+    """Run `body` (Python; `args` = the train arguments, `emit(event, **fields)` writes an event of
+    restorer.engine.training.events) instead of the trainer."""
     script = tmp_path / "fake_worker.py"
     script.write_text(textwrap.dedent("""
         import json, signal, sys, time
+        from restorer.engine.training import events
         args = sys.argv[1:]
         def emit(event, **fields):
-            sys.stdout.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\\n")
+            sys.stdout.write(events.encode(events.make(event, **fields)) + "\\n")
             sys.stdout.flush()
     """) + textwrap.dedent(body))
     import restorer.engine.worker_command as wc
@@ -151,7 +153,7 @@ def test_train_stop_reopen_resume_and_upscale(qtbot, tmp_path, window, messages,
     qtbot.waitUntil(lambda: dlg._state == "stopped", timeout=RUN_TIMEOUT_MS)
     ckpt = Path(os.environ["RESTORER_DATA_DIR"]) / "runs" / "mini" / "checkpoint.pt"
     assert ckpt.exists() and not dlg.run_active
-    stopped_at = dlg._run["iteration"]
+    stopped_at = dlg._run.iteration
     assert 0 < stopped_at < 150
     assert "stopped" in dlg.status_label.text() and dlg.resume_button.isEnabled()
     assert not any(k == "critical" for k, *_ in messages)
@@ -175,7 +177,7 @@ def test_train_stop_reopen_resume_and_upscale(qtbot, tmp_path, window, messages,
         assert again.run_active
         assert again.loss_plot.point_count() == points_before  # the curve so far, read back
     assert again._state == "finished", again.status_label.text()
-    assert again._run["iteration"] == 150 and "mini" in again.status_label.text()
+    assert again._run.iteration == 150 and "mini" in again.status_label.text()
     assert again.loss_plot.series()["pixel"][-1][0] == 150
 
     from restorer.engine import registry
@@ -329,7 +331,7 @@ def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, mes
     assert again.resume_selected() and again.run_active
     seen = again.loss_plot.point_count()
     qtbot.waitUntil(lambda: again.loss_plot.point_count() > seen + 1, timeout=20_000)  # live progress
-    assert again._run["iteration"] >= 2
+    assert again._run.iteration >= 2
     again.stop_training()
     qtbot.waitUntil(lambda: again._state == "stopped", timeout=20_000)
     qtbot.waitUntil(lambda: not pid_alive(pid), timeout=20_000)

@@ -59,6 +59,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDial
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from restorer.app.workers import run_in_thread
+from restorer.engine.training import events as ev_mod
+from restorer.engine.training.events import (CheckpointEvent, DataEvent, ErrorEvent, FinishedEvent, InfoEvent,
+                                              ProgressEvent, SampleEvent, StartedEvent, StoppedEvent,
+                                              TrainingEvent, WarningEvent, read_events)
 from restorer.engine.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
@@ -118,25 +122,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     with atomic_write(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, default=str)
-
-
-def read_events(path: Path, start: int = 0, end: Optional[int] = None) -> list[dict[str, Any]]:
-    """The JSON events of an events file between two byte offsets (bad lines are skipped)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read() if end is None else fh.read(max(0, end - start))
-    except OSError:
-        return []
-    out = []
-    for line in data.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "event" in obj:
-            out.append(obj)
-    return out
 
 
 def pid_alive(pid: Optional[int]) -> bool:
@@ -471,16 +456,44 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
     return a
 
 
+@dataclass
+class RunState:
+    """The run the progress panel shows: how it was launched and what its events said so far."""
+
+    name: str
+    run_dir: Path
+    task: str = ""
+    kind: str = "view"  # new | resume | finish | attach | view (not training, only shown)
+    gui: dict[str, Any] = field(default_factory=dict)  # gui-run.json: how the dialog started it
+    iteration: int = 0
+    total: int = 0
+    user_stop: bool = False  # Stop was pressed (not the time budget)
+    ckpt_iteration: Optional[int] = None  # iteration of the last checkpoint saved
+    started_time: Optional[float] = None  # worker time of this launch's `started` event
+    stop_time: Optional[float] = None  # worker time of the `stopped` event
+    elapsed_s: float = 0.0  # training time so far, earlier launches included
+    device: str = ""
+    it_per_s: float = 0.0
+    eta_s: Optional[float] = None
+    progress_time: Optional[float] = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    model_id: Optional[str] = None
+
+    @property
+    def minutes_mode(self) -> bool:
+        return self.gui.get("length_mode") == "minutes"
+
+
 # ============================================================================ the worker process
 class TrainingProcess(QObject):
     """One `restorer train` worker: its JSON events as they arrive, and how it ended.
 
-    ``event(dict)`` for every event written since this launch; ``ended(outcome, message)`` once,
+    ``event(TrainingEvent)`` for every event written since this launch; ``ended(outcome, message)`` once,
     with outcome ``finished`` | ``stopped`` | ``failed`` (an ``error`` event, or a worker that
     exited without one: a crash) | ``killed`` (did not stop within the timeout).
     """
 
-    event = Signal(dict)
+    event = Signal(object)  # a restorer.engine.training.events.TrainingEvent
     ended = Signal(str, str)
 
     def __init__(self, run_dir: Path, parent: Optional[QObject] = None) -> None:
@@ -496,7 +509,7 @@ class TrainingProcess(QObject):
         self._log_offset = 0
         self._pos = 0
         self._partial = b""
-        self._last_terminal: Optional[dict[str, Any]] = None
+        self._last_terminal: Optional[TrainingEvent] = None
         self._stop_sent_at: Optional[float] = None
         self._killed = False
         self._done = False
@@ -627,14 +640,11 @@ class TrainingProcess(QObject):
         line = line.strip()
         if not line:
             return
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            log.debug("training worker wrote a non-JSON line: %r", line[:200])
+        ev = ev_mod.decode(line)
+        if ev is None:
+            log.debug("training worker wrote a line that is not an event: %r", line[:200])
             return
-        if not isinstance(ev, dict) or "event" not in ev:
-            return
-        if ev["event"] in ("finished", "stopped", "error"):
+        if ev.event_kind.terminal:
             self._last_terminal = ev
         self.event.emit(ev)
 
@@ -683,13 +693,12 @@ class TrainingProcess(QObject):
 
     def _outcome(self) -> tuple[str, str]:
         ev = self._last_terminal
-        kind = ev["event"] if ev else ""
-        if kind == "finished":
-            return "finished", str(ev.get("model_id") or "")
-        if kind == "stopped":
+        if isinstance(ev, FinishedEvent):
+            return "finished", str(ev.model_id or "")
+        if isinstance(ev, StoppedEvent):
             return "stopped", ""
-        if kind == "error":
-            return "failed", str(ev.get("message") or self._stderr_reason() or "unknown error")
+        if isinstance(ev, ErrorEvent):
+            return "failed", str(ev.message or self._stderr_reason() or "unknown error")
         if self._killed:
             return "killed", (f"the training process did not stop within {self.stop_timeout_s:.0f} s "
                               "and was ended")
@@ -978,7 +987,7 @@ class TrainingDialog(QDialog):
         self._runs: list[RunInfo] = []
         self._runs_gen = 0
         self._specs: dict[str, Any] = {}
-        self._run: dict[str, Any] = {}  # the run shown in the progress panel
+        self._run: Optional[RunState] = None  # the run shown in the progress panel
         self._state = "idle"
         device_pref = getattr(prefs, "device", "auto") if prefs is not None else "auto"
         self.device_pref = device_pref if device_pref in ("auto", "cpu", "cuda", "mps") else "auto"
@@ -1630,10 +1639,8 @@ class TrainingDialog(QDialog):
         from restorer.engine.errors import RestorerError
 
         proc = TrainingProcess(run_dir, self)
-        self._run = {"name": name, "run_dir": run_dir, "task": task, "kind": kind, "gui": gui,
-                     "iteration": iteration, "total": total, "user_stop": False,
-                     "ckpt_iteration": iteration if kind in ("resume", "finish") else None,
-                     "started_time": None, "stop_time": None, "elapsed_s": 0.0}
+        self._run = RunState(name=name, run_dir=run_dir, task=task, kind=kind, gui=gui, iteration=iteration,
+                             total=total, ckpt_iteration=iteration if kind in ("resume", "finish") else None)
         proc.event.connect(self._on_event)
         proc.ended.connect(self._on_ended)
         try:
@@ -1687,28 +1694,26 @@ class TrainingDialog(QDialog):
         ok = self._launch(info.name, info.run_dir, args, kind="finish" if (finish or minutes_done) else "resume",
                           task=info.task, gui=info.gui, iteration=info.iteration, total=info.total)
         if ok:
-            self._run["elapsed_s"] = info.elapsed_s
+            self._run.elapsed_s = info.elapsed_s
             self._show_progress()
         return ok
 
     def _load_history(self, run_dir: Path, upto: Optional[int]) -> None:
         """Replay the loss curve of earlier launches of a run from its events file."""
         for ev in read_events(run_dir / EVENTS_FILE, 0, upto):
-            kind = ev.get("event")
-            if kind == "started":
-                self.loss_plot.trim(int(ev.get("iteration", 0)))
-            elif kind == "progress" and isinstance(ev.get("losses"), dict):
-                self.loss_plot.add(int(ev.get("iteration", 0)), ev["losses"])
+            if isinstance(ev, StartedEvent):
+                self.loss_plot.trim(ev.iteration)
+            elif isinstance(ev, ProgressEvent) and ev.losses:
+                self.loss_plot.add(ev.iteration, ev.losses)
 
     def attach(self, info: RunInfo) -> bool:
         """Show the progress of a run training in the background (started by an earlier session)."""
         if self.process is not None and self.process.running:
             return False
         proc = TrainingProcess(info.run_dir, self)
-        self._run = {"name": info.name, "run_dir": info.run_dir, "task": info.task, "kind": "attach",
-                     "gui": info.gui, "iteration": info.iteration, "total": info.total, "ckpt_iteration":
-                     info.iteration if info.has_checkpoint else None, "user_stop": False, "started_time": None,
-                     "stop_time": None, "elapsed_s": info.elapsed_s}
+        self._run = RunState(name=info.name, run_dir=info.run_dir, task=info.task, kind="attach", gui=info.gui,
+                             iteration=info.iteration, total=info.total, elapsed_s=info.elapsed_s,
+                             ckpt_iteration=info.iteration if info.has_checkpoint else None)
         self.loss_plot.clear()
         self.log_view.clear()
         worker = _read_json(info.run_dir / WORKER_FILE)
@@ -1735,15 +1740,15 @@ class TrainingDialog(QDialog):
         proc = self.process
         if proc is None or not proc.running:
             return
-        self._run["user_stop"] = True
+        if self._run is not None:
+            self._run.user_stop = True
         proc.stop()
         self._set_state("stopping")
 
     def resume_current(self) -> bool:
-        run_dir = self._run.get("run_dir")
-        if run_dir is None:
+        if self._run is None:
             return False
-        return self._continue(read_run(Path(run_dir)))
+        return self._continue(read_run(self._run.run_dir))
 
     def resume_selected(self) -> bool:
         info = self._selected_run()
@@ -1763,7 +1768,7 @@ class TrainingDialog(QDialog):
         info = self._selected_run()
         if info is None or info.running:
             return False
-        if self._run.get("run_dir") == info.run_dir and self.process is not None and self.process.running:
+        if self._shows(info) and self.process is not None and self.process.running:
             return False
         if not _confirm(self, "Delete Run", f"Delete the run '{info.name}' and its checkpoint?\n\n"
                                             "Models in your library are not affected.", "Delete"):
@@ -1774,71 +1779,71 @@ class TrainingDialog(QDialog):
             _message(self, "warning", "Delete Run", f"'{target}' is not in the runs folder; delete it yourself.")
             return False
         shutil.rmtree(target, ignore_errors=True)
-        if self._run.get("run_dir") == info.run_dir:
-            self._run = {}
+        if self._shows(info):
+            self._run = None
             self._set_state("idle")
         self.refresh_runs()
         self._validate()
         return True
 
     # ------------------------------------------------------------------ events
-    def _on_event(self, ev: dict[str, Any]) -> None:
-        kind = ev.get("event")
+    def _shows(self, info: RunInfo) -> bool:
+        """Whether the progress panel shows the run `info`."""
+        return self._run is not None and self._run.run_dir == info.run_dir
+
+    def _on_event(self, ev: TrainingEvent) -> None:
         run = self._run
-        if kind == "started":
-            run["iteration"] = int(ev.get("iteration", 0))
-            run["total"] = int(ev.get("total", 0))
-            run["started_time"] = float(ev.get("time", time.time()))
-            run["device"] = str(ev.get("device", ""))
-            self.loss_plot.trim(run["iteration"])
+        if run is None:
+            return
+        if isinstance(ev, StartedEvent):
+            run.iteration, run.total = ev.iteration, ev.total
+            run.started_time, run.device = ev.time, ev.device
+            self.loss_plot.trim(run.iteration)
             if self._state in ("starting", "running"):
                 self._set_state("running")
             self._show_progress()
-        elif kind == "progress":
-            run["iteration"] = int(ev.get("iteration", 0))
-            run["total"] = int(ev.get("total", run.get("total", 0)))
-            run["it_per_s"] = float(ev.get("it_per_s") or 0.0)
-            run["eta_s"] = ev.get("eta_s")
-            run["elapsed_s"] = float(ev.get("elapsed_s") or 0.0)
-            run["progress_time"] = float(ev.get("time", time.time()))
-            if isinstance(ev.get("losses"), dict):
-                self.loss_plot.add(run["iteration"], ev["losses"])
+        elif isinstance(ev, ProgressEvent):
+            run.iteration, run.total = ev.iteration, ev.total or run.total
+            run.it_per_s, run.eta_s = ev.it_per_s or 0.0, ev.eta_s
+            run.elapsed_s, run.progress_time = ev.elapsed_s or 0.0, ev.time
+            if ev.losses:
+                self.loss_plot.add(run.iteration, ev.losses)
             if self._state == "starting":
                 self._set_state("running")
             self._show_progress()
-        elif kind == "sample":
-            path = Path(str(ev.get("path", "")))
-            if self.sample_view.set_image(path):
+        elif isinstance(ev, SampleEvent):
+            if self.sample_view.set_image(Path(ev.path)):
                 self.sample_caption.setText(
-                    f"Preview at iteration {fmt_count(int(ev.get('iteration', 0)))}: input · output · target")
-        elif kind == "checkpoint":
-            run["ckpt_iteration"] = int(ev.get("iteration", 0))
+                    f"Preview at iteration {fmt_count(ev.iteration)}: input · output · target")
+        elif isinstance(ev, CheckpointEvent):
+            run.ckpt_iteration = ev.iteration
             self._show_progress()
-        elif kind in ("info", "warning", "data"):
+        elif isinstance(ev, (InfoEvent, WarningEvent, DataEvent)):
             self._log_event(ev)
-        elif kind == "error":
-            self._log(f"Error: {ev.get('message', '')}")
-        elif kind == "stopped":
-            run["iteration"] = int(ev.get("iteration", run.get("iteration", 0)))
-            run["stop_time"] = float(ev.get("time", time.time()))
-            run["elapsed_s"] = float(ev.get("elapsed_s") or run.get("elapsed_s", 0.0))
-        elif kind == "finished":
-            run["iteration"] = int(ev.get("iteration", run.get("iteration", 0)))
-            run["metrics"] = ev.get("metrics") or {}
-            run["model_id"] = ev.get("model_id")
+        elif isinstance(ev, ErrorEvent):
+            self._log(f"Error: {ev.message}")
+        elif isinstance(ev, StoppedEvent):
+            run.iteration = ev.iteration
+            run.stop_time = ev.time
+            run.elapsed_s = ev.elapsed_s or run.elapsed_s
+        elif isinstance(ev, FinishedEvent):
+            run.iteration = ev.iteration
+            run.metrics = ev.metrics or {}
+            run.model_id = ev.model_id
 
-    def _log_event(self, ev: dict[str, Any]) -> None:
-        kind = ev.get("event")
-        if ev.get("message"):
-            text = str(ev["message"])
-        elif kind == "data":
-            skipped = f", {ev['skipped']} skipped" if ev.get("skipped") else ""
-            text = f"{ev.get('images', '?')} photos loaded{skipped}"
-        elif kind == "warning" and ev.get("kind") == "skipped_images":
-            text = f"skipped {ev.get('count')} file(s): {ev.get('reasons')}"
+    def _log_event(self, ev: TrainingEvent) -> None:
+        message = getattr(ev, "message", "")
+        if message:
+            text = str(message)
+        elif isinstance(ev, DataEvent):
+            skipped = f", {ev.skipped} skipped" if ev.skipped else ""
+            text = f"{ev.images} photos loaded{skipped}"
+        elif isinstance(ev, WarningEvent) and ev.kind == "skipped_images":
+            text = f"skipped {ev.count} file(s): {ev.reasons}"
         else:
-            text = json.dumps({k: v for k, v in ev.items() if k not in ("event", "time")}, default=str)[:300]
-        self._log(("Warning: " if kind == "warning" else "") + text)
+            record = ev_mod.to_record(ev)
+            text = json.dumps({k: v for k, v in record.items() if k not in ("event", "time")}, default=str)[:300]
+        self._log(("Warning: " if isinstance(ev, WarningEvent) else "") + text)
 
     def _log(self, text: str) -> None:
         self.log_view.appendPlainText(text)
@@ -1848,9 +1853,9 @@ class TrainingDialog(QDialog):
         if proc is not self.process:
             return
         run = self._run
-        if outcome == "stopped" and not run.get("user_stop") and self._spent_time_budget():
+        if run is not None and outcome == "stopped" and not run.user_stop and self._spent_time_budget():
             # a run measured in minutes ran out of time: end it there, which saves the model
-            info = read_run(Path(run["run_dir"]))
+            info = read_run(run.run_dir)
             self.process = None
             if self._continue(info, finish=True):
                 if isinstance(proc, TrainingProcess):
@@ -1866,7 +1871,7 @@ class TrainingDialog(QDialog):
             self._set_state("stopped")
         else:
             self._set_state("failed", message)
-            if run.get("kind") != "attach":
+            if run is None or run.kind != "attach":
                 self._log(proc.stderr_text().strip()[-2000:] if isinstance(proc, TrainingProcess) else "")
         self.refresh_runs()
         self._validate()
@@ -1875,16 +1880,17 @@ class TrainingDialog(QDialog):
 
     def _spent_time_budget(self) -> bool:
         run = self._run
-        gui = run.get("gui") or {}
-        if gui.get("length_mode") != "minutes" or run.get("kind") == "finish":
+        if run is None or not run.minutes_mode or run.kind == "finish":
             return False
-        budget_s = float(gui.get("minutes") or 0) * 60
-        return float(run.get("elapsed_s") or 0.0) >= budget_s - 20 or (
-            run.get("started_time") is not None and run.get("stop_time") is not None
-            and run["stop_time"] - run["started_time"] >= float(self._minutes_this_launch()) * 60 - 20)
+        budget_s = float(run.gui.get("minutes") or 0) * 60
+        return run.elapsed_s >= budget_s - 20 or (
+            run.started_time is not None and run.stop_time is not None
+            and run.stop_time - run.started_time >= float(self._minutes_this_launch()) * 60 - 20)
 
     def _minutes_this_launch(self) -> float:
-        worker = _read_json(Path(self._run["run_dir"]) / WORKER_FILE)
+        if self._run is None:
+            return float("inf")
+        worker = _read_json(self._run.run_dir / WORKER_FILE)
         argv = worker.get("argv") or []
         if "--minutes" in argv:
             try:
@@ -1897,8 +1903,8 @@ class TrainingDialog(QDialog):
     def _set_state(self, state: str, message: str = "") -> None:
         self._state = state
         run = self._run
-        name = _esc(str(run.get("name", "")))
-        ckpt = run.get("ckpt_iteration")
+        name = _esc(run.name if run is not None else "")
+        ckpt = run.ckpt_iteration if run is not None else None
         kept = (f" The last checkpoint (iteration {fmt_count(int(ckpt))}) is kept: Resume continues from there."
                 if ckpt is not None else "")
         if state == "idle":
@@ -1919,21 +1925,21 @@ class TrainingDialog(QDialog):
             self.status_label.setText(f"<b>Stopping '{name}'…</b> saving a checkpoint")
             self.progress_bar.setRange(0, 0)
         elif state == "stopped":
-            if run.get("run_dir") is not None and (Path(run["run_dir"]) / CHECKPOINT_FILE).exists():
+            if run is not None and (run.run_dir / CHECKPOINT_FILE).exists():
                 self.status_label.setText(f"<b>'{name}' stopped</b> at iteration "
-                                          f"{fmt_count(int(run.get('iteration', 0)))}. Its checkpoint is saved: "
+                                          f"{fmt_count(run.iteration)}. Its checkpoint is saved: "
                                           "Resume continues from there.")
             else:
                 self.status_label.setText(f"<b>'{name}' stopped</b> before its first checkpoint: there is nothing "
                                           "to resume.")
             self._show_progress(final=True)
         elif state == "finished":
-            metrics = run.get("metrics") or {}
+            metrics = run.metrics if run is not None else {}
             score = ""
             if "val_psnr_y" in metrics:
                 score = (f" Quality on held-out photos: {metrics['val_psnr_y']:.2f} dB PSNR "
                          f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
-            self.status_label.setText(f"<b>Finished:</b> '{_esc(message or str(run.get('name', '')))}' is in "
+            self.status_label.setText(f"<b>Finished:</b> '{_esc(message or (run.name if run is not None else ''))}' is in "
                                       f"your models and ready to use.{_esc(score)}")
             self._show_progress(final=True)
             self.progress_bar.setRange(0, 1)
@@ -1947,20 +1953,20 @@ class TrainingDialog(QDialog):
             self.progress_bar.setFormat("failed")
         running = self.process is not None and self.process.running
         self.stop_button.setEnabled(running and state in ("starting", "running"))
-        can_resume = (not running and run.get("run_dir") is not None and state in ("stopped", "failed")
-                      and (Path(run["run_dir"]) / CHECKPOINT_FILE).exists())
+        can_resume = (not running and run is not None and state in ("stopped", "failed")
+                      and (run.run_dir / CHECKPOINT_FILE).exists())
         self.resume_button.setEnabled(can_resume)
         self._update_run_buttons()
         self.runStateChanged.emit(state)
 
     def _show_progress(self, final: bool = False) -> None:
         run = self._run
-        if not run:
+        if run is None:
             return
-        it, total = int(run.get("iteration", 0)), int(run.get("total", 0))
-        gui = run.get("gui") or {}
-        elapsed = float(run.get("elapsed_s") or 0.0)
-        minutes_mode = gui.get("length_mode") == "minutes" and total >= MINUTES_ITERS
+        it, total = run.iteration, run.total
+        gui = run.gui
+        elapsed = run.elapsed_s
+        minutes_mode = run.minutes_mode and total >= MINUTES_ITERS
         if minutes_mode:
             budget = float(gui.get("minutes") or 0) * 60
             frac = min(1.0, elapsed / budget) if budget else 0.0
@@ -1969,25 +1975,25 @@ class TrainingDialog(QDialog):
             self.progress_bar.setValue(int(frac * 1000))
             length = f"{fmt_duration(elapsed)} of {gui.get('minutes'):g} min"
         else:
-            eta = run.get("eta_s")
+            eta = run.eta_s
             self.progress_bar.setRange(0, max(1, total))
             self.progress_bar.setValue(min(it, max(1, total)))
             length = f"iteration {fmt_count(it)} of {fmt_count(total)}"
         left = f" · {fmt_duration(eta)} left" if eta is not None and not final else ""
         self.progress_bar.setFormat(f"%p%{left}")
         details = [length.capitalize() if not minutes_mode else f"Iteration {fmt_count(it)}, {length}"]
-        if run.get("it_per_s"):
-            details.append(f"{run['it_per_s']:.2f} it/s")
+        if run.it_per_s:
+            details.append(f"{run.it_per_s:.2f} it/s")
         if elapsed and not minutes_mode:
             details.append(f"trained for {fmt_duration(elapsed)}")
-        if run.get("device"):
-            details.append(f"on {run['device']}")
-        if run.get("ckpt_iteration") is not None:
-            details.append(f"checkpoint at {fmt_count(int(run['ckpt_iteration']))}")
+        if run.device:
+            details.append(f"on {run.device}")
+        if run.ckpt_iteration is not None:
+            details.append(f"checkpoint at {fmt_count(run.ckpt_iteration)}")
         self.detail_label.setText(" · ".join(details))
         if self._state == "running":
-            task = TASK_LABELS.get(str(run.get("task")), "")
-            self.status_label.setText(f"<b>Training '{_esc(str(run.get('name', '')))}'</b>"
+            task = TASK_LABELS.get(run.task, "")
+            self.status_label.setText(f"<b>Training '{_esc(run.name)}'</b>"
                                       + (f" ({task.lower()} model)" if task else ""))
 
     # ================================================================== runs list
@@ -2012,7 +2018,7 @@ class TrainingDialog(QDialog):
         self._filling = True
         self.runs_tree.clear()
         for info in self._runs:
-            here = self.run_active and self._run.get("run_dir") == info.run_dir
+            here = self.run_active and self._shows(info)
             item = QTreeWidgetItem([info.name, TASK_LABELS.get(info.task, info.task or "?")
                                     + (f" ×{info.config.get('scale')}" if info.task == "sr" and info.config else ""),
                                     info.progress_text(), "training (see Progress)" if here else info.state_text()])
@@ -2051,14 +2057,14 @@ class TrainingDialog(QDialog):
         if getattr(self, "_filling", False):
             return  # only a choice of the user replaces what the panel shows
         if info is not None and not self.run_active and self._state in ("idle", "stopped", "finished", "failed") \
-                and self._run.get("run_dir") != info.run_dir:
+                and not self._shows(info):
             self.show_run(info)
 
     def show_run(self, info: RunInfo) -> None:
         """Show a run that is not training (its curve so far and latest preview) in the progress panel."""
-        self._run = {"name": info.name, "run_dir": info.run_dir, "task": info.task, "kind": "view", "gui": info.gui,
-                     "iteration": info.iteration, "total": info.total, "elapsed_s": info.elapsed_s,
-                     "ckpt_iteration": info.iteration if info.has_checkpoint else None}
+        self._run = RunState(name=info.name, run_dir=info.run_dir, task=info.task, kind="view", gui=info.gui,
+                             iteration=info.iteration, total=info.total, elapsed_s=info.elapsed_s,
+                             ckpt_iteration=info.iteration if info.has_checkpoint else None)
         self.loss_plot.clear()
         self.log_view.clear()
         self._load_history(info.run_dir, None)
@@ -2086,7 +2092,7 @@ class TrainingDialog(QDialog):
         self.finish_run_button.setEnabled(info is not None and not busy and not info.running and not info.finished
                                           and info.has_checkpoint and not info.error)
         self.delete_run_button.setEnabled(info is not None and not info.running and not (
-            busy and self._run.get("run_dir") == info.run_dir))
+            busy and self._shows(info)))
 
     def _on_tab_changed(self, index: int) -> None:
         if index == 1:
@@ -2282,6 +2288,11 @@ class TrainingDialog(QDialog):
 
     # ================================================================== closing
     @property
+    def run_name(self) -> str:
+        """The name of the run the progress panel shows ('' when none)."""
+        return self._run.name if self._run is not None else ""
+
+    @property
     def run_active(self) -> bool:
         return self.process is not None and self.process.running
 
@@ -2354,7 +2365,7 @@ class TrainingController(QObject):
         dlg = self.dialog
         if dlg is None or dlg.isVisible():
             return
-        name = dlg._run.get("name", "")
+        name = dlg.run_name
         bar = getattr(self.window, "statusBar", None)
         if not callable(bar):
             return
@@ -2366,7 +2377,7 @@ class TrainingController(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close and self.dialog is not None \
                 and self.dialog.run_active:
-            answer = ask_keep_training(self.window, str(self.dialog._run.get("name", "")))
+            answer = ask_keep_training(self.window, self.dialog.run_name)
             if answer == "cancel":
                 event.ignore()
                 return True

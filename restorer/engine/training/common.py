@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TextIO
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -38,81 +37,10 @@ CHECKPOINT_FORMAT = "restorer-checkpoint/1"
 
 
 # --------------------------------------------------------------------------- events
-class EventSink:
-    """Receives training events: started, progress, sample, checkpoint, finished, stopped, error."""
-
-    def emit(self, event: str, **fields: Any) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class NullEventSink(EventSink):
-    def emit(self, event: str, **fields: Any) -> None:
-        return None
-
-
-class LogEventSink(EventSink):
-    """Human-readable events through `logging` (the default for the command line)."""
-
-    def emit(self, event: str, **fields: Any) -> None:
-        if event == "progress":
-            losses = " ".join(f"{k}={v:.4g}" for k, v in fields.get("losses", {}).items())
-            log.info(
-                "iter %d/%d  %s  %.2f it/s  eta %s",
-                fields["iteration"], fields["total"], losses, fields.get("it_per_s", 0.0),
-                _fmt_seconds(fields.get("eta_s")),
-            )
-        else:
-            shown = {k: v for k, v in fields.items() if k not in ("image",)}
-            log.info("%s %s", event, json.dumps(shown, default=str))
-
-
-class JsonlEventSink(EventSink):
-    """One JSON object per line on a stream: the protocol of the training worker process."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def emit(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "time": time.time(), **fields}
-        line = json.dumps(record, default=_json_default)
-        with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-
-
-class CallbackEventSink(EventSink):
-    def __init__(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._callback = callback
-
-    def emit(self, event: str, **fields: Any) -> None:
-        self._callback({"event": event, **fields})
-
-
-class TeeEventSink(EventSink):
-    def __init__(self, *sinks: EventSink) -> None:
-        self._sinks = sinks
-
-    def emit(self, event: str, **fields: Any) -> None:
-        for sink in self._sinks:
-            sink.emit(event, **fields)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return str(obj)
-
-
-def _fmt_seconds(seconds: Optional[float]) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+# The event stream (kinds, dataclasses, encode/decode) and its sinks live in events.py;
+# these names stay importable from here for the trainers and scripts.
+from restorer.engine.training.events import (  # noqa: E402,F401
+    CallbackEventSink, EventSink, JsonlEventSink, LogEventSink, NullEventSink, TeeEventSink)
 
 
 # --------------------------------------------------------------------------- checkpoints
