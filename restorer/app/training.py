@@ -189,7 +189,7 @@ class TrainingSettings:
     """What the New model page chose; :meth:`args` turns it into `restorer train` arguments."""
 
     task: str  # sr | inpaint | latent
-    data: str
+    data: Any  # list[str]: the photo folders (one folder is taken as a list of one)
     name: str
     scale: int = 4  # sr
     style: str = "faithful"  # sr: faithful | photo
@@ -209,31 +209,40 @@ class TrainingSettings:
     sample_every: int = 0  # passed only when the CLI has --sample-every; 0 = the trainer's default
     runs_dir: str = ""
 
-    def args(self) -> list[str]:
-        a = ["train", self.task, "--data", str(Path(self.data).expanduser().resolve()), "--name", self.name,
-             "--batch", str(self.batch), "--device", self.device, "--checkpoint-every", str(self.checkpoint_every),
-             "--runs-dir", self.runs_dir or str(runs_dir())]
+    def __post_init__(self) -> None:
+        if isinstance(self.data, (str, Path)):  # one folder (the New model page) or several
+            self.data = [str(self.data)]
+
+    def config(self) -> dict[str, Any]:
+        """The config-dataclass fields (restorer/engine/training/options.py) this run sets."""
+        v: dict[str, Any] = {
+            "name": self.name, "data": [str(Path(d).expanduser().resolve()) for d in self.data],
+            "batch": self.batch, "device": self.device, "checkpoint_every": self.checkpoint_every,
+            "runs_dir": self.runs_dir or str(runs_dir()), "init_from": self.init_from or None,
+            "sample_every": self.sample_every or None}
         if self.length_mode == "minutes":
-            a += ["--minutes", f"{self.minutes:g}", "--iters", str(MINUTES_ITERS)]
+            v.update(max_minutes=self.minutes, iters=MINUTES_ITERS)
         else:
-            a += ["--iters", str(self.iterations)]
-        if self.init_from:
-            a += ["--init-from", self.init_from]
-        if self.sample_every:
-            a += ["--sample-every", str(self.sample_every)]
+            v["iters"] = self.iterations
         if self.task == "sr":
             phase, degradation = STYLES[self.style]
-            a += ["--scale", str(self.scale), "--phase", phase, "--degradation", degradation,
-                  "--arch", self.arch, "--channels", str(self.channels), "--patch", str(self.patch)]
+            v.update(scale=self.scale, phase=phase, degradation=degradation, arch=self.arch,
+                     channels=self.channels, patch=self.patch)
             if self.arch == "srgan":
-                a += ["--blocks", str(self.blocks)]
+                v["num_blocks"] = self.blocks
         elif self.task == "inpaint":
-            a += ["--crop", str(self.crop)]
+            v["crop"] = self.crop
         elif self.task == "latent":
-            a += ["--size", str(self.size)]
+            v["size"] = self.size
             if self.init_from:  # the generator's width comes from the model it continues
-                a += ["--channels", str(self.channels)]
-        return a + ["--events", "jsonl"]
+                v["channels"] = self.channels
+        return v
+
+    def args(self) -> list[str]:
+        """`restorer train` arguments starting this run."""
+        from restorer.engine.training.options import config_argv, config_class
+
+        return ["train", self.task, *config_argv(config_class(self.task), self.config()), "--events", "jsonl"]
 
 
 def device_kind(preference: str = "auto") -> str:
@@ -320,6 +329,14 @@ class RunInfo:
     @property
     def running(self) -> bool:
         return self.pid is not None
+
+    @property
+    def folders(self) -> list[str]:
+        """The photo folders the run trains on (a checkpoint holds one folder or a list)."""
+        data = self.config.get("data")
+        if not data:
+            return []
+        return [str(d) for d in data] if isinstance(data, (list, tuple)) else [str(data)]
 
     @property
     def minutes_mode(self) -> bool:
@@ -418,42 +435,26 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
     With `finish_at`, the run ends at that iteration: resuming a stopped run with that many
     iterations saves its model at once (how a run measured in minutes, or "Save model now", ends).
     """
+    from restorer.engine.training.options import config_argv, config_class
+
     cfg = info.config
     if not cfg or info.task not in ("sr", "inpaint", "latent"):
         from restorer.engine.errors import RestorerError
 
         raise RestorerError(f"the checkpoint of '{info.name}' does not say how it was trained")
-    a = ["train", info.task, "--data", str(cfg.get("data", "")), "--name", info.name,
-         "--runs-dir", str(info.run_dir.parent), "--resume", "--events", "jsonl"]
-    options = [("--batch", "batch"), ("--device", "device"), ("--seed", "seed"),
-               ("--checkpoint-every", "checkpoint_every"), ("--lr", "lr"), ("--sample-every", "sample_every")]
-    for opt, key in options:
-        if cfg.get(key) is not None:
-            a += [opt, str(cfg[key])]
+    values = dict(cfg, name=info.name, runs_dir=str(info.run_dir.parent), max_minutes=None)
+    values.setdefault("data", "")
     if finish_at is not None:
-        a += ["--iters", str(int(finish_at))]
+        values["iters"] = int(finish_at)
     else:
-        a += ["--iters", str(int(cfg.get("iters", info.total)))]
+        values["iters"] = int(cfg.get("iters", info.total))
         if info.minutes_mode:
-            a += ["--minutes", f"{max(info.remaining_s, 1.0) / 60:.4f}"]
+            values["max_minutes"] = round(max(info.remaining_s, 1.0) / 60, 4)
         elif cfg.get("max_minutes"):
-            a += ["--minutes", str(cfg["max_minutes"])]
-    if info.task == "sr":
-        for opt, key in (("--scale", "scale"), ("--degradation", "degradation"), ("--phase", "phase"),
-                         ("--arch", "arch"), ("--blocks", "num_blocks"), ("--channels", "channels"),
-                         ("--patch", "patch"), ("--vgg-weights", "vgg_weights")):
-            if cfg.get(key) is not None:
-                a += [opt, str(cfg[key])]
-    elif info.task == "inpaint":
-        if cfg.get("crop") is not None:
-            a += ["--crop", str(cfg["crop"])]
-    else:
-        for opt, key in (("--size", "size"), ("--loss", "loss"), ("--channels", "channels")):
-            if cfg.get(key) is not None:
-                a += [opt, str(cfg[key])]
-        if cfg.get("conditional"):
-            a += ["--conditional"]
-    return a
+            values["max_minutes"] = cfg["max_minutes"]
+    # init_from only seeds a new run: a resumed one has its own weights (and the model may be gone)
+    return ["train", info.task, *config_argv(config_class(info.task), values, exclude=("init_from",)),
+            "--resume", "--events", "jsonl"]
 
 
 @dataclass
@@ -1669,11 +1670,11 @@ class TrainingDialog(QDialog):
             _message(self, "warning", "Cannot resume", f"The checkpoint of '{info.name}' cannot be read "
                                                        f"({info.error or 'missing'}).")
             return False
-        data = str(info.config.get("data", ""))
-        if not Path(data).is_dir():
+        missing = [d for d in info.folders or [""] if not Path(d).is_dir()]
+        if missing:
             _message(self, "warning", "Photos not found",
-                     f"The photo folder of '{info.name}' is gone:\n{data}\n\nPut the folder back (the run "
-                     "needs it even to save its model).")
+                     f"The photo folder of '{info.name}' is gone:\n{chr(10).join(missing)}\n\nPut the folder back "
+                     "(the run needs it even to save its model).")
             return False
         if info.finished and not finish:
             _message(self, "information", "Already finished", f"'{info.name}' has finished training.")

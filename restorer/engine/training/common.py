@@ -30,6 +30,7 @@ from torch import nn
 from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.fileutil import atomic_write
 from restorer.engine.progress import CancelToken
+from restorer.engine.training.options import option
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +113,25 @@ def unwrap(model: nn.Module) -> nn.Module:
 class TrainConfig:
     """Options every trainer shares. Task configs subclass this dataclass."""
 
-    name: str
-    data: str
-    iters: int = 10_000
-    batch: int = 16
-    device: str = "auto"
-    lr: float = 2e-4
-    seed: int = 0
-    workers: int = -1  # -1: choose from the CPU count
-    checkpoint_every: int = 1000
+    # option(): also a `restorer train` option (flag, help); see restorer/engine/training/options.py
+    name: str = option(flag="--name", help="name of the model to create", required=True)
+    # TODO(lead): the trainers read one folder (cli.py passes data[0]) until the engine reads several
+    data: list[str] = option(flag="--data", required=True,
+                             help="folder of training images (searched recursively); repeat for several folders")
+    iters: int = option(10_000, "--iters", "training iterations")
+    batch: int = option(16, "--batch", "images per iteration")
+    device: str = option("auto", "--device", "auto, cpu, cuda or mps")
+    lr: float = option(2e-4, "--lr", "learning rate")
+    seed: int = option(0, "--seed", "random seed")
+    workers: int = option(-1, "--workers", "data loader processes (-1: from the CPU count)")
+    checkpoint_every: int = option(1000, "--checkpoint-every", "save a checkpoint every N iterations",
+                                   cli_default=500)
     log_every: int = 25
-    sample_every: int = 1000
-    max_minutes: Optional[float] = None  # stop (and save) after this much training time
-    runs_dir: Optional[str] = None  # default: <user data>/runs
-    init_from: Optional[str] = None  # model id/file whose generator weights start the run
+    sample_every: int = option(1000, "--sample-every", "write a preview image every N iterations")
+    max_minutes: Optional[float] = option(None, "--minutes", "stop (saving a checkpoint) after this many minutes")
+    runs_dir: Optional[str] = option(None, "--runs-dir", "where run checkpoints go (default: the user data folder)")
+    init_from: Optional[str] = option(None, "--init-from",
+                                      "start from this model (id or file) instead of from scratch")
     register: bool = True  # add the finished model to the user's model library
 
     def to_json(self) -> dict[str, Any]:
