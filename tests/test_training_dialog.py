@@ -24,9 +24,9 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
 from helpers import register_tiny_sr, synthetic_photo, write_photos  # noqa: E402
-from restorer.app import main_window as mw  # noqa: E402
 from restorer.app import training  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
+from restorer.app.messages import KEEP_TRAINING_TITLE  # noqa: E402
 from restorer.app.training import TrainingDialog, TrainingSettings, pid_alive, read_run, resume_args  # noqa: E402
 
 SB = QMessageBox.StandardButton
@@ -35,23 +35,22 @@ RUN_TIMEOUT_MS = 120_000
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture
-def messages(monkeypatch):
-    """Message boxes are recorded instead of shown; confirmations say yes."""
-    seen: list[tuple[str, str, str]] = []
+def messages(message_boxes):
+    """Message boxes are recorded instead of shown; confirmations say yes (closing during a run: stop)."""
+    message_boxes.policy = lambda title, text, buttons, default: SB.Yes if SB.Yes in buttons else SB.Discard
+    return message_boxes.notes
 
-    def record(kind):
-        def fn(parent, title, text, *args, **kwargs):
-            seen.append((kind, title, text))
-            return SB.Ok
-        return fn
 
-    for kind in ("critical", "warning", "information"):
-        monkeypatch.setattr(QMessageBox, kind, staticmethod(record(kind)))
-    monkeypatch.setattr(training, "_confirm", lambda *a, **k: True)
-    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: "stop")
-    monkeypatch.setattr(mw, "ask", lambda parent, title, text, buttons, default, informative="": (
-        SB.Yes if SB.Yes in [b for b, _ in buttons] else SB.Discard))
-    return seen
+def keep_training_answers(message_boxes, answers: list[str]) -> None:
+    """The question when the main window closes during a run takes 'stop' | 'keep' | 'cancel' from `answers`."""
+    button = {"stop": SB.Yes, "keep": SB.No, "cancel": SB.Cancel}
+    previous = message_boxes.policy
+
+    def policy(title, text, buttons, default):
+        if title == KEEP_TRAINING_TITLE:
+            return button[answers.pop(0)]
+        return previous(title, text, buttons, default)
+    message_boxes.policy = policy
 
 
 @pytest.fixture
@@ -292,7 +291,8 @@ LONG_RUN = """
 """
 
 
-def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, messages, cleanup, monkeypatch):
+def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, messages, message_boxes, cleanup,
+                                                    monkeypatch):
     fake_worker(tmp_path, monkeypatch, LONG_RUN)
     write_photos(tmp_path / "photos", 2)
     dlg = open_dialog(qtbot, window, cleanup)
@@ -302,7 +302,7 @@ def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, mes
     qtbot.waitUntil(lambda: dlg.loss_plot.point_count() >= 2, timeout=20_000)
 
     answers = ["cancel"]
-    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: answers.pop(0))
+    keep_training_answers(message_boxes, answers)
     assert not window.close() and window.isVisible() and dlg.run_active  # Cancel: nothing happens
 
     answers.append("stop")

@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QComb
                                QListWidgetItem, QMainWindow, QMenu, QProgressBar, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QSpinBox, QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
-from restorer.app import main_window as mw
+from restorer.app import messages
 from restorer.app.icons import icon
-from restorer.app.imaging import dropped_file, imagedata_from_qimage, qimage_from_array
+from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage, qimage_from_array
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobFunction, JobWorker, ModelCache
 from restorer.engine.errors import RestorerError
@@ -973,7 +973,7 @@ class ExplorerWindow(QMainWindow):
             if request is not None:
                 request.apply(result)
         except RestorerError as exc:
-            mw.show_error(self, f"{request.title} failed", str(exc))
+            messages.show_error(self, f"{request.title} failed", str(exc))
         finally:
             self._finish(kind, lane, "finished")
 
@@ -985,7 +985,7 @@ class ExplorerWindow(QMainWindow):
         title = lane.request.title if lane.request is not None else "Job"
         self._finish(kind, lane, "failed")
         self.statusBar().showMessage(f"{title} failed", 8000)
-        mw.show_error(self, f"{title} failed", message)
+        messages.show_error(self, f"{title} failed", message)
 
     def _on_job_cancelled(self) -> None:
         found = self._lane_of_sender()
@@ -1331,28 +1331,28 @@ class ExplorerWindow(QMainWindow):
         z_with = [lat.z for lat in self.marked(1)]
         z_without = [lat.z for lat in self.marked(-1)]
         if not name:
-            mw.show_info(self, "Name the attribute", "Type a name for the attribute first (for example “sky”).")
+            messages.show_info(self, "Name the attribute", "Type a name for the attribute first (for example “sky”).")
             return False
         if not z_with or not z_without:
-            mw.show_info(self, "Mark some samples",
+            messages.show_info(self, "Mark some samples",
                          "Mark at least one sample that has the attribute (+) and one that lacks it (−): "
                          "right-click a sample, or select it and press + or −.")
             return False
         if name in self._attributes:
-            answer = mw.ask(self, "Replace attribute?",
+            answer = messages.ask(self, "Replace attribute?",
                             f"An attribute named “{name}” already exists for this model.",
-                            [(mw.StandardButton.Yes, "Replace"), (mw.StandardButton.Cancel, "")],
-                            mw.StandardButton.Cancel)
-            if answer != mw.StandardButton.Yes:
+                            [(messages.StandardButton.Yes, "Replace"), (messages.StandardButton.Cancel, "")],
+                            messages.StandardButton.Cancel)
+            if answer != messages.StandardButton.Yes:
                 return False
         try:
             vector = attribute_vector(np.stack(z_with), np.stack(z_without))
             save_attribute(spec.id, name, vector)
         except RestorerError as exc:
-            mw.show_error(self, "Cannot save the attribute", str(exc))
+            messages.show_error(self, "Cannot save the attribute", str(exc))
             return False
         except OSError as exc:
-            mw.show_error(self, "Cannot save the attribute", f"cannot write the attribute file: {exc}")
+            messages.show_error(self, "Cannot save the attribute", f"cannot write the attribute file: {exc}")
             return False
         self._load_attributes(select=name)
         if self.strength() == 0.0:
@@ -1368,14 +1368,14 @@ class ExplorerWindow(QMainWindow):
         name = self.current_attribute()
         if name is None or self._spec is None:
             return False
-        answer = mw.ask(self, "Delete attribute?", f"Delete the attribute “{name}” of this model?",
-                        [(mw.StandardButton.Yes, "Delete"), (mw.StandardButton.Cancel, "")], mw.StandardButton.Cancel)
-        if answer != mw.StandardButton.Yes:
+        answer = messages.ask(self, "Delete attribute?", f"Delete the attribute “{name}” of this model?",
+                        [(messages.StandardButton.Yes, "Delete"), (messages.StandardButton.Cancel, "")], messages.StandardButton.Cancel)
+        if answer != messages.StandardButton.Yes:
             return False
         try:
             delete_attribute(self._spec.id, name)
         except (RestorerError, OSError) as exc:
-            mw.show_error(self, "Cannot delete the attribute", str(exc))
+            messages.show_error(self, "Cannot delete the attribute", str(exc))
             return False
         self._load_attributes()
         self.refresh_preview()
@@ -1461,7 +1461,7 @@ class ExplorerWindow(QMainWindow):
         path = Path(path_s)
         if path.suffix.lower() != ".gif":
             path = path.with_name(path.name + ".gif")
-        if not mw.confirm_replace(self, path, Path(path_s)):
+        if not messages.confirm_replace(self, path, Path(path_s)):
             return False
         return self.export_gif(path)
 
@@ -1499,7 +1499,7 @@ class ExplorerWindow(QMainWindow):
         path = Path(path_s)
         if path.suffix.lower() != ".png":
             path = path.with_name(path.name + ".png")
-        if not mw.confirm_replace(self, path, Path(path_s)):
+        if not messages.confirm_replace(self, path, Path(path_s)):
             return False
         return self.save_image(image, path)
 
@@ -1511,10 +1511,10 @@ class ExplorerWindow(QMainWindow):
         try:
             save_image(ImageData(rgb=np.ascontiguousarray(image[..., :3])), path, format="PNG", overwrite=True)
         except RestorerError as exc:
-            mw.show_error(self, "Cannot save the image", str(exc))
+            messages.show_error(self, "Cannot save the image", str(exc))
             return False
         except OSError as exc:
-            mw.show_error(self, "Cannot save the image", f"cannot write '{path}': {exc}")
+            messages.show_error(self, "Cannot save the image", f"cannot write '{path}': {exc}")
             return False
         self.prefs.last_folder = str(path.parent)
         self.statusBar().showMessage(f"Saved {path.name} ({image.shape[1]} × {image.shape[0]})", 6000)
@@ -1525,7 +1525,7 @@ class ExplorerWindow(QMainWindow):
         if self._spec is None:
             return False
         start = self.prefs.last_folder or str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Project a Photo", start, mw.OPEN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Project a Photo", start, OPEN_FILTER)
         return self.project_photo(path) if path else False
 
     def project_photo(self, source: "Union[str, os.PathLike[str], np.ndarray, ImageData]",

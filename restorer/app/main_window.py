@@ -32,70 +32,42 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QWidget)
 
 from restorer import __version__
-from restorer.app import gcguard
+from restorer.app import gcguard, messages
 from restorer.app.canvas import CanvasWidget
 from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, SaveOptionsDialog, UpscaleDialog,
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
 from restorer.app.document import Document
 from restorer.app.icons import app_icon, icon
-from restorer.app.imaging import dropped_file, imagedata_from_qimage
+from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
 from restorer.engine.errors import RestorerError
-from restorer.engine.imageio import SUPPORTED_SUFFIXES, ImageData, load_image, save_image
+from restorer.engine.imageio import ImageData, load_image, save_image
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "Restorer"
-OPEN_FILTER = ("Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))))
 StandardButton = QMessageBox.StandardButton
 COMPARE_HINT = "Before | After: drag across the photo to move the divider; press \\ or Esc to leave"
 
 
 # --------------------------------------------------------------------------- message helpers
+# Every message box of the app is in restorer/app/messages.py; these names stay for the code here.
 def show_error(parent: Optional[QWidget], title: str, text: str) -> None:
-    """A modal error with one readable line (tests replace QMessageBox.critical)."""
-    QMessageBox.critical(parent, title, text)
+    messages.show_error(parent, title, text)
 
 
 def show_info(parent: Optional[QWidget], title: str, text: str) -> None:
-    QMessageBox.information(parent, title, text)
+    messages.show_info(parent, title, text)
 
 
 def ask(parent: Optional[QWidget], title: str, text: str, buttons: Sequence[tuple[StandardButton, str]],
         default: StandardButton, informative: str = "") -> StandardButton:
-    """A question with relabelled standard buttons; returns the button pressed (Cancel on Esc)."""
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle(title)
-    box.setText(text)
-    if informative:
-        box.setInformativeText(informative)
-    flags = StandardButton.NoButton
-    for sb, _label in buttons:
-        flags |= sb
-    box.setStandardButtons(flags)
-    for sb, label in buttons:
-        if label:
-            box.button(sb).setText(label)
-    box.setDefaultButton(default)
-    if StandardButton.Cancel in [b for b, _ in buttons]:
-        box.setEscapeButton(StandardButton.Cancel)
-    result = box.exec()
-    try:
-        return StandardButton(result)
-    except ValueError:
-        return StandardButton.Cancel
+    return messages.ask(parent, title, text, buttons, default, informative)
 
 
 def confirm_replace(parent: Optional[QWidget], path: Path, confirmed: Optional[Path] = None) -> bool:
-    """True when `path` may be written: it does not exist, it is the name the file dialog already
-    asked about (`confirmed`), or the user agrees to replace it."""
-    if not path.exists() or (confirmed is not None and path == confirmed):
-        return True
-    answer = ask(parent, "Replace file?", f"“{path.name}” already exists. Replace it?",
-                 [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
-    return answer == StandardButton.Yes
+    return messages.confirm_replace(parent, path, confirmed)
 
 
 def _format_zoom(zoom: float) -> str:
