@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
 from helpers import register_tiny_sr, synthetic_photo, write_photos  # noqa: E402
 from restorer.app import training  # noqa: E402
+from restorer.app.library import model_library  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from restorer.app.messages import KEEP_TRAINING_TITLE  # noqa: E402
 from restorer.app.training import TrainingDialog, TrainingSettings, pid_alive, read_run, resume_args  # noqa: E402
@@ -366,13 +367,14 @@ def test_my_models_rename_export_delete_import_and_start_from(qtbot, tmp_path, w
     changes = []
     window.training.modelsChanged.connect(lambda: changes.append(1))
 
-    class Chooser(QWidget):  # a window of the main window with a model chooser, like the explorer
+    class Chooser(QWidget):  # a window with a model chooser: it follows the app's library, like the explorer
         calls = 0
 
         def refresh_models(self):
             Chooser.calls += 1
 
-    Chooser(window)
+    chooser = Chooser(window)
+    model_library().changed.connect(chooser.refresh_models)
 
     # a compatible model of the task and scale is offered (and chosen) as the starting point
     dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))

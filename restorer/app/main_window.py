@@ -39,6 +39,7 @@ from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, 
 from restorer.app.document import Document
 from restorer.app.icons import app_icon, icon
 from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
+from restorer.app.library import model_library
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
 from restorer.engine.errors import RestorerError
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
     def __init__(self, prefs: Optional[Preferences] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.prefs = prefs if prefs is not None else Preferences.load()
+        self.library = model_library()  # the installed models; its `changed` signal tells of changes
         self.document: Optional[Document] = None
         self._job: Optional[JobWorker] = None
         self._job_apply: Optional[Callable[[Any], None]] = None
@@ -107,9 +109,12 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_statusbar()
         self._build_history_dock()
-        from restorer.app.training import install_training_menu  # Tools > Train a Model… (issue #6)
+        from restorer.app.training import TrainingController  # Tools > Train a Model… (issue #6)
 
-        install_training_menu(self)
+        self.training = TrainingController(self)
+        self.tools_menu.addAction(self.training.action)
+        self.addAction(self.training.action)
+        self.library.changed.connect(self._on_models_changed)
 
         self.canvas.zoomChanged.connect(self._on_zoom_changed)
         self.canvas.toolChanged.connect(self._on_tool_changed)
@@ -256,10 +261,10 @@ class MainWindow(QMainWindow):
 
             show_explorer(self)
 
-        tools = next((a.menu() for a in mb.actions() if a.menu() is not None and a.text() == "&Tools"), None)
+        self.tools_menu = mb.addMenu("&Tools")  # the explorer, then Train a Model… (see __init__)
         self.act_explore = self._action("Explore &Latent Space…", explore,
                                         tip="Browse, interpolate and edit what a latent generator has learned")
-        (tools or mb.addMenu("&Tools")).addAction(self.act_explore)
+        self.tools_menu.addAction(self.act_explore)
 
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
@@ -763,10 +768,8 @@ class MainWindow(QMainWindow):
         return self.prefs.device
 
     def _models(self, task: str) -> Optional[list[Any]]:
-        from restorer.engine import registry
-
         try:
-            return registry.all_models(task)
+            return self.library.all_models(task)
         except RestorerError as exc:
             show_error(self, "Model library", str(exc))
             return None
@@ -969,11 +972,14 @@ class MainWindow(QMainWindow):
             self.prefs.save()
             self._update_device_label()
 
+    def _on_models_changed(self) -> None:
+        """The model library changed (a run finished, a model renamed, deleted or imported): the
+        upscale and fill commands read the library when they run, so only the actions follow."""
+        self._update_actions()
+
     def about_dialog(self) -> None:
         try:
-            from restorer.engine import registry
-
-            specs = registry.all_models()
+            specs = self.library.all_models()
         except RestorerError:
             specs = []
         if not self._device_text:

@@ -1,7 +1,7 @@
 """The explorer's jobs: functions run on the app's job thread (restorer/app/workers.py), no widgets.
 
 Each ``*_job`` returns a :data:`JobFunction` that loads the latent model (through
-:data:`LATENT_CACHE`, keyed by spec and device) and calls the engine's latent pipeline.
+:data:`LATENT_CACHE`, restorer/app/workers.py, keyed by spec and device) and calls the engine's latent pipeline.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from restorer.app.workers import JobFunction, ModelCache
+from restorer.app.workers import LATENT_CACHE, JobFunction
 from restorer.engine.progress import CancelToken, Progress, ProgressCallback
 
 
@@ -29,15 +29,6 @@ class ModelInfo:
     image_size: int
     classes: tuple[str, ...]
     has_encoder: bool
-
-
-def _load_latent(spec: Any, device: str) -> Any:
-    from restorer.engine.pipelines.latent import LatentModel
-
-    return LatentModel.load(spec, device=device)
-
-
-LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # keyed by spec and device
 
 
 def _load(spec: Any, device: str, progress: ProgressCallback, cancel: CancelToken) -> Any:

@@ -24,6 +24,7 @@ from restorer.app.explorer.panels import ExplorerPanels
 from restorer.app.explorer.lanes import JobLanes
 from restorer.app.explorer.paths import PathsAndProjection
 from restorer.app.explorer.samples import SamplesAndAttributes
+from restorer.app.library import model_library
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ExplorerWindow(ExplorerPanels, JobLanes, SamplesAndAttributes, PathsAndPro
         self.setWindowTitle("Latent Space Explorer — Restorer")
         self.setAcceptDrops(True)
         self.prefs = prefs if prefs is not None else Preferences.load()
+        self.library = model_library()
         self._specs: list[Any] = []
         self._spec: Optional[Any] = None
         self._info: Optional[ModelInfo] = None
@@ -75,6 +77,7 @@ class ExplorerWindow(ExplorerPanels, JobLanes, SamplesAndAttributes, PathsAndPro
         if app is not None:
             app.aboutToQuit.connect(self.cancel_all)
         self.refresh_models()
+        self.library.changed.connect(self.refresh_models)  # a model trained, renamed, deleted or imported
 
     @property
     def spec(self) -> Optional[Any]:
@@ -89,10 +92,8 @@ class ExplorerWindow(ExplorerPanels, JobLanes, SamplesAndAttributes, PathsAndPro
 
     def refresh_models(self) -> None:
         """Re-read the library; keeps the current model when it is still there."""
-        from restorer.engine import registry
-
         try:
-            specs = registry.all_models("latent")
+            specs = self.library.all_models("latent")
             error = ""
         except RestorerError as exc:
             specs, error = [], str(exc)

@@ -8,7 +8,8 @@ Where things are:
   per page of the dialog (mixins of the dialog).
 * ``process.py`` - :class:`TrainingProcess`, the supervisor of the worker process
   (``restorer train ... --events jsonl``), following its events file and how it ended.
-* ``controller.py`` - the main window's side: the menu action, one dialog, and the question when
+* ``controller.py`` - the main window's side: the menu action (the main window puts it in its
+  Tools menu), one dialog, and the question when
   the main window is closed during a run (stop it, or let it train on in the background).
 * ``run_state.py`` - :class:`RunState`, the run the progress panel shows.
 
@@ -22,7 +23,7 @@ registered in the user library by the trainer; the dialog reports it through the
 :class:`restorer.app.library.ModelLibrary`.
 """
 
-from restorer.app.training.controller import TrainingController, install_training_menu
+from restorer.app.training.controller import TrainingController
 from restorer.app.training.dialog import TrainingDialog
 from restorer.app.training.process import STOP_TIMEOUT_S, TrainingProcess
 from restorer.app.training.run_state import RunState
@@ -30,5 +31,5 @@ from restorer.engine.training.recipes import TrainingSettings, defaults_for, sta
 from restorer.engine.training.runs import RunInfo, list_runs, pid_alive, read_run, resume_args
 
 __all__ = ["STOP_TIMEOUT_S", "RunInfo", "RunState", "TrainingController", "TrainingDialog", "TrainingProcess",
-           "TrainingSettings", "defaults_for", "install_training_menu", "list_runs", "pid_alive", "read_run",
+           "TrainingSettings", "defaults_for", "list_runs", "pid_alive", "read_run",
            "resume_args", "start_from_params"]

@@ -22,6 +22,7 @@ from restorer.app import messages
 from restorer.engine.training.runs import (EVENTS_FILE, LOG_FILE, RunInfo, SAMPLE_FILE, SETTINGS_FILE, WORKER_FILE,
                                            read_json, read_run, resume_args, write_json)
 from restorer.engine.training.recipes import device_kind
+from restorer.app.library import model_library
 from restorer.app.training.models_page import ModelsPage
 from restorer.app.training.new_run_page import NewRunPage
 from restorer.app.training.process import TrainingProcess
@@ -45,6 +46,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.setWindowTitle("Train a Model")
         self.setObjectName("trainingDialog")
         self.prefs = prefs
+        self.library = model_library()  # the app's models: this dialog changes them and follows changes
         self.process: Optional[TrainingProcess] = None
         self.scan: Any = None  # the FolderScan of the chosen folder
         self.scan_error = ""
@@ -83,6 +85,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self._apply_defaults()
         self._refresh_start_from()
         self.refresh_models()
+        self.library.changed.connect(self._on_library_changed)
         self.refresh_runs()
         self._set_state("idle")
         self._validate()
@@ -261,9 +264,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.process = None
         if outcome == "finished":
             self._set_state("finished", message)
-            self.refresh_models()
-            self._refresh_start_from()
-            self.modelsChanged.emit()
+            self.library.notify_changed()  # the worker registered the model: everyone refreshes
         elif outcome == "stopped":
             self._set_state("stopped")
         else:

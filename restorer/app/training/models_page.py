@@ -55,13 +55,12 @@ class ModelsPage:
         return page
 
     def refresh_models(self) -> None:
-        from restorer.engine import registry
         from restorer.engine.errors import RestorerError
 
         selected = self._selected_model()
         self.models_tree.clear()
         try:
-            specs = registry.user_models()
+            specs = self.library.user_models()
         except RestorerError as exc:
             specs = []
             self.models_empty.setText(str(exc))
@@ -106,14 +105,14 @@ class ModelsPage:
         for b in (self.rename_button, self.delete_model_button, self.export_button):
             b.setEnabled(has)
 
-    def _library_changed(self) -> None:
+    def _on_library_changed(self) -> None:
+        """The app's ModelLibrary changed (here, in another window, or a run finished)."""
         self.refresh_models()
         self._refresh_start_from()
         self._validate()
         self.modelsChanged.emit()
 
     def rename_selected_model(self, new_name: Optional[str] = None) -> bool:
-        from restorer.engine import registry
         from restorer.engine.errors import RestorerError
 
         old = self._selected_model()
@@ -128,17 +127,15 @@ class ModelsPage:
         if not new_name or new_name == old:
             return False
         try:
-            registry.rename_user_model(old, new_name)
+            self.library.rename(old, new_name)
         except (RestorerError, OSError) as exc:
             messages.note(self, "warning", "Cannot rename", str(exc))
             return False
         self._update_prefs_model_ids(old, new_name)
-        self._library_changed()
         self.select_model(new_name)
         return True
 
     def delete_selected_model(self, confirm: bool = True) -> bool:
-        from restorer.engine import registry
         from restorer.engine.errors import RestorerError
 
         model_id = self._selected_model()
@@ -148,16 +145,14 @@ class ModelsPage:
                                                           "(export it first to keep a copy).", "Delete"):
             return False
         try:
-            registry.delete_user_model(model_id)
+            self.library.delete(model_id)
         except (RestorerError, OSError) as exc:
             messages.note(self, "warning", "Cannot delete", str(exc))
             return False
         self._update_prefs_model_ids(model_id, "")
-        self._library_changed()
         return True
 
     def export_selected_model(self, dest: Optional[str] = None) -> Optional[Path]:
-        from restorer.engine import registry
         from restorer.engine.errors import RestorerError
 
         model_id = self._selected_model()
@@ -170,7 +165,7 @@ class ModelsPage:
             if not dest:
                 return None
         try:
-            out = registry.export_model(model_id, Path(dest), overwrite=asked)
+            out = self.library.export(model_id, Path(dest), overwrite=asked)
         except (RestorerError, OSError) as exc:
             messages.note(self, "warning", "Cannot export", str(exc))
             return None
@@ -178,7 +173,6 @@ class ModelsPage:
         return out
 
     def import_model_file(self, src: Optional[str] = None, name: Optional[str] = None) -> Optional[str]:
-        from restorer.engine import registry
         from restorer.engine.errors import RestorerError
 
         if src is None:
@@ -198,28 +192,17 @@ class ModelsPage:
                 problem = self._import_name_problem(name)
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            spec = registry.import_model(Path(src), name)
+            spec = self.library.import_file(Path(src), name)
         except (RestorerError, OSError) as exc:
             QApplication.restoreOverrideCursor()
             messages.note(self, "warning", "Cannot import", str(exc))
             return None
         QApplication.restoreOverrideCursor()
-        self._library_changed()
         self.select_model(spec.id)
         return spec.id
 
-    @staticmethod
-    def _import_name_problem(name: str) -> str:
-        from restorer.engine import registry
-        from restorer.engine.errors import RestorerError
-
-        try:
-            registry.validate_name(name)
-            if any(s.id == name for s in registry.all_models()):
-                return f"A model named '{name}' already exists."
-        except RestorerError as exc:
-            return str(exc)
-        return ""
+    def _import_name_problem(self, name: str) -> str:
+        return self.library.name_problem(name)
 
     def _update_prefs_model_ids(self, old: str, new: str) -> None:
         prefs = self.prefs

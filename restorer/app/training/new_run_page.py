@@ -255,11 +255,9 @@ class NewRunPage:
     def _taken_names(self) -> set[str]:
         names: set[str] = set()
         try:
-            from restorer.engine import registry
-
-            names |= {s.id for s in registry.all_models()}
-        except Exception:
-            pass
+            names |= {s.id for s in self.library.all_models()}
+        except Exception:  # an unreadable library: the name check says why elsewhere
+            log.debug("cannot list models", exc_info=True)
         base = runs_dir()
         if base.is_dir():
             names |= {d.name for d in base.iterdir() if (d / CHECKPOINT_FILE).exists()}
@@ -271,9 +269,7 @@ class NewRunPage:
         task, scale = self.task, self.scale
         previous = self.start_combo.currentData()
         try:
-            from restorer.engine import registry
-
-            specs = registry.all_models(task)
+            specs = self.library.all_models(task)
         except RestorerError as exc:
             specs = []
             self.start_note.setText(str(exc))
@@ -440,7 +436,7 @@ class NewRunPage:
         except RestorerError as exc:
             return str(exc)
         try:
-            if any(s.id == name for s in registry.all_models()):
+            if any(s.id == name for s in self.library.all_models()):
                 return f"You already have a model named '{name}' (rename or delete it under My models)."
         except RestorerError:
             pass
