@@ -289,7 +289,8 @@ def _event_sink(mode: str):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from restorer.engine import registry
-    from restorer.engine.training.options import config_class, config_values
+    from restorer.engine.training.options import config_values
+    from restorer.engine.training.tasks import config_class, trainer_class
 
     registry.validate_name(args.name)
     config_cls = config_class(args.task)
@@ -300,14 +301,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(folders) > 1:
         raise UsageError("training on several folders (--data given more than once) is not supported yet")
     fields["data"] = folders[0]
-    if args.task == "sr":
-        from restorer.engine.training.sr import SRTrainer as trainer_cls
-    elif args.task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintTrainer as trainer_cls
-    else:
-        from restorer.engine.training.latent import LatentTrainer as trainer_cls
     events = _event_sink(args.events)
-    trainer = trainer_cls(config_cls(**fields), events)
+    trainer = trainer_class(args.task)(config_cls(**fields), events)
     try:
         result = trainer.run(resume=args.resume)
     except Exception as exc:
@@ -423,9 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a folder of images")
     tsub = t.add_subparsers(dest="task", parser_class=_Parser, required=True)
-    from restorer.engine.training.options import add_arguments, config_class
+    from restorer.engine.training.options import add_arguments
+    from restorer.engine.training.tasks import TASKS, config_class
 
-    for task in ("sr", "inpaint", "latent"):
+    for task in TASKS:
         tp = tsub.add_parser(task)
         add_arguments(tp, config_class(task))  # the options are the config dataclass's fields
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from restorer.cli import UsageError, build_parser
-from restorer.engine.training.options import CLI_KEY, config_argv, config_class, config_values, option_specs
+from restorer.engine.training.options import CLI_KEY, config_argv, config_values, option_specs
+from restorer.engine.training.tasks import config_class
 
 
 def parse(argv):

@@ -15,10 +15,9 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import Qt
 
 from restorer.app import messages
+from restorer.app.explorer.state import BUSY_DELAY_MS
 from restorer.app.workers import JobFunction, JobWorker
 from restorer.engine.errors import RestorerError
-
-from restorer.app.explorer.state import BUSY_DELAY_MS
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QSlider, QSpinBox, QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
-from restorer.app.icons import icon
-
 from restorer.app.explorer.state import (COLS, DEFAULT_PROJECT_STEPS, MAX_SEED, NO_MODEL_TEXT, STRENGTH_RANGE,
                                          STRENGTH_STEPS)
+from restorer.app.icons import icon
 from restorer.app.widgets.tile_view import TileView
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,11 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from restorer.app import messages
+from restorer.app.explorer.jobs import gif_job, interpolation_job, projection_job
+from restorer.app.explorer.state import COLOR_A, COLOR_B, Latent
 from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
 from restorer.engine.errors import RestorerError
 from restorer.engine.imageio import ImageData
-
-from restorer.app.explorer.state import COLOR_A, COLOR_B, Latent
-from restorer.app.explorer.jobs import gif_job, interpolation_job, projection_job
 
 log = logging.getLogger(__name__)
 

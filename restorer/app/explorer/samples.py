@@ -14,12 +14,11 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
 from restorer.app import messages
-from restorer.engine.errors import RestorerError
-
+from restorer.app.explorer.jobs import ModelInfo, render_job, samples_job
 from restorer.app.explorer.state import (COLOR_A, COLOR_B, COLOR_WITH, COLOR_WITHOUT, COLS, Latent, MAX_SEED,
                                          N_SAMPLES, STRENGTH_STEPS)
-from restorer.app.explorer.jobs import ModelInfo, render_job, samples_job
 from restorer.app.widgets.tile_view import Badge
+from restorer.engine.errors import RestorerError
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,15 @@ from PySide6.QtCore import QTimer, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
-from restorer.app.preferences import Preferences
-from restorer.engine.errors import RestorerError
-
-from restorer.app.explorer.state import Latent, NO_MODEL_TEXT
 from restorer.app.explorer.jobs import ModelInfo
-from restorer.app.explorer.lanes import _Lane
+from restorer.app.explorer.lanes import JobLanes, _Lane
 from restorer.app.explorer.panels import ExplorerPanels
-from restorer.app.explorer.lanes import JobLanes
 from restorer.app.explorer.paths import PathsAndProjection
 from restorer.app.explorer.samples import SamplesAndAttributes
+from restorer.app.explorer.state import Latent, NO_MODEL_TEXT
 from restorer.app.library import model_library
+from restorer.app.preferences import Preferences
+from restorer.engine.errors import RestorerError
 
 log = logging.getLogger(__name__)
 

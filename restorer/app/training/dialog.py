@@ -19,9 +19,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from restorer.app import messages
-from restorer.engine.training.runs import (EVENTS_FILE, LOG_FILE, RunInfo, SAMPLE_FILE, SETTINGS_FILE, WORKER_FILE,
-                                           read_json, read_run, resume_args, write_json)
-from restorer.engine.training.recipes import device_kind
 from restorer.app.library import model_library
 from restorer.app.training.models_page import ModelsPage
 from restorer.app.training.new_run_page import NewRunPage
@@ -29,6 +26,9 @@ from restorer.app.training.process import TrainingProcess
 from restorer.app.training.progress_panel import ProgressPanel
 from restorer.app.training.run_state import RunState
 from restorer.app.training.runs_page import RunsPage
+from restorer.engine.training.recipes import device_kind
+from restorer.engine.training.runs import (EVENTS_FILE, LOG_FILE, RunInfo, SAMPLE_FILE, SETTINGS_FILE, WORKER_FILE,
+                                           read_json, read_run, resume_args, write_json)
 
 log = logging.getLogger(__name__)
 

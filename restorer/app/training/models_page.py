@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QHeaderVi
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from restorer.app import messages
-from restorer.engine.training.runs import fmt_count, fmt_duration
 from restorer.engine.training.recipes import TASK_LABELS
+from restorer.engine.training.runs import fmt_count, fmt_duration
 
 log = logging.getLogger(__name__)
 

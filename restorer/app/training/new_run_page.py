@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
 from restorer.app import messages
 from restorer.app.training.run_state import esc
 from restorer.app.workers import run_in_thread
-from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
 from restorer.engine.training.recipes import (MIN_SR_PHOTOS_FOR_PREVIEW, TrainingSettings, defaults_for, device_kind,
                                               start_from_params)
+from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
+from restorer.app.training.run_state import RunState, esc
+from restorer.app.widgets import ImagePreview, LossPlot
 from restorer.engine.training import events as ev_mod
 from restorer.engine.training.events import (CheckpointEvent, DataEvent, ErrorEvent, FinishedEvent, InfoEvent,
                                               ProgressEvent, SampleEvent, StartedEvent, StoppedEvent,
                                               TrainingEvent, WarningEvent, read_events)
-from restorer.engine.training.runs import CHECKPOINT_FILE, EVENTS_FILE, RunInfo, fmt_count, fmt_duration
 from restorer.engine.training.recipes import MINUTES_ITERS, TASK_LABELS
-from restorer.app.training.run_state import RunState, esc
-from restorer.app.widgets import ImagePreview, LossPlot
+from restorer.engine.training.runs import CHECKPOINT_FILE, EVENTS_FILE, RunInfo, fmt_count, fmt_duration
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from restorer.app import messages
-from restorer.app.workers import run_in_thread
-from restorer.engine.training.runs import RunInfo, SAMPLE_FILE, fmt_count, list_runs, runs_dir
-from restorer.engine.training.recipes import TASK_LABELS
 from restorer.app.training.run_state import RunState, esc
+from restorer.app.workers import run_in_thread
+from restorer.engine.training.recipes import TASK_LABELS
+from restorer.engine.training.runs import RunInfo, SAMPLE_FILE, fmt_count, list_runs, runs_dir
 
 log = logging.getLogger(__name__)
 

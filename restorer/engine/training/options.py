@@ -149,20 +149,3 @@ def config_argv(config_cls: type, values: dict[str, Any], *, exclude: Iterable[s
         else:
             argv += [spec.cli.flag, format_value(value)]
     return argv
-
-
-def config_class(task: str) -> type:
-    """The config dataclass of a training task ('sr' | 'inpaint' | 'latent')."""
-    if task == "sr":
-        from restorer.engine.training.sr import SRConfig
-
-        return SRConfig
-    if task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintConfig
-
-        return InpaintConfig
-    if task == "latent":
-        from restorer.engine.training.latent import LatentConfig
-
-        return LatentConfig
-    raise ValueError(f"unknown training task {task!r}")

@@ -84,7 +84,8 @@ class TrainingSettings:
 
     def args(self) -> list[str]:
         """`restorer train` arguments starting this run."""
-        from restorer.engine.training.options import config_argv, config_class
+        from restorer.engine.training.options import config_argv
+        from restorer.engine.training.tasks import config_class
 
         return ["train", self.task, *config_argv(config_class(self.task), self.config()), "--events", "jsonl"]
 

@@ -260,7 +260,8 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
     With `finish_at`, the run ends at that iteration: resuming a stopped run with that many
     iterations saves its model at once (how a run measured in minutes, or "Save model now", ends).
     """
-    from restorer.engine.training.options import config_argv, config_class
+    from restorer.engine.training.options import config_argv
+    from restorer.engine.training.tasks import config_class
 
     cfg = info.config
     if not cfg or info.task not in ("sr", "inpaint", "latent"):
