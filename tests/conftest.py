@@ -60,7 +60,6 @@ class MessageBoxes:
 @pytest.fixture
 def message_boxes(monkeypatch) -> MessageBoxes:
     """Message boxes are recorded and answered instead of shown (see MessageBoxes)."""
-    pytest.importorskip("PySide6")
     from restorer.app import messages
 
     stub = MessageBoxes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra): without it they fail, not skip
 
 from helpers import register_tiny_sr  # noqa: E402
 from restorer.app.library import model_library  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra): without it they fail, not skip
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 

@@ -42,12 +42,13 @@ from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimag
 from restorer.app.library import model_library
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
+from restorer.engine import vocab
 from restorer.engine.errors import RestorerError
 from restorer.engine.imageio import ImageData, load_image, save_image
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "Restorer"
+APP_NAME = vocab.APP_NAME
 StandardButton = QMessageBox.StandardButton
 COMPARE_HINT = "Before | After: drag across the photo to move the divider; press \\ or Esc to leave"
 

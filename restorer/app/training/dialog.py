@@ -27,6 +27,7 @@ from restorer.app.training.progress_panel import ProgressPanel
 from restorer.app.training.run_state import RunState
 from restorer.app.training.runs_page import RunsPage
 from restorer.engine.training.recipes import device_kind
+from restorer.engine.vocab import DEVICES
 from restorer.engine.training.runs import (EVENTS_FILE, LOG_FILE, RunInfo, SAMPLE_FILE, SETTINGS_FILE, WORKER_FILE,
                                            read_json, read_run, resume_args, write_json)
 
@@ -58,7 +59,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self._run: Optional[RunState] = None  # the run shown in the progress panel
         self._state = "idle"
         device_pref = getattr(prefs, "device", "auto") if prefs is not None else "auto"
-        self.device_pref = device_pref if device_pref in ("auto", "cpu", "cuda", "mps") else "auto"
+        self.device_pref = device_pref if device_pref in DEVICES else "auto"
         self.device = device_kind(self.device_pref)
         self._applying_defaults = False
 

@@ -64,6 +64,7 @@ from restorer.engine.archs.dcgan import DCGANDiscriminator, DCGANGenerator, Late
 from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, unwrap
 from restorer.engine.training.options import option
+from restorer.engine.vocab import LATENT_SIZES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ SUPERSAMPLE = 2
 
 @dataclass
 class LatentConfig(TrainConfig):
-    size: int = option(64, "--size", choices=[64, 128])
+    size: int = option(64, "--size", choices=LATENT_SIZES)
     loss: str = option("bce", "--loss", choices=["bce", "wgan-gp"])  # bce: non-saturating
     conditional: bool = option(False, "--conditional", "condition on labels from sub-folder names")
     latent_dim: int = 128

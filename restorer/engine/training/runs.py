@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from restorer.engine.fileutil import atomic_write
+from restorer.engine.vocab import TRAIN_TASKS
 
 EVENTS_FILE = "events.jsonl"  # the worker's stdout: one JSON event per line, appended per launch
 LOG_FILE = "worker.log"  # the worker's stderr, appended per launch
@@ -264,7 +265,7 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
     from restorer.engine.training.tasks import config_class
 
     cfg = info.config
-    if not cfg or info.task not in ("sr", "inpaint", "latent"):
+    if not cfg or info.task not in TRAIN_TASKS:
         from restorer.engine.errors import RestorerError
 
         raise RestorerError(f"the checkpoint of '{info.name}' does not say how it was trained")

@@ -17,6 +17,7 @@ from restorer.engine.errors import InputError
 from restorer.engine.metrics import sr_scores
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
 from restorer.engine.training.options import option
+from restorer.engine.vocab import SR_TRAIN_SCALES
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
                                            scan_folder, split_holdout, to_uint8_image)
 from restorer.engine.training.losses import VGGPerceptual, feature_matching, find_vgg16_weights, total_variation
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SRConfig(TrainConfig):
-    scale: int = option(4, "--scale", choices=[2, 4, 8])
+    scale: int = option(4, "--scale", choices=SR_TRAIN_SCALES)
     degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic"])
     phase: str = option("psnr", "--phase", choices=["psnr", "gan"])
     arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr"])

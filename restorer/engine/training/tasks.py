@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-TASKS = ("sr", "inpaint", "latent")
+from restorer.engine.vocab import TRAIN_TASKS as TASKS
 
 
 def config_class(task: str) -> type:
