@@ -1,5 +1,9 @@
 """The main window: menus, toolbar, status bar, opening and saving, and running Fill / Upscale.
 
+long: the actions, menus, file handling and the Fill / Upscale jobs share one QMainWindow's
+state (the document, the running job, the preferences); features with state of their own live
+in training/, explorer/, dialogs.py, canvas.py, messages.py and library.py.
+
 Start it with ``restorer`` / ``restorer gui [IMAGE]`` (:func:`run_app`) or the ``restorer-gui``
 launcher (:func:`main`).
 
