@@ -14,6 +14,7 @@ from restorer.app.workers import LATENT_CACHE, MODEL_CACHE  # noqa: E402
 def test_changes_clear_the_caches_and_are_announced(qtbot, tmp_path):
     library = model_library()
     spec = register_tiny_sr("tiny-x2", 2)
+    library.clear_caches()  # the caches are the app's: earlier tests may have loaded models
     MODEL_CACHE.get(spec)  # a loaded model
     assert len(MODEL_CACHE) == 1
     seen = []
