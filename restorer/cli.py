@@ -1,7 +1,7 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
 It is also the training worker's protocol: `restorer train ... --events jsonl` prints one JSON
-object per line (started, info, progress, sample, checkpoint, finished, stopped, error).
+object per line: the kinds and fields are defined once in restorer/engine/training/events.py.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad input or usage, 130 interrupted.
 """
@@ -365,51 +365,29 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _event_sink(mode: str):
-    from restorer.engine.training.common import JsonlEventSink, LogEventSink
+    from restorer.engine.training.events import JsonlEventSink, LogEventSink
 
     if mode == "jsonl":
         return JsonlEventSink(sys.stdout)
     return LogEventSink()
 
 
-def _common_train_fields(args: argparse.Namespace) -> dict[str, Any]:
-    fields: dict[str, Any] = dict(name=args.name, data=args.data, device=args.device, seed=args.seed,
-                                  checkpoint_every=args.checkpoint_every, runs_dir=args.runs_dir,
-                                  init_from=args.init_from, max_minutes=args.minutes)
-    fields["replace"] = bool(getattr(args, "replace", False))  # issue 17 item 3
-    for key in ("iters", "batch", "lr", "workers", "sample_every"):
-        value = getattr(args, key)
-        if value is not None:
-            fields[key] = value
-    return fields
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from restorer.engine import registry
+    from restorer.engine.training.options import config_values
+    from restorer.engine.training.tasks import config_class, trainer_class
 
     registry.validate_name(args.name)
+    config_cls = config_class(args.task)
+    fields = config_values(args, config_cls)
+    # TODO(lead): the trainers of this branch read one folder; pass the whole list once the engine
+    # reads several (issue #11), and drop this check.
+    folders = list(fields["data"])
+    if len(folders) > 1:
+        raise UsageError("training on several folders (--data given more than once) is not supported yet")
+    fields["data"] = folders[0]
     events = _event_sink(args.events)
-    fields = _common_train_fields(args)
-    if args.task == "sr":
-        from restorer.engine.training.sr import SRConfig, SRTrainer
-
-        extra = {k: v for k, v in dict(scale=args.scale, degradation=args.degradation, phase=args.phase,
-                                        arch=args.arch, vgg_weights=args.vgg_weights,
-                                        num_blocks=args.blocks, channels=args.channels,
-                                        patch=args.patch).items() if v is not None}
-        trainer = SRTrainer(SRConfig(**fields, **extra), events)
-    elif args.task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintConfig, InpaintTrainer
-
-        extra = {k: v for k, v in dict(crop=args.crop).items() if v is not None}
-        trainer = InpaintTrainer(InpaintConfig(**fields, **extra), events)
-    else:
-        from restorer.engine.training.latent import LatentConfig, LatentTrainer
-
-        extra = {k: v for k, v in dict(size=args.size, loss=args.loss, conditional=args.conditional,
-                                        channels=args.channels).items()
-                 if v is not None}
-        trainer = LatentTrainer(LatentConfig(**fields, **extra), events)
+    trainer = trainer_class(args.task)(config_cls(**fields), events)
     try:
         result = trainer.run(resume=args.resume)
     except Exception as exc:
@@ -525,42 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a folder of images")
     tsub = t.add_subparsers(dest="task", parser_class=_Parser, required=True)
-    for task in ("sr", "inpaint", "latent"):
+    from restorer.engine.training.options import add_arguments
+    from restorer.engine.training.tasks import TASKS, config_class
+
+    for task in TASKS:
         tp = tsub.add_parser(task)
-        tp.add_argument("--data", required=True, help="folder of training images (searched recursively)")
-        tp.add_argument("--name", required=True, help="name of the model to create")
-        tp.add_argument("--iters", type=int)
-        tp.add_argument("--minutes", type=float, help="stop (saving a checkpoint) after this many minutes")
-        tp.add_argument("--batch", type=int)
-        tp.add_argument("--lr", type=float)
-        tp.add_argument("--workers", type=int)
-        tp.add_argument("--device", default="auto")
-        tp.add_argument("--seed", type=int, default=0)
-        tp.add_argument("--checkpoint-every", type=int, default=500)
-        tp.add_argument("--sample-every", type=int, help="write a preview image every N iterations")
-        tp.add_argument("--runs-dir", help="where run checkpoints go (default: the user data folder)")
-        tp.add_argument("--init-from", help="start from this model (id or file) instead of from scratch")
+        add_arguments(tp, config_class(task))  # the options are the config dataclass's fields
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")
-        tp.add_argument("--replace", action="store_true", help="replace a library model of the same name")
         tp.add_argument("--events", choices=["log", "jsonl"], default="log",
                         help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
-        if task == "sr":
-            tp.add_argument("--scale", type=int, choices=[2, 4, 8])
-            tp.add_argument("--degradation", choices=["bicubic", "realistic"])
-            tp.add_argument("--phase", choices=["psnr", "gan"])
-            tp.add_argument("--arch", choices=["srgan", "compact_sr"])
-            tp.add_argument("--blocks", type=int, help="residual blocks of the generator")
-            tp.add_argument("--channels", type=int, help="feature channels of the generator")
-            tp.add_argument("--patch", type=int, help="LR patch side")
-            tp.add_argument("--vgg-weights", help="local VGG16 weights file for the perceptual loss")
-        elif task == "inpaint":
-            tp.add_argument("--crop", type=int, help="training crop side (multiple of 8)")
-        else:
-            tp.add_argument("--size", type=int, choices=[64, 128])
-            tp.add_argument("--channels", type=int, help="generator width (the shipped model uses 48)")
-            tp.add_argument("--loss", choices=["bce", "wgan-gp"])
-            tp.add_argument("--conditional", action="store_true", default=None,
-                            help="condition on labels from sub-folder names")
         tp.set_defaults(func=cmd_train)
     return p
 

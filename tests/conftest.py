@@ -26,3 +26,43 @@ def collect_garbage_on_main_thread():
 
     if not gc.isenabled():
         gc.collect()
+
+
+class MessageBoxes:
+    """Stands in for every message box of the app (the seams of restorer/app/messages.py).
+
+    `seen` records ``(kind, title, text)``: kind is "critical" | "warning" | "information" for
+    notes and "ask" for questions; `notes` holds the notes only. A question takes the next of `answers` (standard buttons), else
+    what `policy(title, text, buttons, default)` returns, else Cancel.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        self.notes: list[tuple[str, str, str]] = []
+        self.answers: list = []
+        self.policy = None
+
+    def note(self, parent, kind, title, text) -> None:
+        self.seen.append((kind, title, text))
+        self.notes.append((kind, title, text))
+
+    def ask(self, parent, title, text, buttons, default, informative="", icon=None):
+        from PySide6.QtWidgets import QMessageBox
+
+        self.seen.append(("ask", title, text))
+        if self.answers:
+            return self.answers.pop(0)
+        if self.policy is not None:
+            return self.policy(title, text, [b for b, _ in buttons], default)
+        return QMessageBox.StandardButton.Cancel
+
+
+@pytest.fixture
+def message_boxes(monkeypatch) -> MessageBoxes:
+    """Message boxes are recorded and answered instead of shown (see MessageBoxes)."""
+    from restorer.app import messages
+
+    stub = MessageBoxes()
+    monkeypatch.setattr(messages, "note", stub.note)
+    monkeypatch.setattr(messages, "ask", stub.ask)
+    return stub

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra): without it they fail, not skip
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
@@ -101,43 +101,25 @@ def dirs(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def dialogs(monkeypatch):
+def dialogs(message_boxes):
     """Record every message box instead of blocking; `answers` feeds the questions."""
-    seen: list[tuple[str, str, str]] = []
-    answers: list[SB] = []
-
-    def record(kind):
-        def fn(parent, title, text, *args, **kwargs):
-            seen.append((kind, title, text))
-            return SB.Ok
-        return fn
-
-    monkeypatch.setattr(QMessageBox, "critical", staticmethod(record("critical")))
-    monkeypatch.setattr(QMessageBox, "information", staticmethod(record("information")))
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(record("warning")))
-
-    def ask(parent, title, text, buttons, default, informative=""):
-        seen.append(("ask", title, text))
-        return answers.pop(0) if answers else SB.Cancel
-
-    monkeypatch.setattr(mw, "ask", ask)
-    return seen, answers
+    return message_boxes.seen, message_boxes.answers
 
 
-def _close_answers(parent, title, text, buttons, default, informative=""):
-    choices = [b for b, _ in buttons]
-    return SB.Yes if SB.Yes in choices else SB.Discard
+def _close_answers(title, text, buttons, default):
+    return SB.Yes if SB.Yes in buttons else SB.Discard
 
 
 @pytest.fixture
-def window(qtbot, dirs, dialogs, monkeypatch):
+def window(qtbot, dirs, dialogs, message_boxes, monkeypatch):
     win = MainWindow()
     qtbot.addWidget(win)
     win.resize(900, 650)
     win.show()
     qtbot.waitExposed(win)
     yield win
-    monkeypatch.setattr(mw, "ask", _close_answers)  # stop any job, drop changes
+    message_boxes.answers.clear()
+    message_boxes.policy = _close_answers  # stop any job, drop changes
     win.close()
 
 

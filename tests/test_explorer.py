@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra): without it they fail, not skip
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
@@ -26,6 +26,8 @@ from restorer.app.preferences import Preferences  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.errors import ModelError  # noqa: E402
 from restorer.engine.pipelines import latent as lp  # noqa: E402
+
+SB = QMessageBox.StandardButton
 
 JOB_MS = 20_000
 MODEL = "tiny-gan"
@@ -43,19 +45,9 @@ def _setup(monkeypatch):
 
 
 @pytest.fixture
-def dialogs(monkeypatch):
-    shown: list[tuple[str, str, str]] = []
-
-    def record(kind):
-        def fn(parent, title, text, *args, **kwargs):
-            shown.append((kind, title, text))
-            return QMessageBox.StandardButton.Ok
-        return fn
-
-    for kind in ("critical", "information", "warning"):
-        monkeypatch.setattr(QMessageBox, kind, staticmethod(record(kind)))
-    monkeypatch.setattr(mw, "ask", lambda *a, **k: mw.StandardButton.Yes)
-    return shown
+def dialogs(message_boxes):
+    message_boxes.policy = lambda *a: SB.Yes
+    return message_boxes.notes
 
 
 def register_tiny(name: str = MODEL, classes: tuple[str, ...] = ()):
@@ -209,7 +201,8 @@ def test_interpolation_strip_and_gif_export(qtbot, window, tmp_path, monkeypatch
     assert dialogs == []
 
 
-def test_marks_create_an_attribute_and_the_slider_moves_the_latent(qtbot, window, dialogs, monkeypatch):
+def test_marks_create_an_attribute_and_the_slider_moves_the_latent(qtbot, window, dialogs, message_boxes,
+                                                                    monkeypatch):
     for i in (0, 1):
         window.mark_sample(i, +1)
     click_tile(window.grid_view, 2)
@@ -238,10 +231,10 @@ def test_marks_create_an_attribute_and_the_slider_moves_the_latent(qtbot, window
     assert np.allclose(saved["bright"], z[[0, 1]].mean(0) - z[[2, 3]].mean(0), atol=1e-6)
     assert window.current_attribute() == "bright" and window.strength_slider.isEnabled()
     asked = []
-    monkeypatch.setattr(mw, "ask", lambda *a, **k: asked.append(a[1]) or mw.StandardButton.Cancel)
+    message_boxes.policy = lambda title, *a: asked.append(title) or SB.Cancel
     assert not window.create_attribute()  # the name exists: asks, and Cancel keeps the old one
     assert asked == ["Replace attribute?"]
-    monkeypatch.setattr(mw, "ask", lambda *a, **k: mw.StandardButton.Yes)
+    message_boxes.policy = lambda *a: SB.Yes
 
     base = window.grid_view.images[2].copy()
     with qtbot.waitSignal(window.previewChanged, timeout=JOB_MS):
@@ -383,7 +376,7 @@ def test_engine_errors_are_messages(qtbot, dialogs, monkeypatch):
     win.close()
 
 
-def test_main_window_menu_opens_the_explorer(qtbot, dialogs, monkeypatch):
+def test_main_window_menu_opens_the_explorer(qtbot, dialogs, message_boxes, monkeypatch):
     register_tiny()
     main = mw.MainWindow(Preferences())
     qtbot.addWidget(main)
@@ -398,5 +391,5 @@ def test_main_window_menu_opens_the_explorer(qtbot, dialogs, monkeypatch):
     actions[0].trigger()  # a second time: the same window
     assert main.findChildren(ex.ExplorerWindow) == [explorer]
     explorer.close()
-    monkeypatch.setattr(mw, "ask", lambda *a, **k: mw.StandardButton.Discard)
+    message_boxes.policy = lambda *a: SB.Discard
     main.close()

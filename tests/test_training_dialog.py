@@ -19,14 +19,15 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra): without it they fail, not skip
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
 from helpers import register_tiny_sr, synthetic_photo, write_photos  # noqa: E402
-from restorer.app import main_window as mw  # noqa: E402
 from restorer.app import training  # noqa: E402
+from restorer.app.library import model_library  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
+from restorer.app.messages import KEEP_TRAINING_TITLE  # noqa: E402
 from restorer.app.training import TrainingDialog, TrainingSettings, pid_alive, read_run, resume_args  # noqa: E402
 
 SB = QMessageBox.StandardButton
@@ -35,23 +36,22 @@ RUN_TIMEOUT_MS = 120_000
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture
-def messages(monkeypatch):
-    """Message boxes are recorded instead of shown; confirmations say yes."""
-    seen: list[tuple[str, str, str]] = []
+def messages(message_boxes):
+    """Message boxes are recorded instead of shown; confirmations say yes (closing during a run: stop)."""
+    message_boxes.policy = lambda title, text, buttons, default: SB.Yes if SB.Yes in buttons else SB.Discard
+    return message_boxes.notes
 
-    def record(kind):
-        def fn(parent, title, text, *args, **kwargs):
-            seen.append((kind, title, text))
-            return SB.Ok
-        return fn
 
-    for kind in ("critical", "warning", "information"):
-        monkeypatch.setattr(QMessageBox, kind, staticmethod(record(kind)))
-    monkeypatch.setattr(training, "_confirm", lambda *a, **k: True)
-    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: "stop")
-    monkeypatch.setattr(mw, "ask", lambda parent, title, text, buttons, default, informative="": (
-        SB.Yes if SB.Yes in [b for b, _ in buttons] else SB.Discard))
-    return seen
+def keep_training_answers(message_boxes, answers: list[str]) -> None:
+    """The question when the main window closes during a run takes 'stop' | 'keep' | 'cancel' from `answers`."""
+    button = {"stop": SB.Yes, "keep": SB.No, "cancel": SB.Cancel}
+    previous = message_boxes.policy
+
+    def policy(title, text, buttons, default):
+        if title == KEEP_TRAINING_TITLE:
+            return button[answers.pop(0)]
+        return previous(title, text, buttons, default)
+    message_boxes.policy = policy
 
 
 @pytest.fixture
@@ -92,13 +92,15 @@ def choose_folder(qtbot, dlg: TrainingDialog, folder: Path) -> None:
 
 
 def fake_worker(tmp_path: Path, monkeypatch, body: str) -> None:
-    """Run `body` (Python; `args` = the train arguments, `emit(event, **fields)`) instead of the trainer."""
+    """Run `body` (Python; `args` = the train arguments, `emit(event, **fields)` writes an event of
+    restorer.engine.training.events) instead of the trainer."""
     script = tmp_path / "fake_worker.py"
     script.write_text(textwrap.dedent("""
         import json, signal, sys, time
+        from restorer.engine.training import events
         args = sys.argv[1:]
         def emit(event, **fields):
-            sys.stdout.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\\n")
+            sys.stdout.write(events.encode(events.make(event, **fields)) + "\\n")
             sys.stdout.flush()
     """) + textwrap.dedent(body))
     import restorer.engine.worker_command as wc
@@ -151,7 +153,7 @@ def test_train_stop_reopen_resume_and_upscale(qtbot, tmp_path, window, messages,
     qtbot.waitUntil(lambda: dlg._state == "stopped", timeout=RUN_TIMEOUT_MS)
     ckpt = Path(os.environ["RESTORER_DATA_DIR"]) / "runs" / "mini" / "checkpoint.pt"
     assert ckpt.exists() and not dlg.run_active
-    stopped_at = dlg._run["iteration"]
+    stopped_at = dlg._run.iteration
     assert 0 < stopped_at < 150
     assert "stopped" in dlg.status_label.text() and dlg.resume_button.isEnabled()
     assert not any(k == "critical" for k, *_ in messages)
@@ -175,7 +177,7 @@ def test_train_stop_reopen_resume_and_upscale(qtbot, tmp_path, window, messages,
         assert again.run_active
         assert again.loss_plot.point_count() == points_before  # the curve so far, read back
     assert again._state == "finished", again.status_label.text()
-    assert again._run["iteration"] == 150 and "mini" in again.status_label.text()
+    assert again._run.iteration == 150 and "mini" in again.status_label.text()
     assert again.loss_plot.series()["pixel"][-1][0] == 150
 
     from restorer.engine import registry
@@ -290,7 +292,8 @@ LONG_RUN = """
 """
 
 
-def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, messages, cleanup, monkeypatch):
+def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, messages, message_boxes, cleanup,
+                                                    monkeypatch):
     fake_worker(tmp_path, monkeypatch, LONG_RUN)
     write_photos(tmp_path / "photos", 2)
     dlg = open_dialog(qtbot, window, cleanup)
@@ -300,7 +303,7 @@ def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, mes
     qtbot.waitUntil(lambda: dlg.loss_plot.point_count() >= 2, timeout=20_000)
 
     answers = ["cancel"]
-    monkeypatch.setattr(training, "ask_keep_training", lambda parent, name: answers.pop(0))
+    keep_training_answers(message_boxes, answers)
     assert not window.close() and window.isVisible() and dlg.run_active  # Cancel: nothing happens
 
     answers.append("stop")
@@ -329,7 +332,7 @@ def test_closing_the_window_stops_or_keeps_training(qtbot, tmp_path, window, mes
     assert again.resume_selected() and again.run_active
     seen = again.loss_plot.point_count()
     qtbot.waitUntil(lambda: again.loss_plot.point_count() > seen + 1, timeout=20_000)  # live progress
-    assert again._run["iteration"] >= 2
+    assert again._run.iteration >= 2
     again.stop_training()
     qtbot.waitUntil(lambda: again._state == "stopped", timeout=20_000)
     qtbot.waitUntil(lambda: not pid_alive(pid), timeout=20_000)
@@ -364,13 +367,14 @@ def test_my_models_rename_export_delete_import_and_start_from(qtbot, tmp_path, w
     changes = []
     window.training.modelsChanged.connect(lambda: changes.append(1))
 
-    class Chooser(QWidget):  # a window of the main window with a model chooser, like the explorer
+    class Chooser(QWidget):  # a window with a model chooser: it follows the app's library, like the explorer
         calls = 0
 
         def refresh_models(self):
             Chooser.calls += 1
 
-    Chooser(window)
+    chooser = Chooser(window)
+    model_library().changed.connect(chooser.refresh_models)
 
     # a compatible model of the task and scale is offered (and chosen) as the starting point
     dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))

@@ -1,5 +1,8 @@
 """The photo canvas: zoom, pan, the mask tools and the before/after split view.
 
+long: painting, input and the view transform share one widget's state (zoom, offset, pyramid,
+the stroke in progress); split apart they would pass that state back and forth.
+
 `CanvasWidget` is a plain QWidget that paints the document itself, which keeps every pixel
 where it belongs at any zoom:
 

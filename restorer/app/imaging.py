@@ -12,7 +12,10 @@ from typing import Any, Optional
 import numpy as np
 from PySide6.QtGui import QImage
 
-from restorer.engine.imageio import ImageData
+from restorer.engine.imageio import SUPPORTED_SUFFIXES, ImageData
+
+# the file dialogs' filter for photos the app can open
+OPEN_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES)))
 
 #: Premultiplied ARGB of the mask overlay colour (opaque; painted with the chosen opacity).
 MASK_RGB = (255, 40, 40)

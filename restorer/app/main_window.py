@@ -1,5 +1,9 @@
 """The main window: menus, toolbar, status bar, opening and saving, and running Fill / Upscale.
 
+long: the actions, menus, file handling and the Fill / Upscale jobs share one QMainWindow's
+state (the document, the running job, the preferences); features with state of their own live
+in training/, explorer/, dialogs.py, canvas.py, messages.py and library.py.
+
 Start it with ``restorer`` / ``restorer gui [IMAGE]`` (:func:`run_app`) or the ``restorer-gui``
 launcher (:func:`main`).
 
@@ -32,70 +36,44 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QWidget)
 
 from restorer import __version__
-from restorer.app import gcguard
+from restorer.app import gcguard, messages
 from restorer.app.canvas import CanvasWidget
 from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, SaveOptionsDialog, UpscaleDialog,
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
 from restorer.app.document import Document
 from restorer.app.icons import app_icon, icon
-from restorer.app.imaging import dropped_file, imagedata_from_qimage
+from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
+from restorer.app.library import model_library
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, inpaint_job, upscale_job
+from restorer.engine import vocab
 from restorer.engine.errors import RestorerError
-from restorer.engine.imageio import SUPPORTED_SUFFIXES, ImageData, load_image, save_image
+from restorer.engine.imageio import ImageData, load_image, save_image
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "Restorer"
-OPEN_FILTER = ("Images ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))))
+APP_NAME = vocab.APP_NAME
 StandardButton = QMessageBox.StandardButton
 COMPARE_HINT = "Before | After: drag across the photo to move the divider; press \\ or Esc to leave"
 
 
 # --------------------------------------------------------------------------- message helpers
+# Every message box of the app is in restorer/app/messages.py; these names stay for the code here.
 def show_error(parent: Optional[QWidget], title: str, text: str) -> None:
-    """A modal error with one readable line (tests replace QMessageBox.critical)."""
-    QMessageBox.critical(parent, title, text)
+    messages.show_error(parent, title, text)
 
 
 def show_info(parent: Optional[QWidget], title: str, text: str) -> None:
-    QMessageBox.information(parent, title, text)
+    messages.show_info(parent, title, text)
 
 
 def ask(parent: Optional[QWidget], title: str, text: str, buttons: Sequence[tuple[StandardButton, str]],
         default: StandardButton, informative: str = "") -> StandardButton:
-    """A question with relabelled standard buttons; returns the button pressed (Cancel on Esc)."""
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle(title)
-    box.setText(text)
-    if informative:
-        box.setInformativeText(informative)
-    flags = StandardButton.NoButton
-    for sb, _label in buttons:
-        flags |= sb
-    box.setStandardButtons(flags)
-    for sb, label in buttons:
-        if label:
-            box.button(sb).setText(label)
-    box.setDefaultButton(default)
-    if StandardButton.Cancel in [b for b, _ in buttons]:
-        box.setEscapeButton(StandardButton.Cancel)
-    result = box.exec()
-    try:
-        return StandardButton(result)
-    except ValueError:
-        return StandardButton.Cancel
+    return messages.ask(parent, title, text, buttons, default, informative)
 
 
 def confirm_replace(parent: Optional[QWidget], path: Path, confirmed: Optional[Path] = None) -> bool:
-    """True when `path` may be written: it does not exist, it is the name the file dialog already
-    asked about (`confirmed`), or the user agrees to replace it."""
-    if not path.exists() or (confirmed is not None and path == confirmed):
-        return True
-    answer = ask(parent, "Replace file?", f"“{path.name}” already exists. Replace it?",
-                 [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
-    return answer == StandardButton.Yes
+    return messages.confirm_replace(parent, path, confirmed)
 
 
 def _format_zoom(zoom: float) -> str:
@@ -114,6 +92,7 @@ class MainWindow(QMainWindow):
     def __init__(self, prefs: Optional[Preferences] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.prefs = prefs if prefs is not None else Preferences.load()
+        self.library = model_library()  # the installed models; its `changed` signal tells of changes
         self.document: Optional[Document] = None
         self._job: Optional[JobWorker] = None
         self._job_apply: Optional[Callable[[Any], None]] = None
@@ -135,9 +114,12 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_statusbar()
         self._build_history_dock()
-        from restorer.app.training import install_training_menu  # Tools > Train a Model… (issue #6)
+        from restorer.app.training import TrainingController  # Tools > Train a Model… (issue #6)
 
-        install_training_menu(self)
+        self.training = TrainingController(self)
+        self.tools_menu.addAction(self.training.action)
+        self.addAction(self.training.action)
+        self.library.changed.connect(self._on_models_changed)
 
         self.canvas.zoomChanged.connect(self._on_zoom_changed)
         self.canvas.toolChanged.connect(self._on_tool_changed)
@@ -284,10 +266,10 @@ class MainWindow(QMainWindow):
 
             show_explorer(self)
 
-        tools = next((a.menu() for a in mb.actions() if a.menu() is not None and a.text() == "&Tools"), None)
+        self.tools_menu = mb.addMenu("&Tools")  # the explorer, then Train a Model… (see __init__)
         self.act_explore = self._action("Explore &Latent Space…", explore,
                                         tip="Browse, interpolate and edit what a latent generator has learned")
-        (tools or mb.addMenu("&Tools")).addAction(self.act_explore)
+        self.tools_menu.addAction(self.act_explore)
 
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
@@ -791,10 +773,8 @@ class MainWindow(QMainWindow):
         return self.prefs.device
 
     def _models(self, task: str) -> Optional[list[Any]]:
-        from restorer.engine import registry
-
         try:
-            return registry.all_models(task)
+            return self.library.all_models(task)
         except RestorerError as exc:
             show_error(self, "Model library", str(exc))
             return None
@@ -997,11 +977,14 @@ class MainWindow(QMainWindow):
             self.prefs.save()
             self._update_device_label()
 
+    def _on_models_changed(self) -> None:
+        """The model library changed (a run finished, a model renamed, deleted or imported): the
+        upscale and fill commands read the library when they run, so only the actions follow."""
+        self._update_actions()
+
     def about_dialog(self) -> None:
         try:
-            from restorer.engine import registry
-
-            specs = registry.all_models()
+            specs = self.library.all_models()
         except RestorerError:
             specs = []
         if not self._device_text:

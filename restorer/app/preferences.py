@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from restorer.engine import vocab
 from restorer.engine.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "Restorer"
+APP_NAME = vocab.APP_NAME
 CONFIG_ENV = "RESTORER_CONFIG_DIR"
 FILE_NAME = "preferences.json"
 MAX_RECENT = 10
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = vocab.DEVICES
 SAVE_FORMATS = ("png", "jpg", "webp", "tif")
 UPSCALE_FACTORS = (2, 3, 4, 8)
 

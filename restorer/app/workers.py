@@ -235,7 +235,15 @@ class ModelCache:
         return len(self._items)
 
 
-MODEL_CACHE = ModelCache()
+def _load_latent(spec: Any, device: str) -> Any:
+    from restorer.engine.pipelines.latent import LatentModel
+
+    return LatentModel.load(spec, device=device)
+
+
+# The loaded models, cleared by restorer/app/library.py whenever the library changes.
+MODEL_CACHE = ModelCache()  # upscale and fill models, by spec
+LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # the explorer's latent models, by spec and device
 
 
 # --------------------------------------------------------------------------- jobs

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TextIO
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from restorer.engine.fileutil import atomic_write, remove_stale_temp_files
 from restorer.engine.locks import FileLock, LockBusy
 from restorer.engine.modelfile import ExportedModel, atomic_torch_save  # noqa: F401 - re-exported for trainers
 from restorer.engine.progress import CancelToken
+from restorer.engine.training.options import option
 
 log = logging.getLogger(__name__)
 
@@ -40,81 +40,10 @@ CHECKPOINT_FORMAT = "restorer-checkpoint/1"
 
 
 # --------------------------------------------------------------------------- events
-class EventSink:
-    """Receives training events: started, progress, sample, checkpoint, finished, stopped, error."""
-
-    def emit(self, event: str, **fields: Any) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class NullEventSink(EventSink):
-    def emit(self, event: str, **fields: Any) -> None:
-        return None
-
-
-class LogEventSink(EventSink):
-    """Human-readable events through `logging` (the default for the command line)."""
-
-    def emit(self, event: str, **fields: Any) -> None:
-        if event == "progress":
-            losses = " ".join(f"{k}={v:.4g}" for k, v in fields.get("losses", {}).items())
-            log.info(
-                "iter %d/%d  %s  %.2f it/s  eta %s",
-                fields["iteration"], fields["total"], losses, fields.get("it_per_s", 0.0),
-                _fmt_seconds(fields.get("eta_s")),
-            )
-        else:
-            shown = {k: v for k, v in fields.items() if k not in ("image",)}
-            log.info("%s %s", event, json.dumps(shown, default=str))
-
-
-class JsonlEventSink(EventSink):
-    """One JSON object per line on a stream: the protocol of the training worker process."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def emit(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "time": time.time(), **fields}
-        line = json.dumps(record, default=_json_default)
-        with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-
-
-class CallbackEventSink(EventSink):
-    def __init__(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._callback = callback
-
-    def emit(self, event: str, **fields: Any) -> None:
-        self._callback({"event": event, **fields})
-
-
-class TeeEventSink(EventSink):
-    def __init__(self, *sinks: EventSink) -> None:
-        self._sinks = sinks
-
-    def emit(self, event: str, **fields: Any) -> None:
-        for sink in self._sinks:
-            sink.emit(event, **fields)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return str(obj)
-
-
-def _fmt_seconds(seconds: Optional[float]) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+# The event stream (kinds, dataclasses, encode/decode) and its sinks live in events.py;
+# these names stay importable from here for the trainers and scripts.
+from restorer.engine.training.events import (  # noqa: E402,F401
+    CallbackEventSink, EventSink, JsonlEventSink, LogEventSink, NullEventSink, TeeEventSink)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -180,22 +109,28 @@ def unwrap(model: nn.Module) -> nn.Module:
 class TrainConfig:
     """Options every trainer shares. Task configs subclass this dataclass."""
 
-    name: str
-    data: str
-    iters: int = 10_000
-    batch: int = 16
-    device: str = "auto"
-    lr: float = 2e-4
-    seed: int = 0
-    workers: int = -1  # -1: choose from the CPU count
-    checkpoint_every: int = 1000
+    # option(): also a `restorer train` option (flag, help); see restorer/engine/training/options.py
+    name: str = option(flag="--name", help="name of the model to create", required=True)
+    # TODO(lead): the trainers read one folder (cli.py passes data[0]) until the engine reads several
+    data: list[str] = option(flag="--data", required=True,
+                             help="folder of training images (searched recursively); repeat for several folders")
+    iters: int = option(10_000, "--iters", "training iterations")
+    batch: int = option(16, "--batch", "images per iteration")
+    device: str = option("auto", "--device", "auto, cpu, cuda or mps")
+    lr: float = option(2e-4, "--lr", "learning rate")
+    seed: int = option(0, "--seed", "random seed")
+    workers: int = option(-1, "--workers", "data loader processes (-1: from the CPU count)")
+    checkpoint_every: int = option(1000, "--checkpoint-every", "save a checkpoint every N iterations",
+                                   cli_default=500)
     log_every: int = 25
-    sample_every: int = 1000
-    max_minutes: Optional[float] = None  # stop (and save) after this much training time
-    runs_dir: Optional[str] = None  # default: <user data>/runs
-    init_from: Optional[str] = None  # model id/file whose generator weights start the run
+    sample_every: int = option(1000, "--sample-every", "write a preview image every N iterations")
+    max_minutes: Optional[float] = option(None, "--minutes", "stop (saving a checkpoint) after this many minutes")
+    runs_dir: Optional[str] = option(None, "--runs-dir", "where run checkpoints go (default: the user data folder)")
+    init_from: Optional[str] = option(None, "--init-from",
+                                      "start from this model (id or file) instead of from scratch")
     register: bool = True  # add the finished model to the user's model library
-    replace: bool = False  # replace a user model of the same name (else the run is refused before it starts)
+    replace: bool = option(False, "--replace",
+                           "replace a library model of the same name (else the run is refused before it starts)")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

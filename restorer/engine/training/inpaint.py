@@ -40,6 +40,7 @@ from restorer.engine.archs import build_arch
 from restorer.engine.archs.inpaint import GlobalCritic, LocalCritic
 from restorer.engine.errors import InputError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
+from restorer.engine.training.options import option
 from restorer.engine.training.data import (ImageBank, LoaderFeed, read_rgb, require_images, scan_folder,
                                            split_holdout, to_uint8_image)
 from restorer.engine.training.masks import benchmark_mask, mask_pool
@@ -52,7 +53,7 @@ MIN_IMAGES = 3
 @dataclass
 class InpaintConfig(TrainConfig):
     lr: float = 1e-4  # generator and critics (Adam, betas 0.5/0.9)
-    crop: int = 256  # training crop side (multiple of 8)
+    crop: int = option(256, "--crop", "training crop side (multiple of 8)")
     base_channels: int = 32
     gated: bool = True
     critic_channels: int = 64

@@ -63,6 +63,8 @@ from torch import nn
 from restorer.engine.archs.dcgan import DCGANDiscriminator, DCGANGenerator, LatentEncoder
 from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, unwrap
+from restorer.engine.training.options import option
+from restorer.engine.vocab import LATENT_SIZES
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +77,11 @@ SUPERSAMPLE = 2
 
 @dataclass
 class LatentConfig(TrainConfig):
-    size: int = 64  # 64 or 128
-    loss: str = "bce"  # "bce" (non-saturating) or "wgan-gp"
-    conditional: bool = False  # classes = first-level sub-folders of `data`
+    size: int = option(64, "--size", choices=LATENT_SIZES)
+    loss: str = option("bce", "--loss", choices=["bce", "wgan-gp"])  # bce: non-saturating
+    conditional: bool = option(False, "--conditional", "condition on labels from sub-folder names")
     latent_dim: int = 128
-    channels: int = 64  # generator width at full resolution (8x at 4x4)
+    channels: int = option(64, "--channels", "generator width (the shipped model uses 48)")  # 8x at 4x4
     d_channels: int = 0  # discriminator width; 0: same as `channels`
     lr: Optional[float] = None  # None: 2e-4 (bce) / 1e-4 (wgan-gp)
     betas: Optional[tuple[float, float]] = None  # None: (0.5, 0.999) (bce) / (0.0, 0.9) (wgan-gp)

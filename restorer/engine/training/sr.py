@@ -16,6 +16,8 @@ from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError
 from restorer.engine.metrics import sr_scores
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
+from restorer.engine.training.options import option
+from restorer.engine.vocab import SR_TRAIN_SCALES
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
                                            scan_folder, split_holdout, to_uint8_image)
 from restorer.engine.training.losses import VGGPerceptual, feature_matching, find_vgg16_weights, total_variation
@@ -25,20 +27,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SRConfig(TrainConfig):
-    scale: int = 4
-    degradation: str = "bicubic"  # bicubic | realistic
-    phase: str = "psnr"  # psnr | gan
-    arch: str = "srgan"  # srgan | compact_sr
-    num_blocks: int = 16
-    channels: int = 64
+    scale: int = option(4, "--scale", choices=SR_TRAIN_SCALES)
+    degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic"])
+    phase: str = option("psnr", "--phase", choices=["psnr", "gan"])
+    arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr"])
+    num_blocks: int = option(16, "--blocks", "residual blocks of the generator")
+    channels: int = option(64, "--channels", "feature channels of the generator")
     norm: str = "none"  # none | batch (the original SRGAN uses batch)
     num_convs: int = 16  # compact_sr only
-    patch: int = 48  # LR patch side; HR crops are patch * scale
+    patch: int = option(48, "--patch", "LR patch side")  # HR crops are patch * scale
     pixel_loss: str = "l1"  # l1 | mse (the gan phase always uses mse as in SRGAN)
     adv_weight: float = 1e-3
     perceptual_weight: float = 6e-3
     tv_weight: float = 0.0
-    vgg_weights: Optional[str] = None
+    vgg_weights: Optional[str] = option(None, "--vgg-weights", "local VGG16 weights file for the perceptual loss")
     d_lr: float = 1e-4
     ema_decay: float = 0.999
     warmup: int = 500

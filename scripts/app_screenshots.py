@@ -2,7 +2,7 @@
 
 Run it under a real X server (or Xvfb) with models installed in the library it sees::
 
-    xvfb-run -s "-screen 0 1600x1000x24" python -m restorer.app.screenshots \\
+    xvfb-run -s "-screen 0 1600x1000x24" python scripts/app_screenshots.py \\
         --photo some_photo.jpg --out docs/images
 
 It opens the photo, brushes a mask, fills, upscales x2, shows the before/after split and the
@@ -26,6 +26,8 @@ from PIL import Image
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's restorer package
 
 
 def _to_pil(pixmap: QPixmap) -> Image.Image:
