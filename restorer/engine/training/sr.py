@@ -287,8 +287,7 @@ class SRTrainer(Trainer):
         self.gen.set_state(state["cpu_gen"])
         if "dev_gen" in state:
             try:
-                self.dev_gen.set_state(state["dev_gen"].to(self.dev_gen.device) if self.device.type == "cpu"
-                                       else state["dev_gen"].cpu())
+                self.dev_gen.set_state(state["dev_gen"].cpu())
             except (RuntimeError, TypeError):  # a checkpoint from another device type: keep this run's seed
                 log.info("device random state of the checkpoint not restored (other device)")
         import ast
