@@ -505,3 +505,40 @@ def degrade(hr: torch.Tensor, scale: int, mode: str, rng: random.Random, gen: to
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     """(3,H,W) float [0,1] tensor -> HxWx3 uint8 array."""
     return (t.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def protocol_realistic_lr(hr: np.ndarray, scale: int, index: int) -> np.ndarray:
+    """The fixed realistic degradation of TARGETS.md (benchmarks, gating, statistics checks):
+    Pillow GaussianBlur(radius=1), Pillow bicubic downscale by `scale` (none at x1), Gaussian noise
+    sigma 4 from numpy default_rng(1000 + index) rounded and clipped, then Pillow JPEG quality 60.
+    `hr` is HxWx3 uint8 with sides divisible by `scale`."""
+    import io
+
+    from PIL import ImageFilter
+
+    im = Image.fromarray(hr).filter(ImageFilter.GaussianBlur(radius=1.0))
+    if scale > 1:
+        im = im.resize((im.width // scale, im.height // scale), Image.BICUBIC)
+    arr = np.asarray(im).astype(np.float64)
+    arr = arr + np.random.default_rng(1000 + index).normal(0.0, 4.0, arr.shape)
+    im = Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=60)
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return np.asarray(out.convert("RGB")).copy()
+
+
+def degradation_stats(lr: np.ndarray, hr_down: np.ndarray) -> dict[str, float]:
+    """Statistics that compare degradations: noise (std of the residual against a clean bicubic
+    downscale), blur (the ratio of high-frequency energy to the clean image's) and blockiness
+    (mean step across 8-px block borders relative to inside them)."""
+    a = lr.astype(np.float64).mean(2)
+    b = hr_down.astype(np.float64).mean(2)
+    resid = a - b
+    hf = lambda x: float(np.mean(np.abs(np.diff(x, axis=1))) + np.mean(np.abs(np.diff(x, axis=0))))  # noqa: E731
+    d = np.abs(np.diff(a, axis=1))
+    border = d[:, 7::8].mean() if d.shape[1] > 8 else 0.0
+    inner = d[:, [i for i in range(d.shape[1]) if i % 8 != 7]].mean() if d.shape[1] > 8 else 1.0
+    return {"noise_std": float(resid.std()), "sharpness_ratio": hf(a) / max(hf(b), 1e-6),
+            "blockiness": float(border / max(inner, 1e-6))}
