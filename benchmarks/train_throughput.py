@@ -118,7 +118,7 @@ def measure_recipe(job: str, data: list[str], seconds: float, cpu: bool, tiny: b
 
 def _row(r: dict[str, Any]) -> str:
     mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "—"
-    return (f"| {r['recipe']} | {r['batch']} | {r['it_per_s']:.1f} | {r['images_per_s']:.0f} | {r["tflops"]:.3g} | "
+    return (f"| {r['recipe']} | {r['batch']} | {r['it_per_s']:.1f} | {r['images_per_s']:.0f} | {r['tflops']:.3g} | "
             f"{mfu} | {100 * r['data_wait_share']:.0f}% |")
 
 

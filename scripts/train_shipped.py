@@ -14,14 +14,22 @@ into such a model file instead of training. `--tiny` swaps in tiny networks (CPU
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import logging
-import sys
-import time
-from pathlib import Path
-from typing import Any, Optional
+import signal
+
+# a stop asked for while torch is still being imported or the trainer built (a GPU session's deadline)
+# must not kill the process: remembered here, it makes the run stop at once, checkpoint and export
+_EARLY_STOP: list[int] = []
+_EARLY = {sig: signal.signal(sig, lambda signum, _f: _EARLY_STOP.append(signum))
+          for sig in (signal.SIGTERM, signal.SIGINT)}
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Optional  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,7 +69,7 @@ def parse_overrides(job: str, items: list[str]) -> dict:
 
 def make_trainer(job: str, data: Any, runs: str, minutes: float, init_from: Optional[str], events,
                  device: Optional[str] = None, overrides: Optional[dict] = None, tiny: bool = False,
-                 weights_dir: Path = WEIGHTS_DIR):
+                 weights_dir: Path = WEIGHTS_DIR, cancel=None):
     """The trainer of a recipe and where it starts: (trainer, init file or None, reason)."""
     recipe = get_recipe(job)
     over = dict(TINY[recipe.task]) if tiny else {}
@@ -78,14 +86,14 @@ def make_trainer(job: str, data: Any, runs: str, minutes: float, init_from: Opti
     if recipe.task == "sr":
         from restorer.engine.training.sr import SRTrainer
 
-        return SRTrainer(cfg, events), init_path, reason
+        return SRTrainer(cfg, events, cancel), init_path, reason
     if recipe.task == "inpaint":
         from restorer.engine.training.inpaint import InpaintTrainer
 
-        return InpaintTrainer(cfg, events), init_path, reason
+        return InpaintTrainer(cfg, events, cancel), init_path, reason
     from restorer.engine.training.latent import LatentTrainer
 
-    return LatentTrainer(cfg, events), init_path, reason
+    return LatentTrainer(cfg, events, cancel), init_path, reason
 
 
 def snapshot(run_dir: Path, out: Path) -> None:
@@ -177,11 +185,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         snapshot(run_dir, args.snapshot)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
+    from restorer.engine.progress import CancelToken
+
+    cancel = CancelToken()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: cancel.cancel())
+    if _EARLY_STOP:
+        cancel.cancel()
     data = args.data if len(args.data) > 1 else args.data[0]
     with open(run_dir / "events.jsonl", "a", encoding="utf-8") as ev:
         trainer, init_path, reason = make_trainer(job, data, args.runs, args.minutes, args.init_from,
                                                   TeeEventSink(JsonlEventSink(ev), LogEventSink()), args.device,
-                                                  overrides, args.tiny, args.weights_dir)
+                                                  overrides, args.tiny, args.weights_dir, cancel)
         logging.info("%s %s", job, reason)
         t0 = time.time()
         result = trainer.run(resume=args.resume)
