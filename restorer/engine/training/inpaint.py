@@ -221,8 +221,8 @@ class InpaintTrainer(Trainer):
         cfg = self.config
 
         def probe(compiled: torch.nn.Module) -> None:
-            x = torch.rand(2, 3, cfg.crop, cfg.crop, device=self.device)
-            m = (torch.rand(2, 1, cfg.crop, cfg.crop, device=self.device) > 0.7).float()
+            x = torch.rand(cfg.batch, 3, cfg.crop, cfg.crop, device=self.device)  # the training shape
+            m = (torch.rand(cfg.batch, 1, cfg.crop, cfg.crop, device=self.device) > 0.7).float()
             with autocast(self.device):
                 c, r = compiled(channels_last(x, self.device), channels_last(m, self.device))
             (c.float().mean() + r.float().mean()).backward()

@@ -149,7 +149,7 @@ class SRTrainer(Trainer):
         cfg = self.config
 
         def probe(compiled: torch.nn.Module) -> None:
-            x = torch.rand(2, 3, cfg.patch, cfg.patch, device=self.device)
+            x = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch, device=self.device)  # the training shape
             with autocast(self.device):
                 compiled(channels_last(x, self.device)).float().mean().backward()
 
