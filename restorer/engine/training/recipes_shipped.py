@@ -149,7 +149,8 @@ def generator_signature(recipe: Recipe, config: Any) -> tuple[str, dict[str, Any
         from restorer.engine.training.inpaint import generator_params as inpaint_params
 
         return "deepfill", inpaint_params(config)
-    return "dcgan", {}
+    return "dcgan", {"latent_dim": int(config.latent_dim), "image_size": int(config.size),
+                     "channels": int(config.channels), "num_classes": 0}
 
 
 def shipped_file(model_id: str, weights_dir: Path = WEIGHTS_DIR) -> Optional[Path]:
@@ -174,8 +175,9 @@ def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -
             tried.append(f"{model_id}: unreadable ({exc.__class__.__name__})")
             continue
         theirs = dict(payload.get("params", {}))
-        if recipe.task == "latent":
-            return path, f"continues {model_id}"
+        if recipe.task == "latent" and getattr(config, "conditional", False):
+            tried.append(f"{model_id}: conditional runs need their own classes")
+            continue
         if payload.get("arch") == arch and theirs == params:
             return path, f"continues {model_id}"
         if recipe.task == "inpaint" and payload.get("arch") == arch and \
