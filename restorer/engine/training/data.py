@@ -481,7 +481,7 @@ def jpeg_batch(x: torch.Tensor, gen: torch.Generator, quality: tuple[int, int]) 
     u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     if device.type == "cuda" and _NVJPEG_OK.get("ok", True):
         try:
-            out = [decode_jpeg(encode_jpeg(img, quality=q), device=device) for img, q in zip(u8, qs)]
+            out = [decode_jpeg(encode_jpeg(img, quality=q).cpu(), device=device) for img, q in zip(u8, qs)]
             _NVJPEG_OK["ok"] = True
             return torch.stack(out).float().div_(255.0)
         except Exception as exc:  # torchvision without nvjpeg: do it on the CPU
