@@ -1,73 +1,52 @@
-"""Train one of Restorer's shipped models with the recipe recorded in docs/models.md.
+"""Train one of Restorer's shipped models with its recipe (restorer/engine/training/recipes_shipped.py).
 
-    python scripts/train_shipped.py JOB --data ../shared/datasets/photos-train --runs runs --minutes 20
+    python scripts/train_shipped.py JOB --data ../shared/datasets/photos-train \
+        --data ../shared/datasets/extra-train --runs runs --minutes 8
 
-JOB is one of the names in RECIPES. The run uses the same trainers as `restorer train`;
-when the time budget is spent the EMA generator is exported to RUNS/JOB/model.pt (a
-self-describing model file) together with RUNS/JOB/summary.json. `--snapshot` converts the
-latest checkpoint of a run still in progress into such a model file instead of training.
+JOB is a model id of `RECIPES` (sr-x4-faithful, ..., inpaint-photos, latent-photos-64). By default the
+run continues the currently shipped weights of that model (or the nearest shipped model of the same
+architecture, see `resolve_init`); `--init-from FILE` names another start, `--init-from none` starts
+from scratch. When the time budget is spent the EMA generator is exported to RUNS/JOB/model.pt (a
+self-describing model file whose meta carries the cumulative iterations and GPU seconds) together
+with RUNS/JOB/summary.json. `--snapshot` converts the latest checkpoint of a run still in progress
+into such a model file instead of training. `--tiny` swaps in tiny networks (CPU dry runs).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import logging
-import sys
-import time
-from pathlib import Path
+import signal
+
+# a stop asked for while torch is still being imported or the trainer built (a GPU session's deadline)
+# must not kill the process: remembered here, it makes the run stop at once, checkpoint and export
+_EARLY_STOP: list[int] = []
+_EARLY = {sig: signal.signal(sig, lambda signum, _f: _EARLY_STOP.append(signum))
+          for sig in (signal.SIGTERM, signal.SIGINT)}
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Optional  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from restorer.engine.registry import MODEL_FORMAT  # noqa: E402
-from restorer.engine.training.common import JsonlEventSink, TeeEventSink, LogEventSink, atomic_torch_save, load_torch_file  # noqa: E402
-
-SR = dict(iters=10_000_000, device="cuda", compile=False, time_schedule=True, checkpoint_every=2000,
-          log_every=200, sample_every=0, register=False, holdout=0.0)
-
-RECIPES: dict[str, tuple[str, dict]] = {
-    "sr-x4-faithful": ("sr", dict(SR, scale=4, batch=32, patch=48, lr=4e-4, warmup=1000)),
-    "sr-x2-faithful": ("sr", dict(SR, scale=2, batch=32, patch=64, lr=4e-4, warmup=1000)),
-    "sr-x8-faithful": ("sr", dict(SR, scale=8, batch=32, patch=24, lr=4e-4, warmup=1000)),
-    "sr-x4-compact": ("sr", dict(SR, scale=4, arch="compact_sr", channels=48, num_convs=16,
-                                 batch=64, patch=48, lr=6e-4, warmup=1000)),
-    "sr-x4-photo": ("sr", dict(SR, scale=4, batch=16, patch=48, lr=1e-4, warmup=100, phase="gan",
-                               degradation="realistic", min_lr_ratio=0.1)),
-    # CPU variant used when no GPU time was left: GAN fine-tuning of the x4 faithful model on 2 cores
-    "sr-x4-photo-cpu": ("sr", dict(SR, device="cpu", scale=4, batch=4, patch=32, lr=5e-5, warmup=20, phase="gan",
-                                   degradation="realistic", min_lr_ratio=0.2, checkpoint_every=100, log_every=10,
-                                   ema_decay=0.99)),
-    "inpaint": ("inpaint", dict(iters=10_000_000, device="cuda", checkpoint_every=250, log_every=100,
-                                sample_every=0, register=False)),
-    "latent": ("latent", dict(iters=10_000_000, device="cuda", checkpoint_every=20_000, log_every=200,
-                              sample_every=0, register=False, size=64, batch=128, channels=48)),
-}
-
+from restorer.engine.registry import MODEL_FORMAT, read_model_file  # noqa: E402
+from restorer.engine.training.common import (JsonlEventSink, LogEventSink, TeeEventSink,  # noqa: E402
+                                             atomic_torch_save, load_torch_file)
+from restorer.engine.training.recipes_shipped import (RECIPES, TINY, WEIGHTS_DIR, build_config,  # noqa: E402
+                                                      config_class, cumulative_meta, get_recipe, resolve_init)
 
 SET_BY_ARGUMENTS = {"name", "data", "runs_dir", "max_minutes", "init_from"}
-
-
-def config_class(task: str) -> type:
-    if task == "sr":
-        from restorer.engine.training.sr import SRConfig
-
-        return SRConfig
-    if task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintConfig
-
-        return InpaintConfig
-    from restorer.engine.training.latent import LatentConfig
-
-    return LatentConfig
-
 
 def parse_overrides(job: str, items: list[str]) -> dict:
     """`--set KEY=VALUE` items -> recipe overrides; VALUE is JSON (8, 1e-4, true, "x") or a bare string,
     KEY must be a setting of the job's trainer config, and the value must have the default's type."""
-    fields = {f.name: f for f in dataclasses.fields(config_class(RECIPES[job][0]))}
+    fields = {f.name: f for f in dataclasses.fields(config_class(get_recipe(job).task))}
     out: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -88,24 +67,33 @@ def parse_overrides(job: str, items: list[str]) -> dict:
     return out
 
 
-def make_trainer(job: str, data: str, runs: str, minutes: float, init_from: str | None, events,
-                 device: str | None = None, overrides: dict | None = None):
-    task, params = RECIPES[job]
-    params = dict(params, **(overrides or {}))
-    if device:
-        params = dict(params, device=device, compile=False) if task == "sr" else dict(params, device=device)
-    common = dict(name=job, data=data, runs_dir=runs, max_minutes=minutes, init_from=init_from)
-    if task == "sr":
-        from restorer.engine.training.sr import SRConfig, SRTrainer
+def make_trainer(job: str, data: Any, runs: str, minutes: float, init_from: Optional[str], events,
+                 device: Optional[str] = None, overrides: Optional[dict] = None, tiny: bool = False,
+                 weights_dir: Path = WEIGHTS_DIR, cancel=None):
+    """The trainer of a recipe and where it starts: (trainer, init file or None, reason)."""
+    recipe = get_recipe(job)
+    over = dict(TINY[recipe.task]) if tiny else {}
+    over.update(overrides or {})
+    cfg = build_config(recipe, data, runs, minutes, None, over, device)
+    init_path: Optional[Path]
+    if init_from is None or init_from == "auto":
+        init_path, reason = resolve_init(recipe, cfg, weights_dir)
+    elif init_from == "none":
+        init_path, reason = None, "starts from scratch (asked)"
+    else:
+        init_path, reason = Path(init_from), f"continues {init_from}"
+    cfg.init_from = str(init_path) if init_path else None
+    if recipe.task == "sr":
+        from restorer.engine.training.sr import SRTrainer
 
-        return SRTrainer(SRConfig(**common, **params), events)
-    if task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintConfig, InpaintTrainer
+        return SRTrainer(cfg, events, cancel), init_path, reason
+    if recipe.task == "inpaint":
+        from restorer.engine.training.inpaint import InpaintTrainer
 
-        return InpaintTrainer(InpaintConfig(**common, **params), events)
-    from restorer.engine.training.latent import LatentConfig, LatentTrainer
+        return InpaintTrainer(cfg, events, cancel), init_path, reason
+    from restorer.engine.training.latent import LatentTrainer
 
-    return LatentTrainer(LatentConfig(**common, **params), events)
+    return LatentTrainer(cfg, events, cancel), init_path, reason
 
 
 def snapshot(run_dir: Path, out: Path) -> None:
@@ -119,53 +107,103 @@ def snapshot(run_dir: Path, out: Path) -> None:
     atomic_torch_save(payload, out)
 
 
-def main() -> int:
+def _rates(events_path: Path) -> dict[str, float]:
+    """Mean it/s over the progress events of this launch (the first one excluded: it holds the warm-up)."""
+    rates = []
+    try:
+        for line in events_path.read_text(encoding="utf-8").splitlines():
+            ev = json.loads(line)
+            if ev.get("event") == "started":
+                rates = []
+            elif ev.get("event") == "progress" and ev.get("it_per_s"):
+                rates.append(float(ev["it_per_s"]))
+    except (OSError, ValueError):
+        return {}
+    if len(rates) > 1:
+        rates = rates[1:]
+    return {"it_per_s": sum(rates) / len(rates)} if rates else {}
+
+
+def export_model(trainer, result, job: str, init_path: Optional[Path], reason: str, out: Path,
+                 data: Any) -> dict[str, Any]:
+    """Write the run's model file (with cumulative totals in its meta); returns the summary dict."""
+    exported = trainer.export()
+    on_gpu = trainer.device.type == "cuda"
+    device_name = torch.cuda.get_device_name(trainer.device) if on_gpu else "cpu"
+    init_meta = None
+    if init_path is not None:
+        try:
+            init_meta = read_model_file(init_path).get("meta") or {}
+        except Exception:  # the start file was readable when training began; a summary must still be written
+            init_meta = None
+    iters_run = result.iteration
+    meta = dict(exported.meta)
+    meta.update({"iterations": iters_run, "train_seconds": round(trainer.train_seconds, 1), "device": device_name,
+                 "recipe": trainer.config.to_json(), "started_from": str(init_path.name) if init_path else None,
+                 "data": [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])],
+                 "cumulative": cumulative_meta(init_meta, iters_run, trainer.train_seconds, on_gpu, device_name,
+                                               init_path.name if init_path else None)})
+
+    def small(t):
+        # inpainting and latent weights are stored in half precision to keep files small
+        t = t.detach().cpu()
+        return t.half() if (exported.task != "sr" and t.is_floating_point()) else t
+
+    if isinstance(meta.get("encoder_state"), dict):
+        meta["encoder_state"] = {k: small(v) for k, v in meta["encoder_state"].items()}
+    payload = {"format": MODEL_FORMAT, "task": exported.task, "arch": exported.arch, "params": exported.params,
+               "scale": exported.scale, "state_dict": {k: small(v) for k, v in exported.state_dict.items()},
+               "meta": meta}
+    atomic_torch_save(payload, out)
+    return {"job": job, "status": result.status, "iterations": iters_run, "train_seconds": trainer.train_seconds,
+            "start": reason, "cumulative": meta["cumulative"], "metrics": result.metrics}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("job", choices=sorted(RECIPES))
-    ap.add_argument("--data", required=True)
+    ap.add_argument("job", choices=sorted(set(RECIPES) | {"inpaint", "latent"}))
+    ap.add_argument("--data", action="append", required=True, help="training folder (repeatable)")
     ap.add_argument("--runs", required=True)
     ap.add_argument("--minutes", type=float, required=True)
-    ap.add_argument("--init-from")
+    ap.add_argument("--init-from", default="auto", help="auto (shipped weights), none, or a model file")
+    ap.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="where the shipped weights are")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--device", default=None, help="override the recipe's device (smoke tests on CPU)")
+    ap.add_argument("--tiny", action="store_true", help="tiny networks (CPU dry runs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a recipe setting (value parsed as JSON when it can be, e.g. batch=8)")
     ap.add_argument("--snapshot", type=Path, help="write the latest checkpoint's EMA model here and exit")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    job = get_recipe(args.job).job
     try:
-        overrides = parse_overrides(args.job, args.set)
+        overrides = parse_overrides(job, args.set)
     except ValueError as exc:
         ap.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    run_dir = Path(args.runs) / args.job
+    run_dir = Path(args.runs) / job
     if args.snapshot:
         snapshot(run_dir, args.snapshot)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
+    from restorer.engine.progress import CancelToken
+
+    cancel = CancelToken()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: cancel.cancel())
+    if _EARLY_STOP:
+        cancel.cancel()
+    data = args.data if len(args.data) > 1 else args.data[0]
     with open(run_dir / "events.jsonl", "a", encoding="utf-8") as ev:
-        trainer = make_trainer(args.job, args.data, args.runs, args.minutes, args.init_from,
-                               TeeEventSink(JsonlEventSink(ev), LogEventSink()), args.device, overrides)
+        trainer, init_path, reason = make_trainer(job, data, args.runs, args.minutes, args.init_from,
+                                                  TeeEventSink(JsonlEventSink(ev), LogEventSink()), args.device,
+                                                  overrides, args.tiny, args.weights_dir, cancel)
+        logging.info("%s %s", job, reason)
         t0 = time.time()
         result = trainer.run(resume=args.resume)
-        exported = trainer.export()
-        exported.meta.update({"iterations": result.iteration, "train_seconds": round(trainer.train_seconds, 1),
-                              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                              "recipe": trainer.config.to_json(), "data": "photos-train (BSDS500 train+test, 400 photos)"})
-        def small(t):
-            # inpainting and latent weights are stored in half precision to keep files small
-            t = t.detach().cpu()
-            return t.half() if (exported.task != "sr" and t.is_floating_point()) else t
-
-        meta = dict(exported.meta)
-        if isinstance(meta.get("encoder_state"), dict):
-            meta["encoder_state"] = {k: small(v) for k, v in meta["encoder_state"].items()}
-        payload = {"format": MODEL_FORMAT, "task": exported.task, "arch": exported.arch, "params": exported.params,
-                   "scale": exported.scale, "state_dict": {k: small(v) for k, v in exported.state_dict.items()},
-                   "meta": meta}
-        atomic_torch_save(payload, run_dir / "model.pt")
-        summary = {"job": args.job, "iterations": result.iteration, "train_seconds": trainer.train_seconds,
-                   "wall_seconds": time.time() - t0, "metrics": result.metrics}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    summary = export_model(trainer, result, job, init_path, reason, run_dir / "model.pt", data)
+    summary.update(_rates(run_dir / "events.jsonl"))
+    summary["wall_seconds"] = time.time() - t0
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -191,6 +191,35 @@ class ContextualAttention(nn.Module):
 # ----------------------------------------------------------------------------- generator
 
 
+class FourierResBlock(nn.Module):
+    """A residual block with a global receptive field (the spectral transform of LaMa's Fast
+    Fourier Convolution): 1x1 conv + ReLU on the real and imaginary parts of the 2-D FFT, back to
+    space, a 1x1 projection, added to the input. The projection starts at zero, so a new block is
+    the identity and a trained generator gives exactly its old output until training moves it.
+    The transform runs in float32 (FFTs of non-power-of-two sizes have no bf16 kernels).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.spectral = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.kaiming_normal_(self.spectral.weight, nonlinearity="relu")
+        nn.init.zeros_(self.spectral.bias)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            f = torch.fft.rfft2(x.float(), norm="ortho")
+            f = torch.cat([f.real, f.imag], 1)
+            f = F.relu(self.spectral(f))
+            re, im = f.chunk(2, 1)
+            y = torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="ortho")
+            y = self.proj(y)
+        return x + y.to(x.dtype)
+
+
 class InpaintGenerator(nn.Module):
     """Two-stage coarse/refine inpainting generator with contextual attention.
 
@@ -199,7 +228,7 @@ class InpaintGenerator(nn.Module):
     Sizes must be multiples of 8.
     """
 
-    def __init__(self, base_channels: int = 32, gated: bool = True) -> None:
+    def __init__(self, base_channels: int = 32, gated: bool = True, fourier_blocks: int = 0) -> None:
         super().__init__()
         c = int(base_channels)
         if c < 4:
@@ -229,6 +258,11 @@ class InpaintGenerator(nn.Module):
             conv(cin, c, 5), conv(c, c, 3, 2), conv(c, c2), conv(c2, c4, 3, 2), conv(c4, c4))
         self.attention = ContextualAttention(ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0)
         self.attn_post = nn.Sequential(conv(c4, c4), conv(c4, c4))
+        # optional global receptive field (zero-initialised residual blocks: a model trained without
+        # them loads and gives identical output; see FourierResBlock)
+        self.fourier_blocks = int(fourier_blocks)
+        self.coarse_fourier = nn.Sequential(*[FourierResBlock(c4) for _ in range(self.fourier_blocks)])
+        self.refine_fourier = nn.Sequential(*[FourierResBlock(c4) for _ in range(self.fourier_blocks)])
         # refine: merge and decode
         self.refine_dec = nn.Sequential(
             conv(2 * c4, c4), conv(c4, c4), UpConv(c4, c2, self.gated), conv(c2, c2),
@@ -251,12 +285,12 @@ class InpaintGenerator(nn.Module):
         x = (image * 2.0 - 1.0) * valid  # [-1, 1]; hole pixels never seen
         ones = torch.ones_like(mask)
 
-        coarse = self.coarse_dec(self.coarse_mid(self.coarse_enc(torch.cat([x, ones, mask], 1))))
+        coarse = self.coarse_dec(self.coarse_fourier(self.coarse_mid(self.coarse_enc(torch.cat([x, ones, mask], 1)))))
         coarse = torch.tanh(coarse)
 
         x2 = coarse * mask + x * valid
         inp2 = torch.cat([x2, ones, mask], 1)
-        hal = self.conv_branch(inp2)
+        hal = self.refine_fourier(self.conv_branch(inp2))
         feat = self.attn_enc(inp2)
         mask_q = F.max_pool2d(mask, 4)  # the hole at 1/4 resolution: any hole pixel counts
         feat = self.attention(feat, feat, mask_q)
@@ -295,11 +329,18 @@ class _Critic(nn.Module):
         self.features = nn.Sequential(*layers)
         self.linear = _maybe_sn(nn.Linear(cin * 16, 1), spectral_norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.features(x)
+    def forward(self, x: torch.Tensor, features: bool = False):
+        """(B,) scores; with `features=True` also the activations after each stage (for feature matching)."""
+        feats = []
+        y = x
+        for layer in self.features:
+            y = layer(y)
+            if features and isinstance(layer, nn.LeakyReLU):
+                feats.append(y)
         if y.shape[-2:] != (4, 4):
             y = F.adaptive_avg_pool2d(y, 4)
-        return self.linear(y.flatten(1)).squeeze(1)
+        score = self.linear(y.flatten(1)).squeeze(1)
+        return (score, feats) if features else score
 
 
 class GlobalCritic(_Critic):

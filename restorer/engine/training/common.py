@@ -66,7 +66,9 @@ class EMA:
     """Exponential moving average of a model's parameters (buffers copied).
 
     The decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates, so a short run's
-    average is not dominated by the random initial weights.
+    average is not dominated by the random initial weights. One update is two foreach kernels
+    (lerp of the parameters, copy of the buffers) and never waits for the device: the decay is a
+    host float computed from the update count.
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
@@ -75,6 +77,7 @@ class EMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._ema_params = list(self.module.parameters())
 
     def current_decay(self) -> float:
         return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
@@ -83,11 +86,13 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         decay = self.current_decay()
         self.updates += 1
-        ema_params = list(self.module.parameters())
         params = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        for b_ema, b in zip(self.module.buffers(), model.buffers()):
-            b_ema.copy_(b)
+        if params:
+            torch._foreach_lerp_(self._ema_params, params, 1.0 - decay)
+        buffers = list(model.buffers())
+        if buffers:
+            ema_buffers = list(self.module.buffers())
+            torch._foreach_copy_(ema_buffers, buffers)
 
     def state_dict(self) -> dict[str, Any]:
         return self.module.state_dict()
@@ -97,6 +102,38 @@ class EMA:
         checkpoint) the average counts as fully warmed up."""
         self.module.load_state_dict(state)
         self.updates = updates if updates is not None else 10**9
+
+
+class LossAccumulator:
+    """Sums the losses a step returns (device tensors or floats) without reading them; `read()`
+    gives the means since the last read as floats with ONE host sync (on logging steps only)."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, Any] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, losses: dict[str, Any]) -> None:
+        for k, v in losses.items():
+            if isinstance(v, torch.Tensor):
+                v = v.detach().float().reshape(())
+            self._sums[k] = self._sums[k] + v if k in self._sums else v
+            self._counts[k] = self._counts.get(k, 0) + 1
+
+    def __bool__(self) -> bool:
+        return bool(self._sums)
+
+    def read(self) -> dict[str, float]:
+        keys = list(self._sums)
+        tensors = [k for k in keys if isinstance(self._sums[k], torch.Tensor)]
+        values: dict[str, float] = {k: float(self._sums[k]) for k in keys if k not in tensors}
+        if tensors:
+            dev = self._sums[tensors[0]].device
+            for k, v in zip(tensors, torch.stack([self._sums[k].to(dev) for k in tensors]).tolist()):
+                values[k] = v  # .tolist() is the one sync
+        out = {k: values[k] / self._counts[k] for k in keys}
+        self._sums.clear()
+        self._counts.clear()
+        return out
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -358,6 +395,7 @@ class Trainer(ABC):
         rate = 0.0
         last_ckpt = self.iteration
         losses: dict[str, float] = {}
+        accumulated = LossAccumulator()
         status = "finished"
         with stop_on_signals(self.cancel):
             while self.iteration < cfg.iters:
@@ -368,14 +406,20 @@ class Trainer(ABC):
                     status = "stopped"
                     break
                 self.train_seconds = elapsed_before + time.monotonic() - t0
-                losses = self.step(self.iteration)
+                # the step returns device tensors: they are summed here and read (one host sync) only
+                # when an event needs them or a checkpoint is due, so the step never waits for the GPU
+                accumulated.add(self.step(self.iteration))
                 self.iteration += 1
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise RestorerError(
-                        f"training diverged at iteration {self.iteration} (loss {', '.join(bad)} is not finite); "
-                        "the last checkpoint is kept - try a lower learning rate")
-                if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iters:
+                log_now = self.iteration % cfg.log_every == 0 or self.iteration == cfg.iters
+                ckpt_due = bool(cfg.checkpoint_every) and self.iteration - last_ckpt >= cfg.checkpoint_every
+                if (log_now or ckpt_due) and accumulated:
+                    losses = accumulated.read()
+                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                    if bad:
+                        raise RestorerError(
+                            f"training diverged by iteration {self.iteration} (loss {', '.join(bad)} is not finite); "
+                            "the last checkpoint is kept - try a lower learning rate")
+                if log_now:
                     now = time.monotonic()
                     if now > window_t:
                         rate = (self.iteration - window_it) / (now - window_t)
@@ -387,7 +431,7 @@ class Trainer(ABC):
                                      elapsed_s=elapsed_before + now - t0)
                 if cfg.sample_every and self.iteration % cfg.sample_every == 0:
                     self._emit_sample()
-                if cfg.checkpoint_every and self.iteration - last_ckpt >= cfg.checkpoint_every:
+                if ckpt_due:
                     self.save_checkpoint(elapsed_before + time.monotonic() - t0)
                     last_ckpt = self.iteration
         elapsed = elapsed_before + time.monotonic() - t0

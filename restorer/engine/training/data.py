@@ -37,12 +37,16 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 # ----------------------------------------------------------------------------- scanning
 @dataclass
 class FolderScan:
+    """The usable and skipped files of one or several training folders (skips counted per folder)."""
+
     folder: Path
     usable: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     total_pixels: int = 0
+    folders: list[Path] = field(default_factory=list)
+    per_folder: list["FolderScan"] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def _one_line(self) -> str:
         text = f"{len(self.usable)} usable image(s) in '{self.folder}'"
         if self.skipped:
             reasons: dict[str, int] = {}
@@ -51,15 +55,35 @@ class FolderScan:
             text += "; skipped " + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
         return text
 
+    def summary(self) -> str:
+        if len(self.per_folder) <= 1:
+            return self._one_line()
+        parts = "; ".join(f._one_line() for f in self.per_folder)
+        return f"{len(self.usable)} usable image(s) in {len(self.per_folder)} folders ({parts})"
 
-def scan_folder(folder: str | Path, min_side: int = 64) -> FolderScan:
-    """Find usable training images under `folder` (recursive). Never fails on a bad file."""
-    root = Path(folder)
+
+def data_folders(data: "str | Path | Sequence[str | Path]") -> list[Path]:
+    """The training folders a config's `data` names: one folder (str or Path) or a list of them."""
+    if isinstance(data, (str, Path)):
+        items = [data]
+    else:
+        items = list(data)
+    if not items:
+        raise InputError("no training folder given")
+    out: list[Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _scan_one(root: Path, min_side: int) -> FolderScan:
     if not root.exists():
         raise InputError(f"training folder '{root}' does not exist")
     if not root.is_dir():
         raise InputError(f"'{root}' is not a folder")
-    scan = FolderScan(root)
+    scan = FolderScan(root, folders=[root])
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             if not path.name.startswith("."):
@@ -78,6 +102,30 @@ def scan_folder(folder: str | Path, min_side: int = 64) -> FolderScan:
         scan.usable.append(path)
         scan.total_pixels += w * h
     return scan
+
+
+def scan_folder(folder: "str | Path | Sequence[str | Path]", min_side: int = 64) -> FolderScan:
+    """Find usable training images under one folder or several (recursive). Never fails on a bad
+    file; a missing folder is an input error. With several folders the result lists every folder's
+    images in turn and keeps one scan per folder in `per_folder` (the summary counts skips per folder)."""
+    roots = data_folders(folder)
+    scans = [_scan_one(r, min_side) for r in roots]
+    if len(scans) == 1:
+        scans[0].per_folder = [scans[0]]
+        return scans[0]
+    merged = FolderScan(roots[0], folders=roots, per_folder=scans)
+    seen: set[Path] = set()
+    for sc in scans:
+        for p in sc.usable:
+            rp = p.resolve()
+            if rp in seen:  # a folder given twice, or nested in another: each image counts once
+                continue
+            seen.add(rp)
+            merged.usable.append(p)
+            with Image.open(p) as im:
+                merged.total_pixels += im.size[0] * im.size[1]
+        merged.skipped.extend(sc.skipped)
+    return merged
 
 
 def require_images(scan: FolderScan, minimum: int = 1) -> None:
@@ -109,53 +157,83 @@ def split_holdout(paths: Sequence[Path], fraction: float, seed: int = 0, max_ite
 
 # ----------------------------------------------------------------------------- in-memory bank
 class ImageBank:
-    """Decoded images (uint8 CHW tensors) on one device; random augmented crops as float batches."""
+    """Decoded images kept as ONE flat uint8 buffer on the training device; a batch of random
+    crops with per-sample flips and 90-degree turns is one gather there (no per-image Python work,
+    no host sync when the generator lives on the same device).
+
+    Images whose shorter side is below `min_side` are enlarged (bicubic) once at load time, so
+    every crop of that side is inside its image.
+    """
 
     def __init__(self, images: list[torch.Tensor], device: torch.device) -> None:
         if not images:
             raise InputError("no usable training images")
         self.device = device
-        self.images = [im.to(device) for im in images]
+        hwc = [im.permute(1, 2, 0).contiguous().reshape(-1) for im in images]  # CHW uint8 -> flat HWC
+        sizes = torch.tensor([t.numel() for t in hwc], dtype=torch.int64)
+        self.offsets = (torch.cumsum(sizes, 0) - sizes).to(device)
+        self.heights = torch.tensor([im.shape[1] for im in images], dtype=torch.int64, device=device)
+        self.widths = torch.tensor([im.shape[2] for im in images], dtype=torch.int64, device=device)
+        self.flat = torch.cat(hwc).to(device)
+        self.min_side = int(min(min(im.shape[1], im.shape[2]) for im in images))
+        self._n = len(images)
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path], device: torch.device, min_side: int = 0) -> "ImageBank":
         images = []
         for p in paths:
             arr = read_rgb(p)
-            if arr is None or min(arr.shape[:2]) < min_side:
+            if arr is None:
                 continue
-            images.append(torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).contiguous())
+            t = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).contiguous()
+            h, w = t.shape[1:]
+            if min_side and min(h, w) < min_side:
+                s = min_side / min(h, w)
+                t = F.interpolate(t[None].float(), size=(max(min_side, math.ceil(h * s)), max(min_side, math.ceil(w * s))),
+                                  mode="bicubic", align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+            images.append(t)
         return cls(images, device)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return self._n
+
+    def image(self, i: int) -> torch.Tensor:
+        """Image `i` as a (3, H, W) uint8 tensor on the bank's device."""
+        h, w, o = int(self.heights[i]), int(self.widths[i]), int(self.offsets[i])
+        return self.flat[o:o + h * w * 3].view(h, w, 3).permute(2, 0, 1)
+
+    @property
+    def images(self) -> list[torch.Tensor]:
+        return [self.image(i) for i in range(self._n)]
+
+    def crops_uint8(self, batch: int, size: int, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
+        """(batch, 3, size, size) uint8 crops at random places of random images (same device as the bank)."""
+        dev = self.device
+        gdev = generator.device
+        idx = torch.randint(self._n, (batch,), generator=generator, device=gdev).to(dev)
+        u = torch.rand(batch, 2, generator=generator, device=gdev).to(dev)
+        flags = torch.randint(2, (batch, 3), generator=generator, device=gdev).to(dev).bool()
+        h, w = self.heights[idx], self.widths[idx]
+        y0 = (u[:, 0] * (h - size + 1).clamp(min=1)).long()
+        x0 = (u[:, 1] * (w - size + 1).clamp(min=1)).long()
+        ar = torch.arange(size, device=dev)
+        ii = ar.view(1, size, 1).expand(batch, size, size)
+        jj = ar.view(1, 1, size).expand(batch, size, size)
+        if augment:
+            t = flags[:, 2].view(batch, 1, 1)
+            ii, jj = torch.where(t, jj, ii), torch.where(t, ii, jj)
+            ii = torch.where(flags[:, 0].view(batch, 1, 1), size - 1 - ii, ii)
+            jj = torch.where(flags[:, 1].view(batch, 1, 1), size - 1 - jj, jj)
+        rows = (y0.view(batch, 1, 1) + ii).minimum(h.view(batch, 1, 1) - 1)  # clamp: a too small image repeats its edge
+        cols = (x0.view(batch, 1, 1) + jj).minimum(w.view(batch, 1, 1) - 1)
+        lin = self.offsets[idx].view(batch, 1, 1) + (rows * w.view(batch, 1, 1) + cols) * 3
+        lin = lin.unsqueeze(-1) + torch.arange(3, device=dev)
+        return self.flat[lin.reshape(-1)].view(batch, size, size, 3).permute(0, 3, 1, 2)
 
     def crops(self, batch: int, size: int, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
-        """A (batch, 3, size, size) float tensor in [0,1]: random crops, flips and 90-degree turns."""
-        idx = torch.randint(len(self.images), (batch,), generator=generator).tolist()
-        out = []
-        for i in idx:
-            im = self.images[i]
-            _, h, w = im.shape
-            if h < size or w < size:
-                scale = size / min(h, w)
-                im = F.interpolate(im[None].float(), size=(max(size, math.ceil(h * scale)), max(size, math.ceil(w * scale))),
-                                   mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 255)
-                _, h, w = im.shape
-            y = int(torch.randint(h - size + 1, (1,), generator=generator))
-            x = int(torch.randint(w - size + 1, (1,), generator=generator))
-            out.append(im[:, y:y + size, x:x + size])
-        batch_t = torch.stack(out).float().div_(255.0)
-        if augment:
-            flags = torch.randint(2, (3,), generator=generator).tolist()
-            # one geometric transform per batch keeps it a cheap tensor op
-            if flags[0]:
-                batch_t = batch_t.flip(3)
-            if flags[1]:
-                batch_t = batch_t.flip(2)
-            if flags[2]:
-                batch_t = batch_t.transpose(2, 3)
-        return batch_t.contiguous()
+        """A (batch, 3, size, size) float tensor in [0,1]: random crops, flips and 90-degree turns
+        (each sample its own)."""
+        return self.crops_uint8(batch, size, generator, augment).float().div_(255.0).contiguous()
 
 
 # ----------------------------------------------------------------------------- streamed dataset
@@ -271,100 +349,196 @@ def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
                          align_corners=False).clamp_(0.0, 1.0)
 
 
-def _gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, device: torch.device) -> torch.Tensor:
-    ax = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
-    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
-    c, s = math.cos(theta), math.sin(theta)
-    xr, yr = c * xx + s * yy, -s * xx + c * yy
-    k = torch.exp(-0.5 * ((xr / sigma_x) ** 2 + (yr / sigma_y) ** 2))
-    return k / k.sum()
-
-
-def _blur(x: torch.Tensor, rng: random.Random, sigma_range: tuple[float, float]) -> torch.Tensor:
-    size = rng.choice([7, 9, 11, 13, 15, 17, 19, 21])
-    sx = rng.uniform(*sigma_range)
-    sy = sx if rng.random() < 0.5 else rng.uniform(*sigma_range)
-    k = _gaussian_kernel(size, sx, sy, rng.uniform(0, math.pi), x.device)
-    k = k.expand(x.shape[1], 1, size, size)
-    return F.conv2d(F.pad(x, [size // 2] * 4, mode="reflect"), k, groups=x.shape[1])
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], rng: random.Random) -> torch.Tensor:
-    mode = rng.choice(["area", "bilinear", "bicubic"])
-    if mode == "area":
-        return F.interpolate(x, size=size, mode="area")
-    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
-
-
-def _noise(x: torch.Tensor, rng: random.Random, gauss_range: tuple[float, float], poisson_range: tuple[float, float],
-           gen: torch.Generator) -> torch.Tensor:
-    gray = rng.random() < 0.4
-    if rng.random() < 0.5:
-        sigma = rng.uniform(*gauss_range) / 255.0
-        shape = (x.shape[0], 1, *x.shape[2:]) if gray else x.shape
-        n = torch.randn(shape, generator=gen, device=x.device) * sigma
-    else:
-        scale = rng.uniform(*poisson_range)
-        vals = 10 ** (2 * scale + 1)  # photon counts: lower = noisier
-        src = x.mean(1, keepdim=True) if gray else x
-        n = torch.poisson(src.clamp(0, 1) * vals, generator=gen) / vals - src.clamp(0, 1)
-    return (x + n).clamp_(0.0, 1.0)
-
-
-def _jpeg(x: torch.Tensor, quality_range: tuple[int, int], rng: random.Random) -> torch.Tensor:
-    from torchvision.io import decode_jpeg, encode_jpeg
-
-    device = x.device
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    out = []
-    for img in u8:
-        q = rng.randint(*quality_range)
-        out.append(decode_jpeg(encode_jpeg(img, quality=q)))
-    return torch.stack(out).to(device).float().div_(255.0)
-
-
 @dataclass(frozen=True)
 class RealisticDegradation:
-    """Real-ESRGAN-style second-order degradation (blur, resize, noise, JPEG; twice with prob p2)."""
+    """Real-ESRGAN's second-order degradation model (Wang et al., ICCVW 2021), parameter ranges explicit.
 
-    blur_sigma: tuple[float, float] = (0.2, 2.4)
-    blur_sigma2: tuple[float, float] = (0.2, 1.2)
-    resize_range: tuple[float, float] = (0.3, 1.5)
-    gauss_noise: tuple[float, float] = (1.0, 20.0)
-    poisson_scale: tuple[float, float] = (0.05, 2.0)
-    jpeg_quality: tuple[int, int] = (35, 95)
-    second_order_prob: float = 0.5
+    Each stage, per sample unless noted: blur (isotropic or anisotropic Gaussian, random angle;
+    skipped with 1 - blur_prob), a random resize (factor and filter per batch: area, bilinear or
+    bicubic), noise (Gaussian, colour or grey, or Poisson; sigma / photon scale per sample), JPEG
+    (quality per sample). With `second_order_prob` (per batch) the chain runs a second time with
+    the `*2` ranges. Then the batch is resized to HR / scale (filter per batch) and JPEG-compressed
+    once more, as Real-ESRGAN ends its chain. Blur, resize and noise run on the batch's device in
+    one kernel each; JPEG goes through torchvision's encoder (nvjpeg on CUDA where torchvision has
+    it, else the CPU; the one stage that syncs with the host).
+    Ranges are Real-ESRGAN's (x4 model) except the kernel side (odd, 7-21 px here as there).
+    """
+
     blur_prob: float = 0.8
+    kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    aniso_prob: float = 0.5
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    resize_modes: tuple[str, ...] = ("area", "bilinear", "bicubic")
+    gauss_prob: float = 0.5  # else Poisson
+    gauss_sigma: tuple[float, float] = (1.0, 30.0)  # on the 0..255 scale
+    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[int, int] = (30, 95)
+    second_order_prob: float = 0.5
+    blur_prob2: float = 0.8
+    blur_sigma2: tuple[float, float] = (0.2, 1.5)
+    resize_range2: tuple[float, float] = (0.3, 1.2)
+    gauss_sigma2: tuple[float, float] = (1.0, 25.0)
+    poisson_scale2: tuple[float, float] = (0.05, 2.5)
+    jpeg_quality2: tuple[int, int] = (30, 95)
 
     def __call__(self, hr: torch.Tensor, scale: int, rng: random.Random, gen: torch.Generator) -> torch.Tensor:
         h, w = hr.shape[-2:]
-        x = hr
-        if rng.random() < self.blur_prob:
-            x = _blur(x, rng, self.blur_sigma)
-        f = rng.uniform(*self.resize_range)
-        x = _resize(x, (max(8, int(h * f)), max(8, int(w * f))), rng).clamp_(0, 1)
-        x = _noise(x, rng, self.gauss_noise, self.poisson_scale, gen)
-        x = _jpeg(x, self.jpeg_quality, rng)
+        x = hr.float()
+        x = blur_batch(x, rng, gen, self.blur_prob, self.kernel_sizes, self.blur_sigma, self.aniso_prob)
+        x = _resize(x, _scaled(x, rng.uniform(*self.resize_range)), rng.choice(self.resize_modes))
+        x = noise_batch(x, gen, self.gauss_prob, self.gauss_sigma, self.poisson_scale, self.gray_noise_prob)
+        x = jpeg_batch(x, gen, self.jpeg_quality)
         if rng.random() < self.second_order_prob:
-            if rng.random() < self.blur_prob:
-                x = _blur(x, rng, self.blur_sigma2)
-            f2 = rng.uniform(0.5, 1.2)
-            cur_h, cur_w = x.shape[-2:]
-            x = _resize(x, (max(8, int(cur_h * f2)), max(8, int(cur_w * f2))), rng).clamp_(0, 1)
-            x = _noise(x, rng, (1.0, 12.0), (0.05, 1.5), gen)
-        x = _resize(x, (h // scale, w // scale), rng).clamp_(0, 1)
-        x = _jpeg(x, self.jpeg_quality, rng)
+            x = blur_batch(x, rng, gen, self.blur_prob2, self.kernel_sizes, self.blur_sigma2, self.aniso_prob)
+            x = _resize(x, _scaled(x, rng.uniform(*self.resize_range2)), rng.choice(self.resize_modes))
+            x = noise_batch(x, gen, self.gauss_prob, self.gauss_sigma2, self.poisson_scale2, self.gray_noise_prob)
+        x = _resize(x, (h // scale, w // scale), rng.choice(self.resize_modes))
+        return jpeg_batch(x, gen, self.jpeg_quality2)
+
+
+REALISTIC = RealisticDegradation()
+
+
+def _scaled(x: torch.Tensor, f: float) -> tuple[int, int]:
+    h, w = x.shape[-2:]
+    return max(8, int(round(h * f))), max(8, int(round(w * f)))
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen, device=gen.device).to(device)
+
+
+def gaussian_kernels(size: int, sigma_x: torch.Tensor, sigma_y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """(B, size, size) normalised anisotropic Gaussian kernels (one per sample)."""
+    dev = sigma_x.device
+    ax = torch.arange(size, device=dev, dtype=torch.float32) - (size - 1) / 2
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    c, s = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
+    xr, yr = c * xx + s * yy, -s * xx + c * yy
+    k = torch.exp(-0.5 * ((xr / sigma_x.view(-1, 1, 1)) ** 2 + (yr / sigma_y.view(-1, 1, 1)) ** 2))
+    return k / k.sum(dim=(1, 2), keepdim=True)
+
+
+def blur_batch(x: torch.Tensor, rng: random.Random, gen: torch.Generator, prob: float, sizes: Sequence[int],
+               sigma: tuple[float, float], aniso_prob: float) -> torch.Tensor:
+    """Per-sample iso/anisotropic Gaussian blur (kernel side per batch), one grouped convolution."""
+    B, C, H, W = x.shape
+    dev = x.device
+    size = rng.choice(list(sizes))
+    size = min(size, 2 * ((min(H, W) - 1) // 2) + 1)  # reflect padding needs the kernel inside the image
+    if size < 3:
         return x
+    sx = _uniform(B, *sigma, gen, dev)
+    sy = torch.where(_uniform(B, 0, 1, gen, dev) < aniso_prob, _uniform(B, *sigma, gen, dev), sx)
+    theta = _uniform(B, 0.0, math.pi, gen, dev)
+    k = gaussian_kernels(size, sx, sy, theta)
+    delta = torch.zeros(size, size, device=dev)
+    delta[size // 2, size // 2] = 1.0
+    k = torch.where((_uniform(B, 0, 1, gen, dev) < prob).view(B, 1, 1), k, delta)  # some samples stay sharp
+    k = k.repeat_interleave(C, 0).unsqueeze(1)  # (B*C, 1, k, k)
+    y = F.conv2d(F.pad(x.reshape(1, B * C, H, W), [size // 2] * 4, mode="reflect"), k, groups=B * C)
+    return y.view(B, C, H, W)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area").clamp_(0, 1)
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True).clamp_(0, 1)
+
+
+def noise_batch(x: torch.Tensor, gen: torch.Generator, gauss_prob: float, sigma: tuple[float, float],
+                poisson_scale: tuple[float, float], gray_prob: float) -> torch.Tensor:
+    """Per sample: Gaussian noise (sigma on the 0..255 scale) or Poisson (shot) noise, colour or grey."""
+    B, C, H, W = x.shape
+    dev = x.device
+    x = x.clamp(0, 1)
+    gray = (_uniform(B, 0, 1, gen, dev) < gray_prob).view(B, 1, 1, 1)
+    use_gauss = (_uniform(B, 0, 1, gen, dev) < gauss_prob).view(B, 1, 1, 1)
+    s = _uniform(B, *sigma, gen, dev).view(B, 1, 1, 1) / 255.0
+    n_col = torch.randn(x.shape, generator=gen, device=gen.device).to(dev)
+    n_gray = n_col[:, :1].expand_as(x)
+    gauss = torch.where(gray, n_gray, n_col) * s
+    vals = 10 ** (2 * _uniform(B, *poisson_scale, gen, dev).view(B, 1, 1, 1) + 1)  # photon counts: lower = noisier
+    src = torch.where(gray, x.mean(1, keepdim=True).expand_as(x), x)
+    pois = torch.poisson(src * vals, generator=gen if gen.device == dev else None) / vals - src
+    return (x + torch.where(use_gauss, gauss, pois)).clamp_(0.0, 1.0)
+
+
+_NVJPEG_OK: dict[str, bool] = {}
+
+
+def jpeg_batch(x: torch.Tensor, gen: torch.Generator, quality: tuple[int, int]) -> torch.Tensor:
+    """JPEG round trip with a quality per sample (torchvision; on CUDA through nvjpeg when it works)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    device = x.device
+    B = x.shape[0]
+    qs = torch.randint(quality[0], quality[1] + 1, (B,), generator=gen, device=gen.device).tolist()
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    if device.type == "cuda" and _NVJPEG_OK.get("ok", True):
+        try:
+            out = [decode_jpeg(encode_jpeg(img, quality=q).cpu(), device=device) for img, q in zip(u8, qs)]
+            _NVJPEG_OK["ok"] = True
+            return torch.stack(out).float().div_(255.0)
+        except Exception as exc:  # torchvision without nvjpeg: do it on the CPU
+            log.info("JPEG on the GPU unavailable (%s); using the CPU", exc.__class__.__name__)
+            _NVJPEG_OK["ok"] = False
+    cpu = u8.cpu()
+    out = [decode_jpeg(encode_jpeg(img, quality=q)) for img, q in zip(cpu, qs)]
+    return torch.stack(out).to(device).float().div_(255.0)
 
 
 def degrade(hr: torch.Tensor, scale: int, mode: str, rng: random.Random, gen: torch.Generator) -> torch.Tensor:
+    """LR inputs for HR crops: `bicubic` (clean, antialiased) or `realistic` (`RealisticDegradation`).
+    With scale 1 the input keeps the HR size (the x1 clean-up model)."""
     if mode == "bicubic":
-        return bicubic_down(hr, scale)
+        return hr if scale == 1 else bicubic_down(hr, scale)
     if mode == "realistic":
-        return RealisticDegradation()(hr, scale, rng, gen)
+        return REALISTIC(hr, scale, rng, gen)
     raise InputError(f"unknown degradation '{mode}' (bicubic or realistic)")
 
 
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     """(3,H,W) float [0,1] tensor -> HxWx3 uint8 array."""
     return (t.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def protocol_realistic_lr(hr: np.ndarray, scale: int, index: int) -> np.ndarray:
+    """The fixed realistic degradation of TARGETS.md (benchmarks, gating, statistics checks):
+    Pillow GaussianBlur(radius=1), Pillow bicubic downscale by `scale` (none at x1), Gaussian noise
+    sigma 4 from numpy default_rng(1000 + index) rounded and clipped, then Pillow JPEG quality 60.
+    `hr` is HxWx3 uint8 with sides divisible by `scale`."""
+    import io
+
+    from PIL import ImageFilter
+
+    im = Image.fromarray(hr).filter(ImageFilter.GaussianBlur(radius=1.0))
+    if scale > 1:
+        im = im.resize((im.width // scale, im.height // scale), Image.BICUBIC)
+    arr = np.asarray(im).astype(np.float64)
+    arr = arr + np.random.default_rng(1000 + index).normal(0.0, 4.0, arr.shape)
+    im = Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=60)
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return np.asarray(out.convert("RGB")).copy()
+
+
+def degradation_stats(lr: np.ndarray, hr_down: np.ndarray) -> dict[str, float]:
+    """Statistics that compare degradations: noise (std of the residual against a clean bicubic
+    downscale), blur (the ratio of high-frequency energy to the clean image's) and blockiness
+    (mean step across 8-px block borders relative to inside them)."""
+    a = lr.astype(np.float64).mean(2)
+    b = hr_down.astype(np.float64).mean(2)
+    resid = a - b
+    hf = lambda x: float(np.mean(np.abs(np.diff(x, axis=1))) + np.mean(np.abs(np.diff(x, axis=0))))  # noqa: E731
+    d = np.abs(np.diff(a, axis=1))
+    border = d[:, 7::8].mean() if d.shape[1] > 8 else 0.0
+    inner = d[:, [i for i in range(d.shape[1]) if i % 8 != 7]].mean() if d.shape[1] > 8 else 1.0
+    return {"noise_std": float(resid.std()), "sharpness_ratio": hf(a) / max(hf(b), 1e-6),
+            "blockiness": float(border / max(inner, 1e-6))}

@@ -17,6 +17,17 @@ Losses (DeepFill v1, with the hole-weighted L1 of the partial-convolution paper)
 * the critics: WGAN-GP, ``D(fake) - D(real) + gp_weight * (|grad D(interpolate)| - 1)^2``
   ``+ drift_weight * D(real)^2`` (keeps the scores near 0, where bf16 is precise).
 
+Texture terms (issue #13, no download needed): ``freq_weight * |FFT(out) - FFT(target)|`` (mean
+modulus of the difference of the orthonormal 2-D spectra of the refined output and the target:
+penalises the missing high frequencies that make smooth fills) from the first iteration, and in
+the GAN phase ``fm_weight * feature matching`` (L1 between both critics' activations on the
+composite and on the real image, LaMa's discriminator-feature loss).
+
+Fast step (issue #11): crops come from a uint8 bank on the device (one gather), holes from a
+mask pool on the device (per-sample flips/transposes from a device generator, a per-batch shift
+from a host RNG), bf16 autocast and channels-last on CUDA, fused Adam there, foreach EMA, and
+`step()` returns device tensors that the loop reads on logging steps only.
+
 Defaults: hole 6.0 / valid 1.0 (the hole is what is judged; the valid term keeps the network's
 reconstruction of the context, which the refine stage builds on, honest), coarse 1.0,
 adversarial 0.001 (about a fifth of the L1 gradient's size at typical hole areas: enough for
@@ -29,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -43,7 +55,9 @@ from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Tra
 from restorer.engine.training.options import option
 from restorer.engine.training.data import (ImageBank, LoaderFeed, read_rgb, require_images, scan_folder,
                                            split_holdout, to_uint8_image)
-from restorer.engine.training.masks import benchmark_mask, mask_pool
+from restorer.engine.training.fast import autocast, channels_last, make_adam, mark_step, maybe_compile
+from restorer.engine.training.losses import feature_matching, spectrum_l1
+from restorer.engine.training.masks import TRAIN_KINDS, benchmark_mask, mask_pool
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +83,25 @@ class InpaintConfig(TrainConfig):
     critic_iters: int = 1
     gan_start: int = 5000  # pure L1 before this iteration, then WGAN-GP
     ema_decay: float = 0.999
-    mask_kind: str = "mixed"  # thin | medium | thick | mixed
+    fm_weight: float = 0.1  # critics' feature matching (GAN phase)
+    freq_weight: float = 0.1  # frequency-domain texture term (every iteration)
+    fourier_blocks: int = 0  # zero-initialised Fourier residual blocks added to the generator
+    mask_kind: str = "mixed"  # thin | medium | thick | mixed (the three) | blob | box | all (all five)
     mask_pool: int = 3000  # masks drawn at start-up (x8 flips/transposes, x random shifts)
     min_hole: float = 0.05
     max_hole: float = 0.5
     holdout: float = 0.05  # fraction of the folder held out for validation (at least one image)
     val_images: int = 8
     preload_budget_mb: int = 4096  # keep decoded images in memory when the folder fits
-    compile: bool = False  # torch.compile the generator (CUDA only)
+    compile: bool = False  # torch.compile the generator (CUDA only; eager fallback when it fails)
+    compile_mode: str = "default"  # torch.compile mode for the generator
 
 
 def generator_params(cfg: InpaintConfig) -> dict[str, Any]:
-    return {"base_channels": int(cfg.base_channels), "gated": bool(cfg.gated)}
+    params: dict[str, Any] = {"base_channels": int(cfg.base_channels), "gated": bool(cfg.gated)}
+    if cfg.fourier_blocks:  # absent when 0, so models without the blocks keep their exact params
+        params["fourier_blocks"] = int(cfg.fourier_blocks)
+    return params
 
 
 def hole_weighted_l1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, hole_w: float,
@@ -144,10 +165,10 @@ class InpaintTrainer(Trainer):
             raise InputError(f"the training crop must be a multiple of 8 and at least 32, got {cfg.crop}")
         if cfg.batch < 1:
             raise InputError("the batch size must be at least 1")
-        if cfg.mask_kind not in ("thin", "medium", "thick", "mixed"):
-            raise InputError(f"unknown mask kind '{cfg.mask_kind}' (thin, medium, thick or mixed)")
+        if cfg.mask_kind not in TRAIN_KINDS:
+            raise InputError(f"unknown mask kind '{cfg.mask_kind}' ({', '.join(TRAIN_KINDS)})")
         dev = self.device
-        scan = scan_folder(cfg.data, min_side=32)
+        scan = scan_folder(cfg.data, min_side=32)  # one folder or a list
         self.scan = scan
         require_images(scan, MIN_IMAGES)
         log.info("%s", scan.summary())
@@ -159,8 +180,11 @@ class InpaintTrainer(Trainer):
 
         self.gen = torch.Generator(device="cpu")
         self.gen.manual_seed(cfg.seed)
+        self.dev_gen = torch.Generator(device=dev)
+        self.dev_gen.manual_seed(cfg.seed + 1)
+        self.rng = random.Random(cfg.seed)
         if scan.total_pixels * 3 <= cfg.preload_budget_mb * 2**20:
-            self.bank: Optional[ImageBank] = ImageBank.from_paths(train_paths, dev)
+            self.bank: Optional[ImageBank] = ImageBank.from_paths(train_paths, dev, min_side=cfg.crop)
             self.feed: Optional[LoaderFeed] = None
             kept = f"{len(self.bank)} training images kept in memory"
         else:
@@ -188,21 +212,43 @@ class InpaintTrainer(Trainer):
             for m in (self.net, self.d_global, self.d_local):
                 m.to(memory_format=torch.channels_last)
         self.ema = EMA(self.net, cfg.ema_decay)
-        self.train_net = torch.compile(self.net) if (cfg.compile and dev.type == "cuda") else self.net
+        self.train_net = self._maybe_compile(self.net)
         betas = (0.5, 0.9)
-        self.opt_g = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(list(self.d_global.parameters()) + list(self.d_local.parameters()),
-                                      lr=cfg.lr, betas=betas)
+        self.opt_g = make_adam(self.net.parameters(), cfg.lr, betas, dev)
+        self.opt_d = make_adam(list(self.d_global.parameters()) + list(self.d_local.parameters()), cfg.lr, betas, dev)
         self._val = self._load_val_images()
 
+    def _maybe_compile(self, net: torch.nn.Module, allow_cpu: bool = False) -> torch.nn.Module:
+        cfg = self.config
+
+        def probe(compiled: torch.nn.Module) -> None:
+            x = torch.rand(cfg.batch, 3, cfg.crop, cfg.crop, device=self.device)  # the training shape
+            m = (torch.rand(cfg.batch, 1, cfg.crop, cfg.crop, device=self.device) > 0.7).float()
+            with autocast(self.device):
+                c, r = compiled(channels_last(x, self.device), channels_last(m, self.device))
+            (c.float().mean() + r.float().mean()).backward()
+
+        return maybe_compile(net, cfg.compile, self.device, probe, mode=cfg.compile_mode, events=self.events,
+                             allow_cpu=allow_cpu)
+
     def _init_generator(self, source: str) -> None:
+        """Start from a model file or library id. A model without Fourier blocks also starts a run
+        that adds them (the new blocks are zero-initialised: the output is unchanged at first)."""
         payload = self.read_init_model(source)
-        if payload.get("arch") != "deepfill" or dict(payload.get("params", {})) != self.arch_params:
+        theirs = dict(payload.get("params", {}))
+        ours = dict(self.arch_params)
+        added = ours.pop("fourier_blocks", 0)
+        theirs_blocks = theirs.pop("fourier_blocks", 0)
+        if payload.get("arch") != "deepfill" or theirs != ours or (theirs_blocks and theirs_blocks != added):
             raise InputError(
                 f"cannot start from '{source}': it is a {payload.get('arch')} model with settings "
                 f"{dict(payload.get('params', {}))}, this run uses deepfill {self.arch_params}")
-        self.net.load_state_dict(payload["state_dict"])
-        self.events.emit("info", message=f"generator initialised from {source}")
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if unexpected or any("fourier" not in k for k in missing):
+            raise InputError(f"cannot start from '{source}': its weights do not fit this generator")
+        self.events.emit("info", message=f"generator initialised from {source}"
+                         + (f" ({added} new zero-initialised Fourier blocks per stage)" if missing else ""))
 
     def _load_val_images(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(centre crop uint8 HxWx3, hole mask HxW) pairs, fixed for the whole run."""
@@ -224,7 +270,7 @@ class InpaintTrainer(Trainer):
     def _images(self) -> torch.Tensor:
         cfg = self.config
         if self.bank is not None:
-            img = self.bank.crops(cfg.batch, cfg.crop, self.gen)
+            img = self.bank.crops(cfg.batch, cfg.crop, self.dev_gen)
         else:
             assert self.feed is not None
             img = self.feed.next()
@@ -234,12 +280,11 @@ class InpaintTrainer(Trainer):
         """(B, 1, S, S) float masks from the pool, each flipped/transposed at random, shifted per batch."""
         cfg = self.config
         B, S = cfg.batch, cfg.crop
-        idx = torch.randint(self.masks.shape[0], (B,), generator=self.gen)
-        flags = torch.randint(2, (3, B, 1, 1), generator=self.gen, dtype=torch.bool)
-        shift = torch.randint(S, (2,), generator=self.gen).tolist()
-        dev = self.device
-        m = self.masks[idx.to(dev)]
-        flags = flags.to(dev)
+        g = self.dev_gen
+        idx = torch.randint(self.masks.shape[0], (B,), generator=g, device=g.device)
+        flags = torch.randint(2, (3, B, 1, 1), generator=g, device=g.device, dtype=torch.bool)
+        shift = (self.rng.randrange(S), self.rng.randrange(S))  # host RNG: no device read
+        m = self.masks[idx]
         m = torch.where(flags[0], m.flip(2), m)
         m = torch.where(flags[1], m.flip(1), m)
         m = torch.where(flags[2], m.transpose(1, 2), m)
@@ -247,7 +292,7 @@ class InpaintTrainer(Trainer):
         return m.unsqueeze(1).float()
 
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.use_amp else x
+        return channels_last(x, self.device)
 
     # ------------------------------------------------------------------ one iteration
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, boxes: torch.Tensor,
@@ -255,7 +300,7 @@ class InpaintTrainer(Trainer):
         """WGAN-GP loss of both critics on one real/fake batch; (total, wasserstein, gp)."""
         cfg = self.config
         B = real.shape[0]
-        alpha = torch.rand(B, 1, 1, 1, device=real.device)
+        alpha = torch.rand(B, 1, 1, 1, generator=self.dev_gen, device=real.device)
         total_w = real.new_zeros(())
         total_gp = real.new_zeros(())
         drift = real.new_zeros(())
@@ -273,12 +318,14 @@ class InpaintTrainer(Trainer):
             drift = drift + (s_real**2).mean()
         return total_w + cfg.gp_weight * total_gp + cfg.drift_weight * drift, total_w, total_gp
 
-    def step(self, iteration: int) -> dict[str, float]:
+    def step(self, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration; the losses come back as device tensors (the loop reads them when it logs)."""
         cfg = self.config
         img = self._images()
         mask = self._holes()
         img, mask = self._fmt(img), self._fmt(mask)
-        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp)
+        amp = autocast(self.device)
+        mark_step()
         with amp:
             coarse, refined = self.train_net(img, mask)
         coarse, refined = coarse.float(), refined.float()
@@ -300,35 +347,44 @@ class InpaintTrainer(Trainer):
         l1_r = hole_weighted_l1(refined, img, mask, cfg.l1_hole_weight, cfg.l1_valid_weight)
         g_loss = cfg.coarse_weight * l1_c + l1_r
         out.update(l1_coarse=l1_c.detach(), l1_refined=l1_r.detach())
+        if cfg.freq_weight:
+            freq = spectrum_l1(refined, img)
+            g_loss = g_loss + cfg.freq_weight * freq
+            out["frequency"] = freq.detach()
         if gan:
             critics = (self.d_global, self.d_local)
             for c in critics:
                 c.requires_grad_(False)
+            local_fake = self._fmt(crop_boxes(comp, boxes, cfg.local_size))
             with amp:
-                adv = -(self.d_global(comp).float().mean()
-                        + self.d_local(self._fmt(crop_boxes(comp, boxes, cfg.local_size))).float().mean())
+                s_g, f_g = self.d_global(comp, features=True)
+                s_l, f_l = self.d_local(local_fake, features=True)
+                adv = -(s_g.float().mean() + s_l.float().mean())
+                if cfg.fm_weight:
+                    with torch.no_grad():
+                        _, r_g = self.d_global(img, features=True)
+                        _, r_l = self.d_local(self._fmt(crop_boxes(img, boxes, cfg.local_size)), features=True)
+                    fm = feature_matching([f.float() for f in f_g + f_l], [r.float() for r in r_g + r_l])
             for c in critics:
                 c.requires_grad_(True)
             g_loss = g_loss + cfg.adv_weight * adv
             out["adversarial"] = adv.detach()
+            if cfg.fm_weight:
+                g_loss = g_loss + cfg.fm_weight * fm
+                out["feature_matching"] = fm.detach()
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         self.ema.update(self.net)
-
-        # Reading a loss waits for the GPU: only when the loop will log, checkpoint or finish.
-        nxt = iteration + 1
-        if nxt % max(1, cfg.log_every) == 0 or nxt >= cfg.iters or (
-                cfg.checkpoint_every and nxt % cfg.checkpoint_every == 0):
-            return {k: float(v) for k, v in out.items()}
-        return {}
+        return out
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         return {"generator": self.net.state_dict(), "ema": self.ema.state_dict(), "ema_updates": self.ema.updates,
                 "global_critic": self.d_global.state_dict(), "local_critic": self.d_local.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "arch": "deepfill", "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state()}
+                "arch": "deepfill", "arch_params": dict(self.arch_params), "cpu_gen": self.gen.get_state(),
+                "dev_gen": self.dev_gen.get_state().cpu(), "py_rng": repr(self.rng.getstate())}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if dict(state.get("arch_params", {})) != self.arch_params:
@@ -341,6 +397,15 @@ class InpaintTrainer(Trainer):
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.gen.set_state(state["cpu_gen"])
+        if "dev_gen" in state:
+            try:
+                self.dev_gen.set_state(state["dev_gen"].cpu())
+            except (RuntimeError, TypeError):  # a checkpoint from another device type: keep this run's seed
+                log.info("device random state of the checkpoint not restored (other device)")
+        if "py_rng" in state:
+            import ast
+
+            self.rng.setstate(ast.literal_eval(state["py_rng"]))
 
     def export(self) -> ExportedModel:
         cfg = self.config

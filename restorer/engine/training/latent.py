@@ -255,20 +255,24 @@ class LoadedData:
     skipped: list[tuple[Path, str]]
 
 
-def load_crop_bank(folder: str | Path, size: int, load_side: int, conditional: bool, device: torch.device,
-                   threads: int = 1) -> LoadedData:
-    """Scan `folder`, decode every usable image once and build a CropBank (on `device` if it fits)."""
-    from restorer.engine.training.data import scan_folder
+def load_crop_bank(folder: "str | Path | Sequence[str | Path]", size: int, load_side: int, conditional: bool,
+                   device: torch.device, threads: int = 1) -> LoadedData:
+    """Scan the folder (or folders), decode every usable image once and build a CropBank (on `device`
+    if it fits). With several folders, the classes of a conditional run are the first sub-folders
+    under each (the same name in two folders is one class)."""
+    from restorer.engine.training.data import data_folders, scan_folder
 
-    root = Path(folder)
-    scan = scan_folder(root, min_side=max(16, size // 2))
+    roots = data_folders(folder)
+    root = roots[0] if len(roots) == 1 else Path(", ".join(str(r) for r in roots))
+    scan = scan_folder(roots, min_side=max(16, size // 2))
     skipped = [(p, why) for p, why in scan.skipped if why != "not an image"]
     paths = list(scan.usable)
     labels_by_path: dict[Path, str] = {}
     if conditional:
         kept = []
         for p in paths:
-            parts = p.relative_to(root).parts
+            base = next((r for r in roots if p.is_relative_to(r)), roots[0])
+            parts = p.relative_to(base).parts
             if len(parts) < 2:
                 skipped.append((p, "not in a class sub-folder"))
                 continue

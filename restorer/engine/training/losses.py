@@ -1,4 +1,5 @@
-"""Losses of the SRGAN generator objective: pixel, adversarial, perceptual (VGG16 or fallback), TV."""
+"""Losses: the SRGAN generator objective (pixel, adversarial, perceptual: VGG16 or fallback, TV) and the
+inpainting texture terms (critic feature matching, frequency-domain L1)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,10 @@ def feature_matching(feats_fake: list[torch.Tensor], feats_real: list[torch.Tens
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def spectrum_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean modulus of the difference of the orthonormal 2-D spectra (float32): a texture term that
+    penalises missing high frequencies (a smooth fill) as strongly as wrong low ones."""
+    diff = torch.fft.rfft2(out.float(), norm="ortho") - torch.fft.rfft2(target.float(), norm="ortho")
+    return diff.abs().mean()

@@ -16,6 +16,12 @@ thick      1-3          60 px            0-1
 Widths (and stroke lengths, box sizes) are for a 321 px image and scale with
 ``min(h, w) / 321``. Every draw goes through the given `numpy.random.Generator`, so a seed gives
 the same mask on every platform.
+
+Training also uses object-shaped holes (what people remove: a person, a post, a sign), which the
+benchmark protocol does not draw: ``blob`` (1-2 smooth random blobs, star-shaped polygons of
+random radial profile) and ``box`` (1-2 axis-aligned rectangles). ``all`` picks thin, medium,
+thick, blob or box per mask (weights in `TRAIN_KIND_WEIGHTS`). The benchmark's masks
+(`benchmark_mask`, kinds thin/medium/thick) are unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 KINDS = ("thin", "medium", "thick")
+OBJECT_KINDS = ("blob", "box")
+TRAIN_KINDS = KINDS + OBJECT_KINDS + ("mixed", "all")
+TRAIN_KIND_WEIGHTS = {"thin": 0.2, "medium": 0.2, "thick": 0.2, "blob": 0.25, "box": 0.15}
 REFERENCE_SIDE = 321.0
 
 # kind -> (min strokes, max strokes, max width at 321 px, max boxes)
@@ -97,10 +106,16 @@ def random_mask(h: int, w: int, rng: np.random.Generator, kind: str = "mixed", m
         raise ValueError(f"mask size must be positive, got {h}x{w}")
     if not 0.0 <= min_area <= max_area <= 1.0:
         raise ValueError(f"need 0 <= min_area <= max_area <= 1, got {min_area}, {max_area}")
+    if kind == "all":
+        names = list(TRAIN_KIND_WEIGHTS)
+        weights = np.array([TRAIN_KIND_WEIGHTS[k] for k in names])
+        kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    if kind in OBJECT_KINDS:
+        return object_mask(h, w, rng, kind, min_area, max_area)
     if kind == "mixed":
         kind = KINDS[int(rng.integers(0, len(KINDS)))]
     if kind not in _SPECS:
-        raise ValueError(f"unknown mask kind '{kind}' (thin, medium, thick or mixed)")
+        raise ValueError(f"unknown mask kind '{kind}' (thin, medium, thick, blob, box, mixed or all)")
     lo, hi, _wmax, max_boxes = _SPECS[kind]
     scale = min(h, w) / REFERENCE_SIDE
     width_max = max_width(kind, h, w)
@@ -140,6 +155,51 @@ def random_mask(h: int, w: int, rng: np.random.Generator, kind: str = "mixed", m
     if not (min_px <= mask.sum() <= max_px):
         mask = _fallback_box(h, w, rng, (min_area + max_area) / 2)
     return mask
+
+
+def _blob(h: int, w: int, rng: np.random.Generator, area_px: float) -> np.ndarray:
+    """One smooth star-shaped blob of about `area_px` pixels at a random place (bool (H, W))."""
+    n = 64
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    profile = np.ones(n)
+    for k in range(1, 5):  # a few low harmonics give person/bush/rock-like outlines
+        profile += rng.uniform(0, 0.35 / k) * np.cos(k * angles + rng.uniform(0, 2 * np.pi))
+    profile = np.clip(profile, 0.3, None)
+    stretch = rng.uniform(0.5, 2.0)  # tall or wide
+    base_area = 0.5 * np.sum(profile**2) * (2 * np.pi / n) * stretch
+    r = math.sqrt(area_px / max(base_area, 1e-6))
+    cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    pts = [(float(cx + r * p * math.cos(a)), float(cy + r * p * math.sin(a) * stretch)) for p, a in zip(profile, angles)]
+    canvas = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(canvas).polygon(pts, fill=255)
+    return np.asarray(canvas) > 0
+
+
+def _rect(h: int, w: int, rng: np.random.Generator, area_px: float) -> np.ndarray:
+    aspect = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
+    bh = int(round(min(h, math.sqrt(area_px * aspect))))
+    bw = int(round(min(w, area_px / max(bh, 1))))
+    bh, bw = max(1, bh), max(1, bw)
+    y0 = int(rng.integers(0, max(1, h - bh + 1)))
+    x0 = int(rng.integers(0, max(1, w - bw + 1)))
+    m = np.zeros((h, w), dtype=bool)
+    m[y0:y0 + bh, x0:x0 + bw] = True
+    return m
+
+
+def object_mask(h: int, w: int, rng: np.random.Generator, kind: str, min_area: float = 0.05,
+                max_area: float = 0.5) -> np.ndarray:
+    """An object-shaped hole ("blob" or "box": one or two shapes) covering min_area..max_area."""
+    total = float(h * w)
+    for _ in range(20):
+        target = rng.uniform(min_area, max_area) * total
+        parts = 1 if rng.random() < 0.7 else 2
+        m = np.zeros((h, w), dtype=bool)
+        for _p in range(parts):
+            m |= (_blob if kind == "blob" else _rect)(h, w, rng, target / parts)
+        if min_area * total <= m.sum() <= max_area * total:
+            return m
+    return _fallback_box(h, w, rng, (min_area + max_area) / 2)
 
 
 def benchmark_mask(h: int, w: int, index: int, seed: int = 0) -> np.ndarray:

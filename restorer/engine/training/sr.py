@@ -1,4 +1,22 @@
-"""Super-resolution trainer: fidelity pre-training (pixel loss) and SRGAN adversarial fine-tuning."""
+"""Super-resolution trainer: fidelity pre-training (pixel loss) and SRGAN adversarial fine-tuning.
+
+Also trains the x1 clean-up model (`scale=1`, the compact architecture with PixelShuffle(1):
+input and output have the same size, the degradation removes no pixels).
+
+Fast step (issue #11): batches are cut from a uint8 bank on the device by one gather, the LR
+inputs are made there (bicubic, or the realistic chain of `data.RealisticDegradation`), the
+networks run in bf16 autocast and channels-last on CUDA, Adam is fused there, the EMA is two
+foreach kernels, and `step()` returns device tensors (the loop reads them on logging steps
+only), so no step waits for the GPU (the realistic chain's JPEG stage excepted). `compile=True`
+wraps the generator in `torch.compile(mode=compile_mode)` ("reduce-overhead": CUDA graphs)
+after a probe step, falling back to eager mode if it fails.
+
+Schedule: linear warm-up over `warmup` iterations, then cosine to `min_lr_ratio * lr`. Both
+count from where THIS launch started (a resumed run or a run continuing shipped weights warms
+up briefly again); with `time_schedule` and `max_minutes` the cosine follows this launch's
+training time, so a `--resume --minutes N` run spans its own window instead of sitting at the
+minimum learning rate.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +38,7 @@ from restorer.engine.training.options import option
 from restorer.engine.vocab import SR_TRAIN_SCALES
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
                                            scan_folder, split_holdout, to_uint8_image)
+from restorer.engine.training.fast import autocast, channels_last, make_adam, mark_step, maybe_compile, set_lr
 from restorer.engine.training.losses import VGGPerceptual, feature_matching, find_vgg16_weights, total_variation
 
 log = logging.getLogger(__name__)
@@ -48,8 +67,10 @@ class SRConfig(TrainConfig):
     holdout: float = 0.05  # fraction of the folder held out for validation figures
     preload_budget_mb: int = 2048  # keep decoded images in memory when the folder fits
     prefetch: bool = True
-    compile: bool = False  # torch.compile the generator (CUDA only)
-    time_schedule: bool = False  # with max_minutes: the LR schedule follows training time, not iterations
+    compile: bool = False  # torch.compile the generator (CUDA only; eager fallback when it fails)
+    compile_mode: str = "reduce-overhead"  # torch.compile mode ("reduce-overhead" uses CUDA graphs)
+    time_schedule: bool = False  # with max_minutes: the LR schedule follows this launch's training time
+    init_partial: bool = False  # init_from may differ in the last layer (e.g. x4 compact -> x1 clean-up)
 
 
 def generator_params(cfg: SRConfig) -> tuple[str, dict[str, Any]]:
@@ -67,12 +88,14 @@ class SRTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.config
-        if cfg.scale not in (2, 4, 8):
-            raise InputError(f"training supports x2, x4 and x8, not x{cfg.scale}")
+        if cfg.scale not in (1, 2, 4, 8):
+            raise InputError(f"training supports x1, x2, x4 and x8, not x{cfg.scale}")
+        if cfg.scale == 1 and cfg.arch != "compact_sr":
+            raise InputError("x1 (clean-up) training uses the compact architecture (--arch compact_sr)")
         if cfg.phase not in ("psnr", "gan"):
             raise InputError(f"unknown phase '{cfg.phase}' (psnr or gan)")
         hr_size = cfg.patch * cfg.scale
-        scan = scan_folder(cfg.data, min_side=max(32, cfg.patch))
+        scan = scan_folder(cfg.data, min_side=max(32, cfg.patch))  # one folder or a list
         require_images(scan)
         log.info("%s", scan.summary())
         self.scan = scan
@@ -83,8 +106,9 @@ class SRTrainer(Trainer):
         self.dev_gen = torch.Generator(device=dev)
         self.dev_gen.manual_seed(cfg.seed + 1)
         self.rng = random.Random(cfg.seed)
+        self._launch: Optional[tuple[int, float]] = None  # (iteration, train seconds) where this launch began
         if scan.total_pixels * 3 <= cfg.preload_budget_mb * 2**20:
-            self.bank: Optional[ImageBank] = ImageBank.from_paths(train_paths, dev)
+            self.bank: Optional[ImageBank] = ImageBank.from_paths(train_paths, dev, min_side=hr_size)
             self.feed: Optional[LoaderFeed] = None
             self.events.emit("info", message=f"{len(self.bank)} training images kept in memory")
         else:
@@ -100,16 +124,17 @@ class SRTrainer(Trainer):
         self.use_amp = dev.type == "cuda"
         if self.use_amp:
             self.net = self.net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
         self.ema = EMA(self.net, cfg.ema_decay)
         self.train_net = self._maybe_compile(self.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.opt = make_adam(self.net.parameters(), cfg.lr, (0.9, 0.99), dev)
         self.disc = None
         self.perceptual = None
         if cfg.phase == "gan":
             self.disc = build_arch("vgg_discriminator", {}).to(dev)
             if self.use_amp:
                 self.disc = self.disc.to(memory_format=torch.channels_last)
-            self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(0.9, 0.99))
+            self.d_opt = make_adam(self.disc.parameters(), cfg.d_lr, (0.9, 0.99), dev)
             weights = find_vgg16_weights(cfg.vgg_weights)
             if weights is not None:
                 self.perceptual = VGGPerceptual(weights).to(dev)
@@ -121,25 +146,28 @@ class SRTrainer(Trainer):
                 self.events.emit("info", message=msg)
         self._fixed_val = self._load_val_images()
 
-    def _maybe_compile(self, net: torch.nn.Module) -> torch.nn.Module:
-        """torch.compile on CUDA when asked; falls back to eager mode (with a warning) if compiling fails."""
-        if not (self.config.compile and self.device.type == "cuda"):
-            return net
-        compiled = torch.compile(net)
-        try:
-            probe = torch.rand(2, 3, self.config.patch, self.config.patch, device=self.device)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-                compiled(probe.contiguous(memory_format=torch.channels_last)).float().mean().backward()
-            net.zero_grad(set_to_none=True)
-        except Exception as exc:  # compiler toolchain problems must not stop training
-            log.warning("torch.compile failed (%s); training in eager mode", exc)
-            self.events.emit("info", message=f"torch.compile failed ({exc.__class__.__name__}); eager mode")
-            return net
-        return compiled
+    def _maybe_compile(self, net: torch.nn.Module, allow_cpu: bool = False) -> torch.nn.Module:
+        """torch.compile on CUDA when asked; eager mode (with a warning) if compiling or the probe fails."""
+        cfg = self.config
+
+        def probe(compiled: torch.nn.Module) -> None:
+            x = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch, device=self.device)  # the training shape
+            with autocast(self.device):
+                compiled(channels_last(x, self.device)).float().mean().backward()
+
+        return maybe_compile(net, cfg.compile, self.device, probe, mode=cfg.compile_mode, events=self.events,
+                             allow_cpu=allow_cpu)
 
     def _init_generator(self, source: str) -> None:
         payload = self.read_init_model(source)
-        if payload["arch"] != self.arch or dict(payload["params"]) != self.arch_params:
+        same = payload["arch"] == self.arch and dict(payload["params"]) == self.arch_params
+        if not same and self.config.init_partial and payload["arch"] == self.arch == "compact_sr":
+            self.net.load_state_dict(adapt_compact_state(payload["state_dict"], int(payload["params"]["scale"]),
+                                                         self.config.scale))
+            self.events.emit("info", message=f"generator initialised from {source} (last layer adapted to "
+                                             f"x{self.config.scale})")
+            return
+        if not same:
             raise InputError(
                 f"cannot start from '{source}': it is a {payload['arch']} x{payload.get('scale')} model with "
                 f"different settings; choose a model of the same architecture and scale")
@@ -160,38 +188,40 @@ class SRTrainer(Trainer):
 
     # ------------------------------------------------------------------ one iteration
     def _lr_at(self, it: int) -> float:
+        """Warm-up then cosine, counted from this launch's first iteration (see the module docstring)."""
         cfg = self.config
-        if it < cfg.warmup:
-            return cfg.lr * (it + 1) / cfg.warmup
+        if self._launch is None:
+            self._launch = (it, self.train_seconds)
+        start_it, start_s = self._launch
+        k = it - start_it
+        if k < cfg.warmup:
+            return cfg.lr * (k + 1) / cfg.warmup
         if cfg.time_schedule and cfg.max_minutes:
-            t = min(1.0, self.train_seconds / (cfg.max_minutes * 60))
+            t = min(1.0, max(0.0, self.train_seconds - start_s) / (cfg.max_minutes * 60))
         else:
-            t = min(1.0, (it - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+            t = min(1.0, (it - start_it - cfg.warmup) / max(1, cfg.iters - start_it - cfg.warmup))
         return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         hr_size = cfg.patch * cfg.scale
         if self.bank is not None:
-            hr = self.bank.crops(cfg.batch, hr_size, self.gen)
+            hr = self.bank.crops(cfg.batch, hr_size, self.dev_gen)
         else:
             assert self.feed is not None
             hr = self.feed.next()
         with torch.no_grad():
             lr = degrade(hr, cfg.scale, cfg.degradation, self.rng, self.dev_gen)
-        if self.use_amp:
-            hr = hr.contiguous(memory_format=torch.channels_last)
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        return lr, hr
+        return channels_last(lr, self.device), channels_last(hr, self.device)
 
-    def step(self, iteration: int) -> dict[str, float]:
+    def step(self, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration; the losses come back as device tensors (never read here)."""
         cfg = self.config
         lr_now = self._lr_at(iteration)
-        for g in self.opt.param_groups:
-            g["lr"] = lr_now
+        set_lr(self.opt, lr_now)
         lr, hr = self._batch()
-        amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp)
-        losses: dict[str, float] = {}
+        amp = autocast(self.device)
+        mark_step()
         if cfg.phase == "psnr":
             with amp:
                 sr = self.train_net(lr)
@@ -199,50 +229,52 @@ class SRTrainer(Trainer):
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            losses["pixel"] = loss.item() if iteration % cfg.log_every == cfg.log_every - 1 else float(loss.detach())
-        else:
-            assert self.disc is not None
-            for g in self.d_opt.param_groups:
-                g["lr"] = cfg.d_lr * lr_now / cfg.lr
-            with amp:
-                sr = self.train_net(lr)
-            # discriminator
-            with amp:
-                d_real = self.disc(hr)
-                d_fake = self.disc(sr.detach())
-            d_loss = (F.binary_cross_entropy_with_logits(d_real.float(), torch.ones_like(d_real.float()))
-                      + F.binary_cross_entropy_with_logits(d_fake.float(), torch.zeros_like(d_fake.float())))
-            self.d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.d_opt.step()
-            # generator
-            with amp:
-                logits, f_fake = self.disc(sr, features=True)
-                if self.perceptual is not None:
-                    perc = self.perceptual(sr.float(), hr)
-                else:
-                    with torch.no_grad():
-                        _, f_real = self.disc(hr, features=True)
-                    perc = feature_matching(f_fake, f_real)
-            pix = F.mse_loss(sr.float(), hr)
-            adv = F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits.float()))
-            g_loss = pix + cfg.adv_weight * adv + cfg.perceptual_weight * perc.float()
-            if cfg.tv_weight:
-                g_loss = g_loss + cfg.tv_weight * total_variation(sr.float())
-            self.opt.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt.step()
-            losses.update(pixel=float(pix.detach()), adversarial=float(adv.detach()),
-                          perceptual=float(perc.detach()), discriminator=float(d_loss.detach()))
+            self.ema.update(self.net)
+            return {"pixel": loss.detach()}
+        assert self.disc is not None
+        set_lr(self.d_opt, cfg.d_lr * lr_now / cfg.lr)
+        with amp:
+            sr = self.train_net(lr)
+        # discriminator (real and fake in separate batches: its BatchNorm sees one kind at a time)
+        with amp:
+            d_real = self.disc(hr).float()
+            d_fake = self.disc(sr.detach()).float()
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        # generator
+        self.disc.requires_grad_(False)
+        with amp:
+            logits, f_fake = self.disc(sr, features=True)
+            if self.perceptual is not None:
+                perc = self.perceptual(sr.float(), hr)
+            else:
+                with torch.no_grad():
+                    _, f_real = self.disc(hr, features=True)
+                perc = feature_matching(f_fake, f_real)
+        self.disc.requires_grad_(True)
+        pix = F.mse_loss(sr.float(), hr)
+        logits = logits.float()
+        adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        g_loss = pix + cfg.adv_weight * adv + cfg.perceptual_weight * perc.float()
+        if cfg.tv_weight:
+            g_loss = g_loss + cfg.tv_weight * total_variation(sr.float())
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt.step()
         self.ema.update(self.net)
-        return losses
+        return {"pixel": pix.detach(), "adversarial": adv.detach(), "perceptual": perc.detach().float(),
+                "discriminator": d_loss.detach()}
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         st: dict[str, Any] = {"generator": self.net.state_dict(), "ema": self.ema.state_dict(),
                               "ema_updates": self.ema.updates, "optimizer": self.opt.state_dict(), "arch": self.arch,
                               "arch_params": dict(self.arch_params),
-                              "cpu_gen": self.gen.get_state(), "py_rng": repr(self.rng.getstate())}
+                              "cpu_gen": self.gen.get_state(), "dev_gen": self.dev_gen.get_state().cpu(),
+                              "py_rng": repr(self.rng.getstate())}
         if self.disc is not None:
             st["discriminator"] = self.disc.state_dict()
             st["d_optimizer"] = self.d_opt.state_dict()
@@ -255,6 +287,11 @@ class SRTrainer(Trainer):
         self.ema.load_state_dict(state["ema"], updates=state.get("ema_updates"))  # keeps the warm-up
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["cpu_gen"])
+        if "dev_gen" in state:
+            try:
+                self.dev_gen.set_state(state["dev_gen"].cpu())
+            except (RuntimeError, TypeError):  # a checkpoint from another device type: keep this run's seed
+                log.info("device random state of the checkpoint not restored (other device)")
         import ast
 
         self.rng.setstate(ast.literal_eval(state["py_rng"]))
@@ -281,7 +318,9 @@ class SRTrainer(Trainer):
         cfg = self.config
         hr_np = self._fixed_val[0]
         hr = torch.from_numpy(hr_np.copy()).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        lr = degrade(hr, cfg.scale, cfg.degradation, random.Random(0), self.dev_gen)
+        g = torch.Generator(device=self.device)
+        g.manual_seed(0)
+        lr = degrade(hr, cfg.scale, cfg.degradation, random.Random(0), g)
         sr = self._upscale(lr)
         up = F.interpolate(lr, size=hr.shape[-2:], mode="nearest")
         row = torch.cat([up[0], sr[0], hr[0]], dim=2)
@@ -294,10 +333,29 @@ class SRTrainer(Trainer):
         model_psnr, bic_psnr = [], []
         for hr_np in self._fixed_val:
             hr = torch.from_numpy(hr_np.copy()).permute(2, 0, 1)[None].float().div(255).to(self.device)
-            lr = bicubic_down(hr, s)
+            lr = bicubic_down(hr, s) if s > 1 else hr
             sr = to_uint8_image(self._upscale(lr)[0])
             bic = to_uint8_image(F.interpolate(lr, scale_factor=s, mode="bicubic", align_corners=False).clamp(0, 1)[0])
             model_psnr.append(sr_scores(sr, hr_np, s)[0])
             bic_psnr.append(sr_scores(bic, hr_np, s)[0])
         return {"val_psnr_y": float(np.mean(model_psnr)), "val_bicubic_psnr_y": float(np.mean(bic_psnr)),
                 "val_images": len(self._fixed_val)}
+
+
+def adapt_compact_state(state: dict[str, torch.Tensor], from_scale: int, to_scale: int) -> dict[str, torch.Tensor]:
+    """A compact SR state dict for another scale: every layer is kept but the last convolution,
+    whose PixelShuffle sub-pixel filters are averaged (x4 -> x1: the 16 sub-pixel filters of each
+    colour become one), a starting point that already predicts the smooth residual."""
+    out = dict(state)
+    keys = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 4]
+    last_w = keys[-1]
+    last_b = last_w[:-len("weight")] + "bias"
+    w = state[last_w]
+    r_from, r_to = from_scale * from_scale, to_scale * to_scale
+    if to_scale != 1 or w.shape[0] != 3 * r_from:
+        raise InputError(f"cannot adapt a x{from_scale} compact model to x{to_scale}")
+    group = r_from // r_to
+    out[last_w] = w.view(3 * r_to, group, *w.shape[1:]).mean(1)
+    if last_b in state:
+        out[last_b] = state[last_b].view(3 * r_to, group).mean(1)
+    return out

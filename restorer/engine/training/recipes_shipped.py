@@ -1,0 +1,261 @@
+"""Recipes of Restorer's shipped models, and how a GPU run continues them (issue #11).
+
+Every recipe names the trainer task, its settings, the shipped models it may continue from
+(nearest first: the model itself, then a model of the same architecture, e.g. sr-x4-photo starts
+from sr-x4-faithful until it is shipped itself), the bar it climbs towards and the figure the
+shipped model has today (docs/models.md), which set its share of a GPU session.
+
+Continuation: `resolve_init` picks the first listed shipped file whose architecture and settings
+match the recipe (or, with `init_partial`, whose last layer can be adapted); the run then warms
+up for `warmup` iterations and follows a cosine over the launch's time window (`time_schedule`,
+`max_minutes`), both counted from that launch. `cumulative_meta` adds the run to the totals the
+starting model carried (iterations, GPU seconds, runs), so the manifest and docs/models.md can say
+how much training a shipped model has had in all.
+
+These are the recipes of the project's own models; the training dialog's defaults live in
+`recipes.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "resources" / "weights"
+
+# settings every GPU SR job shares: time-windowed schedule, compiled generator with eager fallback
+_SR_GPU = dict(iters=10_000_000, device="cuda", compile=True, compile_mode="reduce-overhead", time_schedule=True,
+               checkpoint_every=4000, log_every=200, sample_every=0, register=False, holdout=0.0,
+               warmup=200, min_lr_ratio=0.05)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    job: str  # the model id it produces
+    task: str  # sr | inpaint | latent
+    params: dict[str, Any]
+    init: tuple[str, ...] = ()  # shipped model ids to continue from, nearest first
+    evaluation: Optional[str] = None  # sr | sr-realistic | restore | inpaint | None (not gated: never handed back)
+    metric: str = ""  # the figure the gate compares (higher is better unless lower_is_better)
+    bar: Optional[float] = None  # the issue's bar for that figure
+    shipped_figure: Optional[float] = None  # the shipped model's figure today (None: not shipped)
+    lower_is_better: bool = False
+    weight: float = 1.0  # extra priority (the planner adds the distance from the bar)
+    notes: str = ""
+
+    def gap(self) -> float:
+        """How far the shipped model is from its bar, in the metric's units (a new model: 2.0)."""
+        if self.bar is None:
+            return 0.0
+        if self.shipped_figure is None:
+            return 2.0
+        d = self.shipped_figure - self.bar if self.lower_is_better else self.bar - self.shipped_figure
+        return max(0.0, d)
+
+
+RECIPES: dict[str, Recipe] = {r.job: r for r in (
+    Recipe("sr-x4-faithful", "sr", dict(_SR_GPU, scale=4, batch=32, patch=48, lr=2e-4),
+           init=("sr-x4-faithful",), evaluation="sr", metric="psnr_y", bar=30.29, shipped_figure=29.92, weight=1.5),
+    Recipe("sr-x2-faithful", "sr", dict(_SR_GPU, scale=2, batch=32, patch=64, lr=2e-4),
+           init=("sr-x2-faithful",), evaluation="sr", metric="psnr_y", bar=35.6, shipped_figure=None, weight=1.0,
+           notes="shipped figure measured on 10 images only; counts as unknown"),
+    Recipe("sr-x8-faithful", "sr", dict(_SR_GPU, scale=8, batch=32, patch=24, lr=2e-4),
+           init=("sr-x8-faithful",), evaluation="sr", metric="psnr_y", weight=0.3),
+    Recipe("sr-x4-compact", "sr", dict(_SR_GPU, scale=4, arch="compact_sr", channels=48, num_convs=16, batch=64,
+                                       patch=48, lr=4e-4),
+           init=("sr-x4-compact",), evaluation="sr", metric="psnr_y", bar=30.14, shipped_figure=29.88, weight=1.0),
+    Recipe("sr-x4-photo", "sr", dict(_SR_GPU, scale=4, batch=32, patch=48, lr=2e-4, degradation="realistic"),
+           init=("sr-x4-photo", "sr-x4-faithful"), evaluation="sr-realistic", metric="psnr_y", bar=28.73,
+           weight=1.2, notes="fidelity-trained on the realistic chain; starts from sr-x4-faithful until shipped"),
+    Recipe("sr-x2-photo", "sr", dict(_SR_GPU, scale=2, batch=32, patch=64, lr=2e-4, degradation="realistic"),
+           init=("sr-x2-photo", "sr-x2-faithful"), evaluation="sr-realistic", metric="psnr_y", weight=0.8),
+    Recipe("sr-x4-photo-sharp", "sr", dict(_SR_GPU, scale=4, batch=16, patch=48, lr=5e-5, phase="gan",
+                                           degradation="realistic", warmup=50, min_lr_ratio=0.2, compile=False),
+           init=("sr-x4-photo-sharp", "sr-x4-photo", "sr-x4-faithful"), evaluation="sr-realistic", metric="psnr_y",
+           weight=0.6, notes="SRGAN generator loss on top of sr-x4-photo; gated on a fidelity floor (bicubic)"),
+    Recipe("restore-x1", "sr", dict(_SR_GPU, scale=1, arch="compact_sr", channels=48, num_convs=16, batch=32,
+                                    patch=96, lr=4e-4, degradation="realistic", init_partial=True),
+           init=("restore-x1", "sr-x4-compact"), evaluation="restore", metric="psnr", bar=2.0, weight=1.0,
+           notes="x1 clean-up (compact, PixelShuffle(1)); starts from sr-x4-compact with its last layer adapted; "
+                 "its figure is the gain over the degraded input in dB"),
+    Recipe("inpaint-photos", "inpaint", dict(iters=10_000_000, device="cuda", checkpoint_every=2000, log_every=100,
+                                             sample_every=0, register=False, batch=16, crop=256, mask_kind="all",
+                                             gan_start=0, fm_weight=0.1, freq_weight=0.1, compile=False),
+           init=("inpaint-photos",), evaluation="inpaint", metric="hole_l1", bar=6.15, shipped_figure=7.77,
+           lower_is_better=True, weight=1.5,
+           notes="bar: 15% below Telea's 7.23; the GAN phase (adversarial + feature matching) starts at once"),
+    Recipe("latent-photos-64", "latent", dict(iters=10_000_000, device="cuda", checkpoint_every=20_000, log_every=200,
+                                              sample_every=0, register=False, size=64, batch=128, channels=48),
+           init=("latent-photos-64",), evaluation=None, weight=0.3, notes="not gated: no photos-val figure"),
+)}
+
+# tiny networks for CPU dry runs (the same code paths, seconds per job)
+TINY: dict[str, dict[str, Any]] = {
+    "sr": dict(num_blocks=1, channels=8, num_convs=2, batch=2, patch=16, warmup=2, log_every=2, checkpoint_every=0,
+               compile=False, preload_budget_mb=64),
+    "inpaint": dict(batch=2, crop=32, base_channels=4, critic_channels=4, local_size=16, mask_pool=8, log_every=2,
+                    checkpoint_every=0, val_images=1),
+    "latent": dict(batch=4, size=64, latent_dim=8, channels=4, log_every=2, checkpoint_every=0, encoder_iters=1,
+                   encoder_every=2, bn_recal_samples=8, load_side=64, cuda_graph=False),
+}
+
+ALIASES = {"inpaint": "inpaint-photos", "latent": "latent-photos-64"}
+
+
+def get_recipe(job: str) -> Recipe:
+    job = ALIASES.get(job, job)
+    if job not in RECIPES:
+        raise KeyError(f"unknown recipe '{job}' (known: {', '.join(sorted(RECIPES))})")
+    return RECIPES[job]
+
+
+def config_class(task: str) -> type:
+    if task == "sr":
+        from restorer.engine.training.sr import SRConfig
+
+        return SRConfig
+    if task == "inpaint":
+        from restorer.engine.training.inpaint import InpaintConfig
+
+        return InpaintConfig
+    from restorer.engine.training.latent import LatentConfig
+
+    return LatentConfig
+
+
+def build_config(recipe: Recipe, data: Any, runs_dir: str, minutes: float, init_from: Optional[str],
+                 overrides: Optional[dict[str, Any]] = None, device: Optional[str] = None) -> Any:
+    params = dict(recipe.params, **(overrides or {}))
+    if device:
+        params["device"] = device
+        if device != "cuda" and "compile" in params:
+            params["compile"] = False
+    cls = config_class(recipe.task)
+    known = {f.name for f in dataclasses.fields(cls)}
+    params = {k: v for k, v in params.items() if k in known}
+    return cls(name=recipe.job, data=data, runs_dir=runs_dir, max_minutes=minutes, init_from=init_from, **params)
+
+
+def generator_signature(recipe: Recipe, config: Any) -> tuple[str, dict[str, Any]]:
+    """(arch, params) of the generator the recipe trains."""
+    if recipe.task == "sr":
+        from restorer.engine.training.sr import generator_params
+
+        return generator_params(config)
+    if recipe.task == "inpaint":
+        from restorer.engine.training.inpaint import generator_params as inpaint_params
+
+        return "deepfill", inpaint_params(config)
+    return "dcgan", {"latent_dim": int(config.latent_dim), "image_size": int(config.size),
+                     "channels": int(config.channels), "num_classes": 0}
+
+
+def shipped_file(model_id: str, weights_dir: Path = WEIGHTS_DIR) -> Optional[Path]:
+    p = Path(weights_dir) / f"{model_id}.pt"
+    return p if p.is_file() else None
+
+
+def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -> tuple[Optional[Path], str]:
+    """The shipped file the run continues from, and a one-line reason (also when there is none)."""
+    from restorer.engine.registry import read_model_file
+
+    arch, params = generator_signature(recipe, config)
+    tried = []
+    for model_id in recipe.init:
+        path = shipped_file(model_id, weights_dir)
+        if path is None:
+            tried.append(f"{model_id}: not shipped")
+            continue
+        try:
+            payload = read_model_file(path)
+        except Exception as exc:  # a broken file must not stop the session
+            tried.append(f"{model_id}: unreadable ({exc.__class__.__name__})")
+            continue
+        theirs = dict(payload.get("params", {}))
+        if recipe.task == "latent" and getattr(config, "conditional", False):
+            tried.append(f"{model_id}: conditional runs need their own classes")
+            continue
+        if payload.get("arch") == arch and theirs == params:
+            return path, f"continues {model_id}"
+        if recipe.task == "inpaint" and payload.get("arch") == arch and \
+                {k: v for k, v in params.items() if k != "fourier_blocks"} == theirs:
+            return path, f"continues {model_id} (new zero-initialised blocks)"
+        if getattr(config, "init_partial", False) and payload.get("arch") == arch and \
+                {k: v for k, v in theirs.items() if k != "scale"} == {k: v for k, v in params.items() if k != "scale"}:
+            return path, f"continues {model_id} (last layer adapted from x{theirs.get('scale')})"
+        tried.append(f"{model_id}: other architecture")
+    return None, "starts from scratch (" + "; ".join(tried) + ")" if tried else "starts from scratch"
+
+
+def cumulative_meta(init_meta: Optional[dict[str, Any]], iterations: int, seconds: float, on_gpu: bool,
+                    device_name: str = "", started_from: Optional[str] = None) -> dict[str, Any]:
+    """Totals over every run that led to a model: the starting model's totals (or, for a model
+    made before totals were kept, its own `iterations` / `train_seconds`) plus this run."""
+    prev = dict((init_meta or {}).get("cumulative") or {})
+    if not prev and init_meta:
+        prev = {"iterations": int(init_meta.get("iterations", 0) or 0),
+                "gpu_seconds": float(init_meta.get("train_seconds", 0.0) or 0.0)
+                if "cuda" in str(init_meta.get("device", "")).lower() or "nvidia" in str(init_meta.get("device", "")).lower()
+                else 0.0,
+                "runs": 1 if init_meta.get("iterations") else 0}
+    out = {"iterations": int(prev.get("iterations", 0)) + int(iterations),
+           "gpu_seconds": round(float(prev.get("gpu_seconds", 0.0)) + (float(seconds) if on_gpu else 0.0), 1),
+           "runs": int(prev.get("runs", 0)) + 1,
+           "history": list(prev.get("history", []))[-19:] + [{
+               "iterations": int(iterations), "seconds": round(float(seconds), 1), "device": device_name,
+               "from": started_from, "at": time.strftime("%Y-%m-%d %H:%M:%S")}]}
+    return out
+
+
+@dataclass
+class PlannedJob:
+    job: str
+    minutes: float
+    share: float
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_session(jobs: list[str], train_minutes: float, min_fraction: float = 0.45) -> list[PlannedJob]:
+    """Shares of one GPU session: every job starts at once and runs for a part of the window that
+    grows with its priority (the recipe's weight plus its distance from the bar), at least
+    `min_fraction` of it; the furthest-behind models run the whole window, and the GPU's time goes
+    to them once the others have stopped."""
+    if train_minutes <= 0:
+        raise ValueError("the training window must be positive")
+    recipes = [get_recipe(j) for j in jobs]
+    prio = {r.job: r.weight + r.gap() for r in recipes}
+    top = max(prio.values()) if prio else 1.0
+    total = sum(prio.values()) or 1.0
+    out = []
+    for r in recipes:
+        frac = min_fraction + (1.0 - min_fraction) * (prio[r.job] / top if top > 0 else 1.0)
+        out.append(PlannedJob(r.job, round(train_minutes * frac, 2), round(prio[r.job] / total, 3),
+                              reason=f"weight {r.weight} + gap {r.gap():.2f}"))
+    return sorted(out, key=lambda p: -p.share)
+
+
+def gate(recipe: Recipe, candidate: dict[str, float], shipped: Optional[dict[str, float]],
+         baseline: Optional[float] = None, min_gain: float = 0.0) -> tuple[bool, str]:
+    """Whether a candidate is handed back: better than the shipped model on the recipe's metric
+    (inpainting: hole L1 lower AND PSNR higher); a model not shipped yet must beat `baseline`
+    (bicubic, the degraded input, or the model it started from, as the evaluation measured)."""
+    m = recipe.metric
+    if m not in candidate:
+        return False, f"no {m} measured"
+    c = candidate[m]
+    if shipped is not None and m in shipped:
+        s = shipped[m]
+        if recipe.lower_is_better:
+            better = c < s - min_gain
+            if recipe.evaluation == "inpaint" and "psnr" in candidate and "psnr" in shipped:
+                better = better and candidate["psnr"] > shipped["psnr"]
+            return better, f"{m} {c:.4f} vs shipped {s:.4f}"
+        return c > s + min_gain, f"{m} {c:.4f} vs shipped {s:.4f}"
+    if baseline is None:
+        return False, "nothing to compare with"
+    better = c < baseline if recipe.lower_is_better else c > baseline
+    return better, f"{m} {c:.4f} vs baseline {baseline:.4f} (not shipped yet)"
