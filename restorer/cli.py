@@ -380,12 +380,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     registry.validate_name(args.name)
     config_cls = config_class(args.task)
     fields = config_values(args, config_cls)
-    # TODO(lead): the trainers of this branch read one folder; pass the whole list once the engine
-    # reads several (issue #11), and drop this check.
-    folders = list(fields["data"])
-    if len(folders) > 1:
-        raise UsageError("training on several folders (--data given more than once) is not supported yet")
-    fields["data"] = folders[0]
+    fields["data"] = [str(d) for d in fields["data"]]  # --data DIR [--data DIR2 ...]: every folder is scanned
     events = _event_sink(args.events)
     trainer = trainer_class(args.task)(config_cls(**fields), events)
     try:

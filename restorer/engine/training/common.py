@@ -449,7 +449,7 @@ class Trainer(ABC):
 
             exported = self.export()
             exported.meta.update({
-                "source_folder": str(cfg.data), "iterations": self.iteration,
+                "source_folder": ", ".join(map(str, cfg.data)) if isinstance(cfg.data, (list, tuple)) else str(cfg.data), "iterations": self.iteration,
                 "train_seconds": round(elapsed, 1), "device": str(self.device),
                 "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": metrics,
                 "config": cfg.to_json(),
