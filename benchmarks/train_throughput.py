@@ -181,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(_row(r))
         tot = sum(r["tflops"] for r in together)
         mfu = f"{100 * tot / peak:.1f}%" if peak else "—"
-        print(f"| **sum** | | | {sum(r['images_per_s'] for r in together):.0f} | {tot:.2f} | {mfu} | |")
+        print(f"| **sum** | | | {sum(r['images_per_s'] for r in together):.0f} | {tot:.3g} | {mfu} | |")
     if args.json:
         args.json.write_text(json.dumps({"alone": alone, "together": together, "peak_tflops": peak}, indent=1))
     return 0
