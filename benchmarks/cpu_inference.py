@@ -93,8 +93,7 @@ def worker(job: dict) -> dict:
         torch.set_num_threads(int(job["threads"]))
     from restorer.engine import registry
 
-    spec = registry.get_spec(job["model"])
-    model = registry.load_model(spec).eval()
+    spec, model = load(job["model"])
     cpu = torch.device("cpu")
     kw: dict = {}
     if not job.get("legacy"):
@@ -143,6 +142,28 @@ def worker(job: dict) -> dict:
         times.append(time.perf_counter() - t0)
     return {"s_per_region": min(times), "warmup_s": warm, "peak_mb": _peak_rss_mb(),
             "hole_pct": 100 * float(hole.mean())}
+
+
+def load(model_id: str):
+    """A shipped model, or `arch:NAME:SCALE` for an unshipped architecture with random weights (speed only)."""
+    from types import SimpleNamespace
+
+    from restorer.engine import registry
+    from restorer.engine.archs import build_arch
+
+    if model_id.startswith("arch:"):
+        _, name, scale = model_id.split(":")
+        torch_seed()
+        spec = SimpleNamespace(id=model_id, task="sr", scale=int(scale))
+        return spec, build_arch(name, {"scale": int(scale)}).eval()
+    spec = registry.get_spec(model_id)
+    return spec, registry.load_model(spec).eval()
+
+
+def torch_seed() -> None:
+    import torch
+
+    torch.manual_seed(0)
 
 
 def run_job(job: dict) -> dict:
@@ -255,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help="photos-val folder (the first photo is timed)")
     ap.add_argument("--baseline-tree", help="a checkout of the code before this work ('today' path)")
-    ap.add_argument("--models", default=",".join((*SR_MODELS, FILL_MODEL)))
+    ap.add_argument("--models", default=",".join((*SR_MODELS, "arch:fast_sr:4", "arch:fast_sr:2", FILL_MODEL)),
+                    help="shipped model ids, or arch:NAME:SCALE (random weights: speed only)")
     ap.add_argument("--size", type=int, default=320, help="LR crop side for the SR timings")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of all paths (in turn)")
     ap.add_argument("--inner", type=int, default=1, help="timed runs inside each subprocess (min taken)")
@@ -275,7 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from restorer.engine import registry
     from restorer.engine.devices import cpu_has_native_bf16
     from restorer.engine.pipelines.upscale import cpu_tile
 
@@ -287,17 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     base = {"photo": photo, "size": args.size, "inner": args.inner, "threads": args.threads}
     lines = [f"CPU: {peak_text}; native bf16: {'yes' if native else 'no'}; torch {torch.__version__}, "
              f"{args.threads or torch.get_num_threads()} threads; photo {Path(photo).name}; SR input "
-             f"{args.size}x{args.size} LR; {args.repeats} rounds, the fastest of each path.", ""]
+             f"{args.size}x{args.size} LR (x8: half that); {args.repeats} rounds, the fastest of each path.", ""]
     sr_rows = ["| model | path | tile | s / output Mpx | vs today | peak RAM (MB) | GFLOP / output Mpx | "
                "share of CPU peak |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     fill_rows = ["| model | path | s / region | vs today | peak RAM (MB) | GFLOP / region | share of CPU peak |",
                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for mid in models:
-        spec = registry.get_spec(mid)
-        model = registry.load_model(spec)
+        spec, model = load(mid)
         task = "sr" if spec.task == "sr" else "fill"
         paths: list[tuple[str, dict]] = []
-        if args.baseline_tree:
+        if args.baseline_tree and not mid.startswith("arch:"):
             paths.append(("today (fp32, one big tile)", {"legacy": True, "tree": args.baseline_tree,
                                                          "precision": "fp32"}))
         paths.append(("fp32", {"precision": "fp32"}))
@@ -313,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict]] = {name: [] for name, _ in paths}
         for rnd in range(args.repeats):
             for name, extra in paths:
-                res = run_job({**base, "model": mid, "task": spec.task, **extra})
+                size = args.size if spec.scale <= 4 else args.size // 2  # x8: the same output size as x4
+                res = run_job({**base, "size": size, "model": mid, "task": spec.task, **extra})
                 results[name].append(res)
                 print(f"[{mid} round {rnd + 1}] {name}: {res}", file=sys.stderr, flush=True)
         key = "s_per_mpx" if task == "sr" else "s_per_region"
@@ -339,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             if task == "sr":
                 t = r["tile"]
                 # work per output pixel including the tile's context border (capped by the crop)
-                side = min(t + 2 * margin, args.size)
-                eff = gf * (side / min(t, args.size)) ** 2
+                size = args.size if spec.scale <= 4 else args.size // 2
+                side = min(t + 2 * margin, size)
+                eff = gf * (side / min(t, size)) ** 2
                 share = eff / r[key] / p
                 sr_rows.append(f"| {mid} | {name} | {t} | {r[key]:.2f} | {ratio} | {r['peak_mb']:.0f} | "
                                f"{gf:.0f} ({eff:.0f} with context) | {100 * share:.0f}% |")

@@ -69,7 +69,7 @@ def test_cpu_tile_stays_within_bounds():
                          ("fast_sr", {"scale": 2})]:
         net = build_arch(arch, params)
         t = cpu_tile(net, params["scale"])
-        assert 2 * int(getattr(net, "receptive_margin", 24)) + 32 <= t <= 256 and t % 16 == 0
+        assert 2 * int(getattr(net, "receptive_margin", 24)) + 64 <= t <= 256 and t % 16 == 0
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -121,3 +121,46 @@ def test_fast_sr_trains_through_the_sr_trainer_on_cpu(tmp_path):
     net.load_state_dict(exported.state_dict)
     out = upscale_image(ImageData(rgb=synthetic_photo(20, 24)), net.eval(), 2, 2).image
     assert out.rgb.shape == (40, 48, 3)
+
+
+def test_inference_attention_on_the_needed_positions_equals_the_full_computation():
+    from restorer.engine.archs.inpaint import ContextualAttention, InpaintGenerator
+
+    torch.manual_seed(0)
+    att = ContextualAttention().eval()
+    f = torch.randn(1, 16, 64, 48)
+    mask = torch.zeros(1, 1, 64, 48)
+    mask[..., 20:27, 30:38] = 1
+    assert att._needed_positions(mask, 32, 24) is not None  # the subset path really runs
+    with torch.no_grad():
+        fast = att(f, f, mask)
+        att.train()
+        full = att(f, f, mask)
+    region = torch.nn.functional.max_pool2d(mask, 2 * att.inference_margin + 1, 1, att.inference_margin) > 0
+    assert torch.allclose(fast[region.expand_as(fast)], full[region.expand_as(full)], atol=1e-5)
+    gen = InpaintGenerator(base_channels=8).eval()
+    x = torch.rand(1, 3, 256, 192)
+    hole = torch.zeros(1, 1, 256, 192)
+    hole[..., 100:140, 60:110] = 1
+    with torch.no_grad():
+        a = gen(x, hole)[1]
+        gen.attention.train()
+        b = gen(x, hole)[1]
+    assert float(((a - b).abs() * hole).max()) < 1e-4  # the fill inside the hole is unchanged
+
+
+def test_bf16_fill_changes_nothing_outside_the_mask():
+    from restorer.engine.archs.inpaint import InpaintGenerator
+    from restorer.engine.pipelines.inpaint import inpaint_image
+
+    torch.manual_seed(0)
+    model = InpaintGenerator(base_channels=8).eval()
+    img = synthetic_photo(96, 120)
+    mask = np.zeros((96, 120), bool)
+    mask[40:60, 50:80] = True
+    seen = []
+    out16 = inpaint_image(img, mask, model, precision="bf16", progress=seen.append)
+    out32 = inpaint_image(img, mask, model, precision="fp32")
+    assert np.array_equal(out16[~mask], img[~mask]) and np.array_equal(out32[~mask], img[~mask])
+    assert np.abs(out16.astype(int) - out32.astype(int)).max() <= 12
+    assert seen[-1].done == seen[-1].total and seen[-1].elapsed > 0

@@ -70,22 +70,21 @@ def auto_tile(model: nn.Module, scale: int, device: torch.device, half: bool) ->
 def cpu_tile(model: nn.Module, scale: int) -> int:
     """LR tile side for CPU inference.
 
-    Measured with benchmarks/cpu_inference.py (docs/models.md, "CPU inference"): time per output
-    pixel of the SR nets grows about 4x from 128 px to 512 px tiles once a tile's high-resolution
-    activations no longer stay in the last-level cache, while small tiles pay for their context
-    border (a 64 px tile with 24 px of context computes 3x its own area). A tile whose largest
-    high-resolution activation is about 32 MB (channels x (tile x scale)^2 x 4 bytes) is the
-    measured sweet spot; the context margin sets the lower bound.
+    Measured (benchmarks/cpu_inference.py, docs/models.md "CPU inference"): the SR nets' time per
+    output pixel is flat from 128 to 256 px tiles and about 4x worse at 512 px, where a tile's
+    largest high-resolution activation passes 1 GB and every tile pays for fresh pages; small
+    tiles pay for their context border instead (a 80 px tile with 24 px of context computes 2.6x
+    its own area). So the largest activation (widest conv output x (tile x scale / 2)^2 x 4 bytes,
+    the upsampler's shape) is held near `CPU_TILE_BYTES`, within [2 x context + 64, 256] px.
     """
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     channels = max((m.out_channels for m in convs), default=64)
     margin = int(getattr(model, "receptive_margin", 24))
-    budget = CPU_TILE_BYTES / (channels * 4)
-    side = int(math.sqrt(budget) / max(1, scale) * 2)  # the big activations are at half the output side
-    return max(2 * margin + 32, min(256, side // 16 * 16))
+    side = int(math.sqrt(CPU_TILE_BYTES / (channels * 4)) * 2 / max(1, scale))
+    return max(2 * margin + 64, min(256, side // 16 * 16))
 
 
-CPU_TILE_BYTES = 32 * 1024 * 1024
+CPU_TILE_BYTES = 256 * 1024 * 1024
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
