@@ -2,7 +2,7 @@
 
     nice -n 19 python benchmarks/cpu_inference.py --data ../shared/datasets/photos-val \
         [--baseline-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] [--compile] \
-        [--quality-images 4] [--threads N]
+        [--quality-images 4] [--threads N] [--interleaved N]
 
 Every path runs in its own subprocess (a fresh interpreter: its peak resident memory, VmHWM, is
 that path's alone), all in one run and in turn (baseline, path, baseline, path, ...) so a shared,
@@ -17,6 +17,10 @@ noisy machine slows all of them alike; ratios are against the baseline of the sa
   - "bf16 tile N": the tile-size sweep; "bf16 compiled": torch.compile (inductor) when `--compile`.
 * Fill (inpainting): one brushed region (a 60 px wide stroke, about 2% of the photo) on the first
   photo at its full size (~1024 px), through `restorer.engine.pipelines.inpaint.inpaint_image`.
+* `--interleaved N`: instead, all paths of a model in turn inside one process (the baseline tree's
+  pipeline module imported beside the current one), N rounds, the median of the per-round time
+  ratios: on a machine shared with other jobs this is the figure to trust; the subprocess table
+  gives the peak memory of each path.
 * Quality of reduced precision: on `--quality-images` photos-val images (SR protocol of TARGETS.md),
   Y-PSNR of fp32 and bf16 against the HR photo and the largest per-pixel difference (0..255) between
   the two outputs; for Fill the largest difference inside the hole and whether any pixel outside it changed.
@@ -270,6 +274,93 @@ def quality_rows(data: Path, n: int) -> list[str]:
     return rows
 
 
+# ----------------------------------------------------------------------------- interleaved A/B (one process)
+def _legacy_module(tree: str, rel: str, name: str):
+    """The baseline tree's version of one pipeline module, imported beside the current one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, str(Path(tree) / rel))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf16: bool) -> list[str]:
+    """Paths of one model run in turn in this process, `args.interleaved` rounds; the median of the
+    per-round ratios against the first path is robust to a shared machine's drifting speed."""
+    import torch
+
+    from restorer.engine.pipelines import inpaint as fill_pipe
+    from restorer.engine.pipelines import upscale
+
+    cpu = torch.device("cpu")
+    legacy_up = legacy_fill = None
+    if args.baseline_tree:
+        legacy_up = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/upscale.py", "legacy_upscale")
+        legacy_fill = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/inpaint.py", "legacy_inpaint")
+    rows = ["| model | path | median time ratio vs first path (per-round ratios) | fastest s per unit |",
+            "| --- | --- | --- | ---: |"]
+    for mid in models:
+        spec, model = load(mid)
+        paths: list[tuple[str, object]] = []
+        if spec.task == "sr":
+            size = args.size if spec.scale <= 4 else args.size // 2
+            rgb = _load_photo(photo, size)
+            unit = (size * spec.scale) ** 2 / 1e6
+            if legacy_up is not None and not mid.startswith("arch:"):
+                f01 = rgb.astype(np.float32) / 255
+                paths.append(("today (fp32, one big tile)", lambda: legacy_up.run_tiled(f01, model, spec.scale, device=cpu)))
+            paths.append(("fp32, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu, precision="fp32",
+                                                                      out_dtype=np.uint8)))
+            if bf16:
+                paths.append(("bf16, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu,
+                                                                          precision="bf16", out_dtype=np.uint8)))
+        else:
+            rgb = _load_photo(photo, 0)
+            hole = _fill_mask(*rgb.shape[:2])
+            masked = rgb.copy()
+            masked[hole] = 0
+            unit = 1.0
+
+            def full_attention(fn):
+                def run():
+                    model.attention.train()  # the attention's training flag selects the full computation
+                    try:
+                        return fn()
+                    finally:
+                        model.attention.eval()
+                return run
+
+            if legacy_fill is not None:
+                paths.append(("today (fp32, full attention)",
+                              full_attention(lambda: legacy_fill.inpaint_image(masked, hole, model, device=cpu))))
+            paths.append(("fp32, attention on the needed positions",
+                          lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="fp32")))
+            if bf16:
+                paths.append(("bf16 + attention on the needed positions",
+                              lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
+        times: dict[str, list[float]] = {name: [] for name, _ in paths}
+        with torch.inference_mode():
+            for _, fn in paths:
+                fn()  # warm-up
+            for rnd in range(args.interleaved):
+                for name, fn in paths:
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+                print(f"[interleaved {mid} round {rnd + 1}] " + ", ".join(f"{k}: {v[-1]:.2f}s" for k, v in times.items()),
+                      file=sys.stderr, flush=True)
+        first = times[paths[0][0]]
+        for name, _ in paths:
+            ratios = sorted(a / b for a, b in zip(first, times[name]))
+            med = ratios[len(ratios) // 2]
+            per = " ".join(f"{r:.2f}" for r in ratios)
+            label = "s / output Mpx" if spec.task == "sr" else "s / region"
+            rows.append(f"| {mid} | {name} | **{med:.2f}x** ({per}) | {min(times[name]) / unit:.2f} {label} |")
+    return rows
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force-bf16", action="store_true", help="time bf16 even without native support")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
     ap.add_argument("--quality-images", type=int, default=4)
+    ap.add_argument("--interleaved", type=int, default=0,
+                    help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
     ap.add_argument("--peak-gflops", type=float)
     ap.add_argument("--output", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
@@ -309,6 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"CPU: {peak_text}; native bf16: {'yes' if native else 'no'}; torch {torch.__version__}, "
              f"{args.threads or torch.get_num_threads()} threads; photo {Path(photo).name}; SR input "
              f"{args.size}x{args.size} LR (x8: half that); {args.repeats} rounds, the fastest of each path.", ""]
+    if args.interleaved:
+        lines += [f"#### Interleaved in one process ({args.interleaved} rounds; ratio > 1: faster than the first path)", "",
+                  *interleaved_rows(args, photo, models, bf16)]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        return 0
     sr_rows = ["| model | path | tile | s / output Mpx | vs today | peak RAM (MB) | GFLOP / output Mpx | "
                "share of CPU peak |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     fill_rows = ["| model | path | s / region | vs today | peak RAM (MB) | GFLOP / region | share of CPU peak |",
