@@ -3,7 +3,10 @@
 The image is cut into tiles on a grid; each tile is run with extra context around it, the
 context is cropped from the output, and neighbouring tiles overlap by `overlap` LR pixels
 where they are blended with linear ramps, so no seam shows. Tile size comes from the free
-memory of the device unless given; CUDA out-of-memory halves the tile and retries.
+memory of a GPU, or on a CPU from the size of the largest activation (see `cpu_tile`), unless
+given; CUDA out-of-memory halves the tile and retries. Blending happens in one tile-row strip and
+finished rows go straight into the uint8/uint16 output, so no full-resolution float array is held.
+Precision: bf16 autocast on CPUs with native bf16, fp16 on CUDA, else fp32 (`precision=`).
 Factors the model lacks (x3 from a x4 model, say) are produced by the model's factor
 and a high-quality downscale. Colour goes through the model; alpha is resized separately.
 """
