@@ -121,6 +121,8 @@ def model_method(args: argparse.Namespace) -> tuple[Optional[Callable], str]:
 
     def run(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
         kw = {} if args.feather is None else {"feather": args.feather}
+        if args.precision != "auto":  # older pipelines (a baseline checkout) lack the keyword
+            kw["precision"] = args.precision
         return inpaint_image(masked, hole, model, device=device, work_size=args.work_size,
                              thin_width=args.thin_width, **kw)
 
@@ -164,6 +166,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help=f"holes at most this wide (px) are filled at up to {THIN_WORK_SIZE} px; 0: --work-size for all")
     ap.add_argument("--feather", type=int, default=None,
                     help="px of inward seam blending in the pipeline (default: the pipeline's default)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the pipeline's precision (auto: bf16 on CPUs with native bf16)")
     ap.add_argument("--grid", type=Path, help="also save an example grid (JPEG): per image, the holes in white, "
                     "each method's result and the original")
     ap.add_argument("--grid-images", type=int, default=6, help="images in the grid (the first ones)")

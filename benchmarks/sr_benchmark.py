@@ -10,6 +10,12 @@ is measured in this run for every method, including a baseline with the seed SRG
 generator's architecture (5 residual blocks, 64 channels, BatchNorm; random weights, speed
 only), so speed ratios compare like with like. Writes a markdown table to stdout and to
 benchmarks/results/sr_x{scale}.md.
+
+One table per factor: per model PSNR/SSIM, CPU seconds per output megapixel (the pipeline's default
+path: `--precision auto` is bf16 on CPUs with native bf16, see docs/models.md "CPU inference") and
+GFLOP per output megapixel (torch.utils.flop_counter on a 64 px input, tile context not counted).
+`--shipped` adds every shipped SR model that can make the factor; `--arch NAME` times an unshipped
+architecture with random weights (speed and arithmetic only), e.g. `--arch fast_sr`.
 """
 
 from __future__ import annotations
@@ -46,9 +52,17 @@ def load_pairs(folder: Path, scale: int, limit: int | None):
         yield f.name, np.asarray(hr), np.asarray(lr)
 
 
-def run_model(model, model_scale, scale, lr, device, tile):
+def run_model(model, model_scale, scale, lr, device, tile, precision="auto"):
     img = ImageData(rgb=lr, alpha=None, exif=None, icc_profile=None, source_format=None)
-    return upscale_image(img, model, model_scale, scale, device=device, tile=tile).image.rgb
+    return upscale_image(img, model, model_scale, scale, device=device, tile=tile, precision=precision).image.rgb
+
+
+def gflop_per_out_mpx(model, model_scale: int, side: int = 64) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.rand(1, 3, side, side))
+    return counter.get_total_flops() / (side * model_scale) ** 2 * 1e6 / 1e9
 
 
 def main() -> int:
@@ -62,6 +76,9 @@ def main() -> int:
     ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-seed-timing", action="store_true")
+    ap.add_argument("--shipped", action="store_true", help="every shipped SR model that can make the factor")
+    ap.add_argument("--arch", action="append", default=[], help="unshipped architecture, random weights (timing)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.threads:
@@ -70,6 +87,9 @@ def main() -> int:
     s = args.scale
 
     methods: dict[str, tuple] = {}
+    if args.shipped:
+        args.model = [*args.model, *(m.id for m in registry.SHIPPED if m.task == "sr" and m.scale >= s
+                                     and m.id not in args.model)]
     for mid in args.model:
         spec = registry.get_spec(mid, task="sr")
         methods[mid] = (registry.load_model(spec), spec.scale)
@@ -81,6 +101,9 @@ def main() -> int:
     if not args.no_seed_timing and s in (2, 4, 8):
         seed = build_arch("srgan", {"scale": s, "num_blocks": 5, "channels": 64, "norm": "batch"}).eval()
         methods["seed-arch (timing only)"] = (seed, s)
+    for name in args.arch:
+        torch.manual_seed(0)
+        methods[f"{name} x{s} (random weights, timing only)"] = (build_arch(name, {"scale": s}).eval(), s)
 
     scores: dict[str, list] = {"bicubic": []}
     times: dict[str, float] = {"bicubic": 0.0}
@@ -88,6 +111,8 @@ def main() -> int:
         scores[k], times[k] = [], 0.0
     out_mpx = 0.0
     n = 0
+    for net, ms in methods.values():  # warm-up: oneDNN builds its kernels on the first call
+        run_model(net, ms, s, np.zeros((32, 32, 3), np.uint8), device, args.tile, args.precision)
     for name, hr, lr in load_pairs(args.data, s, args.limit):
         n += 1
         out_mpx += hr.shape[0] * hr.shape[1] / 1e6
@@ -97,7 +122,7 @@ def main() -> int:
         scores["bicubic"].append(sr_scores(bic, hr, s))
         for key, (net, ms) in methods.items():
             t = time.perf_counter()
-            sr = run_model(net, ms, s, lr, device, args.tile)
+            sr = run_model(net, ms, s, lr, device, args.tile, args.precision)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times[key] += time.perf_counter() - t
@@ -106,21 +131,28 @@ def main() -> int:
                 scores[key].append(sr_scores(sr, hr, s))
         print(f"{n:3d} {name}: " + "  ".join(f"{k}={v[-1][0]:.2f}" for k, v in scores.items() if v), file=sys.stderr)
 
-    lines = [f"## x{s} on {args.data.name} ({n} images, device {args.device}, {torch.get_num_threads()} threads)", "",
-             "| method | PSNR-Y | SSIM-Y | vs bicubic | s per output Mpx |", "|---|---|---|---|---|"]
+    from restorer.engine.devices import resolve_precision
+
+    dtype = str(resolve_precision(device, args.precision)).replace("torch.", "")
+    lines = [f"## x{s} on {args.data.name} ({n} images, device {args.device}, {torch.get_num_threads()} threads, "
+             f"precision {args.precision}: {dtype})", "",
+             "| method | PSNR-Y | SSIM-Y | vs bicubic | s per output Mpx | GFLOP per output Mpx |",
+             "|---|---|---|---|---|---|"]
+    gflops = {k: gflop_per_out_mpx(net, ms) for k, (net, ms) in methods.items()}
     bic_psnr = float(np.mean([p for p, _ in scores["bicubic"]]))
     for key in scores:
         spm = times[key] / out_mpx
         if scores[key]:
             p = float(np.mean([a for a, _ in scores[key]]))
             q = float(np.mean([b for _, b in scores[key]]))
-            lines.append(f"| {key} | {p:.2f} | {q:.4f} | {p - bic_psnr:+.2f} dB | {spm:.3f} |")
+            gf = f"{gflops[key]:.0f}" if key in gflops else "-"
+            lines.append(f"| {key} | {p:.2f} | {q:.4f} | {p - bic_psnr:+.2f} dB | {spm:.3f} | {gf} |")
         else:
-            lines.append(f"| {key} | - | - | - | {spm:.3f} |")
+            lines.append(f"| {key} | - | - | - | {spm:.3f} | {gflops.get(key, 0):.0f} |")
     if s in SEED_FIGURES:
         sp, sq = SEED_FIGURES[s]
         lines.append(f"| seed SRGAN (published figures, TARGETS.md) | {sp:.2f} | {sq:.4f} | "
-                     f"{sp - 28.64 if s == 4 else sp - 33.04:+.2f} dB vs published bicubic | 4-9 |")
+                     f"{sp - 28.64 if s == 4 else sp - 33.04:+.2f} dB vs published bicubic | 4-9 | - |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = args.out or Path(__file__).parent / "results" / f"sr_x{s}.md"

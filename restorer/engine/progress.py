@@ -11,11 +11,23 @@ from restorer.engine.errors import Cancelled
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report: `done` of `total` steps finished, with a short message."""
+    """One progress report: `done` of `total` steps finished, with a short message.
+
+    `elapsed` is the seconds of work since the job's first report (0 when the job does not say),
+    so a display can estimate the time left from `done`, `total` and `elapsed`.
+    """
 
     done: int
     total: int
     message: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to finish, from the rate so far; None before there is a rate."""
+        if self.done <= 0 or self.elapsed <= 0 or self.total <= 0:
+            return None
+        return max(0.0, self.elapsed * (self.total - self.done) / self.done)
 
     @property
     def fraction(self) -> float:
@@ -43,9 +55,10 @@ class CancelToken:
             raise Cancelled("cancelled")
 
 
-def report(callback: Optional[ProgressCallback], done: int, total: int, message: str = "") -> None:
+def report(callback: Optional[ProgressCallback], done: int, total: int, message: str = "",
+           elapsed: float = 0.0) -> None:
     if callback is not None:
-        callback(Progress(done, total, message))
+        callback(Progress(done, total, message, elapsed))
 
 
 def check(token: Optional[CancelToken]) -> None:

@@ -13,6 +13,7 @@ from restorer.engine.errors import ModelError
 ARCHS: dict[str, tuple[str, str]] = {
     "srgan": ("restorer.engine.archs.srgan", "SRGANGenerator"),
     "compact_sr": ("restorer.engine.archs.srgan", "CompactSR"),
+    "fast_sr": ("restorer.engine.archs.fast_sr", "FastSR"),
     "vgg_discriminator": ("restorer.engine.archs.srgan", "VGGDiscriminator"),
     "deepfill": ("restorer.engine.archs.inpaint", "InpaintGenerator"),
     "dcgan": ("restorer.engine.archs.dcgan", "DCGANGenerator"),

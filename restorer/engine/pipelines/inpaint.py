@@ -21,6 +21,7 @@ business (pass RGB only; keep alpha untouched). Labelling is numpy only (runs un
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restorer.engine.devices import resolve_precision
 from restorer.engine.errors import InputError
 from restorer.engine.progress import CancelToken, ProgressCallback, check, report
 
@@ -223,11 +225,22 @@ def _fit(h: int, w: int, limit: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def _run_model(model: nn.Module, img: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    out = model(img, hole)
+def _run_model(model: nn.Module, img: torch.Tensor, hole: torch.Tensor,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The model's filled image in float32; `dtype` bf16 runs its convolutions under autocast."""
+    with torch.autocast(img.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        out = model(img, hole)
     if isinstance(out, (tuple, list)):
         out = out[-1]
     return out.float()
+
+
+def _fill_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """fp32 or bf16 (CPU or CUDA only): the pipeline's precision choice resolved for Fill."""
+    dtype = resolve_precision(device, precision)
+    if dtype == torch.bfloat16 and device.type in ("cpu", "cuda"):
+        return torch.bfloat16
+    return torch.float32
 
 
 def _inward_weight(hole: torch.Tensor, feather: int) -> torch.Tensor:
@@ -256,7 +269,8 @@ def _local_fill(img: torch.Tensor, hole: torch.Tensor, radius: int) -> torch.Ten
 def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: torch.device = torch.device("cpu"),
                   work_size: int = WORK_SIZE, thin_width: int = THIN_WIDTH, context: int = 64,
                   feather: int = 3,
-                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> np.ndarray:
+                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                  precision: str = "auto") -> np.ndarray:
     """Fill `mask` (bool (H, W), True = fill) in `image` with `model`; returns an array like the image.
 
     `model(image, mask)` takes (B,3,h,w) in [0,1] and (B,1,h,w) (1 = hole), h and w multiples
@@ -266,6 +280,8 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
     wide (see :func:`hole_width`; 0: off) are filled at up to ``THIN_WORK_SIZE`` so thin
     scratches keep their surroundings' detail. Progress is reported once per region
     group; `cancel` is checked before each. Pixels outside the mask are never changed.
+    `precision` "auto" | "fp32" | "bf16": auto is bf16 on CPUs with native bf16 (see
+    devices.resolve_precision; fp16 is not used for Fill), else fp32.
     """
     rgb = _as_rgb_array(image)
     h, w = rgb.shape[:2]
@@ -278,10 +294,12 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
     device = torch.device(device)
     model.to(device)
     maxval = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    dtype = _fill_dtype(device, precision)
     windows = plan_windows(hole_np, context)
     out = rgb.copy()
     total = len(windows)
-    report(progress, 0, total, "inpainting")
+    started = time.monotonic()
+    report(progress, 0, total, "inpainting", 0.0)
     with torch.inference_mode():
         for n, win in enumerate(windows):
             check(cancel)
@@ -303,7 +321,7 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
                 xs = F.pad(xs, (0, pw, 0, ph), mode="replicate")
                 ms = F.pad(ms, (0, pw, 0, ph), value=0.0)
             xs = xs * (1.0 - ms)  # the model never sees the damage
-            pred = _run_model(model, xs, ms)[..., :th, :tw].clamp(0.0, 1.0)
+            pred = _run_model(model, xs, ms, dtype)[..., :th, :tw].clamp(0.0, 1.0)
             ms_c = ms[..., :th, :tw]
             comp = pred * ms_c + xs[..., :th, :tw] * (1.0 - ms_c)
             if (th, tw) != (wh, ww):
@@ -316,7 +334,7 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
             result = np.clip(np.rint(result * maxval), 0, maxval).astype(rgb.dtype)
             region = out[win.y0:win.y1, win.x0:win.x1]
             region[hole_c] = result[hole_c]
-            report(progress, n + 1, total, f"region {n + 1}/{total}")
+            report(progress, n + 1, total, f"region {n + 1}/{total}", time.monotonic() - started)
     if getattr(image, "gray", False):  # a grey photo stays grey (and its depth): only the fill is changed
         from restorer.engine.imageio import keep_colour_mode
 

@@ -79,6 +79,7 @@ def generator_params(cfg: SRConfig) -> tuple[str, dict[str, Any]]:
                          "norm": cfg.norm, "image_residual": cfg.norm == "none"}
     if cfg.arch == "compact_sr":
         return "compact_sr", {"scale": cfg.scale, "num_convs": cfg.num_convs, "channels": cfg.channels}
+    if cfg.arch == "fast_sr": return "fast_sr", {"scale": cfg.scale, "num_blocks": cfg.num_blocks, "channels": cfg.channels}  # noqa: E701,E501
     raise InputError(f"unknown super-resolution architecture '{cfg.arch}' (srgan or compact_sr)")
 
 

@@ -1,0 +1,489 @@
+"""CPU inference paths per shipped model: seconds per output megapixel, peak RAM, GFLOP, share of peak.
+
+    nice -n 19 python benchmarks/cpu_inference.py --data ../shared/datasets/photos-val \
+        [--baseline-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] [--compile] \
+        [--quality-images 4] [--threads N] [--interleaved N]
+
+Every path runs in its own subprocess (a fresh interpreter: its peak resident memory, VmHWM, is
+that path's alone), all in one run and in turn (baseline, path, baseline, path, ...) so a shared,
+noisy machine slows all of them alike; ratios are against the baseline of the same run.
+
+* SR models: an LR crop (`--size` px square) of the first photo, upscaled by the model's factor
+  through `restorer.engine.pipelines.upscale.run_tiled`:
+  - "today": the code of `--baseline-tree` (a checkout of the commit before this work: fp32,
+    channels-last, one tile as large as memory allows, a full-resolution float accumulator);
+  - "fp32" / "bf16": the current pipeline (tiles sized for the CPU, rows written out as they finish),
+    bf16 by autocast only when the CPU has native bf16 (avx512_bf16 / AMX) unless `--force-bf16`;
+  - "bf16 tile N": the tile-size sweep; "bf16 compiled": torch.compile (inductor) when `--compile`.
+* Fill (inpainting): one brushed region (a 60 px wide stroke, about 2% of the photo) on the first
+  photo at its full size (~1024 px), through `restorer.engine.pipelines.inpaint.inpaint_image`.
+* `--interleaved N`: instead, all paths of a model in turn inside one process (the baseline tree's
+  pipeline module imported beside the current one), N rounds, the median of the per-round time
+  ratios: on a machine shared with other jobs this is the figure to trust; the subprocess table
+  gives the peak memory of each path.
+* Quality of reduced precision: on `--quality-images` photos-val images (SR protocol of TARGETS.md),
+  Y-PSNR of fp32 and bf16 against the HR photo and the largest per-pixel difference (0..255) between
+  the two outputs; for Fill the largest difference inside the hole and whether any pixel outside it changed.
+* GFLOP per output Mpx from `torch.utils.flop_counter.FlopCounterMode` (a 64 px input, no tile
+  context; the tile context adds the stated overhead); the share of peak uses the CPU's fp32 peak
+  (cores x GHz x 64 FLOP/cycle: two 512-bit FMA pipes) or bf16 peak (twice that), `--peak-gflops`
+  to override.
+
+ONNX Runtime and OpenVINO are not installed in this project's environment and adding a dependency
+was out of scope, so only torch paths are measured. int8: dynamic quantisation in torch covers
+Linear/LSTM layers only (these networks are convolutions), and static quantisation needs a calibrated
+PT2E export per model; neither is measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SR_MODELS = ("sr-x4-compact", "sr-x4-faithful", "sr-x2-faithful", "sr-x8-faithful")
+FILL_MODEL = "inpaint-photos"
+
+
+# ----------------------------------------------------------------------------- worker (one path)
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load_photo(path: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.open(path).convert("RGB")
+    if size:
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im)
+
+
+def _fill_mask(h: int, w: int) -> np.ndarray:
+    """One brushed region: a 60 px wide diagonal stroke, 240 px long, centred (about 2% of 1024x800)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = h / 2, w / 2
+    t = np.clip(((xx - cx) + (yy - cy)) / 2, -120, 120)
+    d = np.hypot(xx - (cx + t), yy - (cy + t))
+    return d <= 30
+
+
+def worker(job: dict) -> dict:
+    import torch
+
+    tree = job.get("tree")
+    if tree:
+        sys.path.insert(0, tree)
+    else:
+        sys.path.insert(0, str(REPO))
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    from restorer.engine import registry
+
+    spec, model = load(job["model"])
+    cpu = torch.device("cpu")
+    kw: dict = {}
+    if not job.get("legacy"):
+        kw["precision"] = job["precision"]
+    if job["task"] == "sr":
+        from restorer.engine.pipelines import upscale
+
+        rgb = _load_photo(job["photo"], job["size"])
+        if job.get("legacy"):
+            run_input = rgb.astype(np.float32) / 255.0
+        else:
+            run_input = rgb
+            kw["out_dtype"] = np.uint8
+        if job.get("compile"):
+            model = torch.compile(model)
+        if job.get("tile"):
+            kw["tile"] = int(job["tile"])
+
+        def once():
+            return upscale.run_tiled(run_input, model, spec.scale, device=cpu, **kw)
+
+        t0 = time.perf_counter()
+        out, tile, tiles = once()  # warm-up (oneDNN primitives, compilation)
+        warm = time.perf_counter() - t0
+        times = []
+        for _ in range(job["inner"]):
+            t0 = time.perf_counter()
+            out, tile, tiles = once()
+            times.append(time.perf_counter() - t0)
+        out_mpx = out.shape[0] * out.shape[1] / 1e6
+        return {"s_per_mpx": min(times) / out_mpx, "warmup_s": warm, "tile": tile, "tiles": tiles,
+                "peak_mb": _peak_rss_mb(), "out_mpx": out_mpx}
+    from restorer.engine.pipelines.inpaint import inpaint_image
+
+    rgb = _load_photo(job["photo"], 0)
+    hole = _fill_mask(*rgb.shape[:2])
+    masked = rgb.copy()
+    masked[hole] = 0
+    t0 = time.perf_counter()
+    inpaint_image(masked, hole, model, device=cpu, **kw)
+    warm = time.perf_counter() - t0
+    times = []
+    for _ in range(job["inner"]):
+        t0 = time.perf_counter()
+        inpaint_image(masked, hole, model, device=cpu, **kw)
+        times.append(time.perf_counter() - t0)
+    return {"s_per_region": min(times), "warmup_s": warm, "peak_mb": _peak_rss_mb(),
+            "hole_pct": 100 * float(hole.mean())}
+
+
+def load(model_id: str):
+    """A shipped model, or `arch:NAME:SCALE` for an unshipped architecture with random weights (speed only)."""
+    from types import SimpleNamespace
+
+    from restorer.engine import registry
+    from restorer.engine.archs import build_arch
+
+    if model_id.startswith("arch:"):
+        _, name, scale = model_id.split(":")
+        torch_seed()
+        spec = SimpleNamespace(id=model_id, task="sr", scale=int(scale))
+        return spec, build_arch(name, {"scale": int(scale)}).eval()
+    spec = registry.get_spec(model_id)
+    return spec, registry.load_model(spec).eval()
+
+
+def torch_seed() -> None:
+    import torch
+
+    torch.manual_seed(0)
+
+
+def run_job(job: dict) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = job.get("tree") or str(REPO)
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- in-process figures
+def gflop_per_out_mpx(model, scale: int, side: int = 64) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, 3, side, side)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(x)
+    return counter.get_total_flops() / ((side * scale) ** 2) * 1e6 / 1e9
+
+
+def fill_gflop(model, photo: str) -> float:
+    """GFLOP of the model on the window the pipeline cuts for the benchmark's region."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from restorer.engine.pipelines.inpaint import WORK_SIZE, _fit, plan_windows
+
+    rgb = _load_photo(photo, 0)
+    hole = _fill_mask(*rgb.shape[:2])
+    (win,) = plan_windows(hole)
+    th, tw = _fit(win.y1 - win.y0, win.x1 - win.x0, WORK_SIZE)
+    th, tw = -(-th // 8) * 8, -(-tw // 8) * 8
+    m = torch.zeros(1, 1, th, tw)
+    m[..., th // 3: 2 * th // 3, tw // 3: 2 * tw // 3] = 1
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.rand(1, 3, th, tw), m)
+    return counter.get_total_flops() / 1e9
+
+
+def cpu_peak_gflops(override: float | None) -> tuple[float, str]:
+    if override:
+        return override, f"{override:.0f} GFLOP/s (given)"
+    cores = os.cpu_count() or 1
+    mhz = 0.0
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            mhz = max(float(line.split(":")[1]) for line in fh if line.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        mhz = 2500.0
+    peak = cores * mhz / 1000 * 64
+    return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x 64 FLOP/cycle = {peak:.0f} GFLOP/s fp32 ({2 * peak:.0f} bf16)"
+
+
+def quality_rows(data: Path, n: int) -> list[str]:
+    """Y-PSNR of fp32 and bf16 against HR on the first `n` photos, and their largest difference."""
+    import torch
+    from PIL import Image
+
+    from restorer.engine import registry
+    from restorer.engine.imageio import ImageData
+    from restorer.engine.metrics import sr_scores
+    from restorer.engine.pipelines.inpaint import inpaint_image
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
+    rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 | difference (dB) | max abs difference (0..255) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mid in SR_MODELS:
+        spec = registry.get_spec(mid)
+        model = registry.load_model(spec)
+        s = spec.scale
+        p32, p16, maxdiff = [], [], 0
+        for f in files:
+            hr = Image.open(f).convert("RGB")
+            hr = hr.crop((0, 0, hr.width - hr.width % s, hr.height - hr.height % s))
+            lr = np.asarray(hr.resize((hr.width // s, hr.height // s), Image.BICUBIC))
+            outs = {}
+            for prec in ("fp32", "bf16"):
+                outs[prec] = upscale_image(ImageData(rgb=lr), model, s, s, precision=prec).image.rgb
+            hr_a = np.asarray(hr)
+            p32.append(sr_scores(outs["fp32"], hr_a, s)[0])
+            p16.append(sr_scores(outs["bf16"], hr_a, s)[0])
+            maxdiff = max(maxdiff, int(np.abs(outs["fp32"].astype(int) - outs["bf16"].astype(int)).max()))
+        a, b = float(np.mean(p32)), float(np.mean(p16))
+        rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {maxdiff} |")
+    spec = registry.get_spec(FILL_MODEL)
+    model = registry.load_model(spec)
+    worst, outside = 0, 0
+    for f in files:
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+        hole = _fill_mask(*rgb.shape[:2])
+        masked = rgb.copy()
+        masked[hole] = 0
+        o32 = inpaint_image(masked, hole, model, precision="fp32")
+        o16 = inpaint_image(masked, hole, model, precision="bf16")
+        worst = max(worst, int(np.abs(o32.astype(int) - o16.astype(int)).max()))
+        outside += int(np.count_nonzero(np.any(o16 != masked, axis=-1) & ~hole))
+    rows.append(f"| {FILL_MODEL} (one region) | {len(files)} | - | - | - | {worst} in the hole; "
+                f"{outside} px changed outside it |")
+    del torch
+    return rows
+
+
+# ----------------------------------------------------------------------------- interleaved A/B (one process)
+def _legacy_module(tree: str, rel: str, name: str):
+    """The baseline tree's version of one pipeline module, imported beside the current one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, str(Path(tree) / rel))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf16: bool) -> list[str]:
+    """Paths of one model run in turn in this process, `args.interleaved` rounds; the median of the
+    per-round ratios against the first path is robust to a shared machine's drifting speed."""
+    import torch
+
+    from restorer.engine.pipelines import inpaint as fill_pipe
+    from restorer.engine.pipelines import upscale
+
+    cpu = torch.device("cpu")
+    legacy_up = legacy_fill = None
+    if args.baseline_tree:
+        legacy_up = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/upscale.py", "legacy_upscale")
+        legacy_fill = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/inpaint.py", "legacy_inpaint")
+    rows = ["| model | path | median time ratio vs first path (per-round ratios) | fastest s per unit |",
+            "| --- | --- | --- | ---: |"]
+    for mid in models:
+        spec, model = load(mid)
+        paths: list[tuple[str, object]] = []
+        if spec.task == "sr":
+            size = args.size if spec.scale <= 4 else args.size // 2
+            rgb = _load_photo(photo, size)
+            unit = (size * spec.scale) ** 2 / 1e6
+            if legacy_up is not None and not mid.startswith("arch:"):
+                f01 = rgb.astype(np.float32) / 255
+                paths.append(("today (fp32, one big tile)", lambda: legacy_up.run_tiled(f01, model, spec.scale, device=cpu)))
+            paths.append(("fp32, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu, precision="fp32",
+                                                                      out_dtype=np.uint8)))
+            if bf16:
+                paths.append(("bf16, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu,
+                                                                          precision="bf16", out_dtype=np.uint8)))
+        else:
+            rgb = _load_photo(photo, 0)
+            hole = _fill_mask(*rgb.shape[:2])
+            masked = rgb.copy()
+            masked[hole] = 0
+            unit = 1.0
+
+            def full_attention(fn):
+                def run():
+                    model.attention.train()  # the attention's training flag selects the full computation
+                    try:
+                        return fn()
+                    finally:
+                        model.attention.eval()
+                return run
+
+            if legacy_fill is not None:
+                paths.append(("today (fp32, full attention)",
+                              full_attention(lambda: legacy_fill.inpaint_image(masked, hole, model, device=cpu))))
+            paths.append(("fp32, attention on the needed positions",
+                          lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="fp32")))
+            if bf16:
+                paths.append(("bf16 + attention on the needed positions",
+                              lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
+        times: dict[str, list[float]] = {name: [] for name, _ in paths}
+        with torch.inference_mode():
+            for _, fn in paths:
+                fn()  # warm-up
+            for rnd in range(args.interleaved):
+                for name, fn in paths:
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+                print(f"[interleaved {mid} round {rnd + 1}] " + ", ".join(f"{k}: {v[-1]:.2f}s" for k, v in times.items()),
+                      file=sys.stderr, flush=True)
+        first = times[paths[0][0]]
+        for name, _ in paths:
+            ratios = sorted(a / b for a, b in zip(first, times[name]))
+            med = ratios[len(ratios) // 2]
+            per = " ".join(f"{r:.2f}" for r in ratios)
+            label = "s / output Mpx" if spec.task == "sr" else "s / region"
+            rows.append(f"| {mid} | {name} | **{med:.2f}x** ({per}) | {min(times[name]) / unit:.2f} {label} |")
+    return rows
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, help="photos-val folder (the first photo is timed)")
+    ap.add_argument("--baseline-tree", help="a checkout of the code before this work ('today' path)")
+    ap.add_argument("--models", default=",".join((*SR_MODELS, "arch:fast_sr:4", "arch:fast_sr:2", FILL_MODEL)),
+                    help="shipped model ids, or arch:NAME:SCALE (random weights: speed only)")
+    ap.add_argument("--size", type=int, default=320, help="LR crop side for the SR timings")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds of all paths (in turn)")
+    ap.add_argument("--inner", type=int, default=1, help="timed runs inside each subprocess (min taken)")
+    ap.add_argument("--tiles", default="auto", help="bf16 tile sweep, e.g. auto,96,128,192")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    ap.add_argument("--force-bf16", action="store_true", help="time bf16 even without native support")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
+    ap.add_argument("--quality-images", type=int, default=4)
+    ap.add_argument("--interleaved", type=int, default=0,
+                    help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
+    ap.add_argument("--peak-gflops", type=float)
+    ap.add_argument("--output", type=Path, help="also write the markdown here")
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    if not args.data:
+        ap.error("--data is required")
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from restorer.engine.devices import cpu_has_native_bf16
+    from restorer.engine.pipelines.upscale import cpu_tile
+
+    photo = str(sorted(p for p in args.data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[0])
+    native = cpu_has_native_bf16()
+    bf16 = native or args.force_bf16
+    peak, peak_text = cpu_peak_gflops(args.peak_gflops)
+    models = [m for m in args.models.split(",") if m]
+    base = {"photo": photo, "size": args.size, "inner": args.inner, "threads": args.threads}
+    lines = [f"CPU: {peak_text}; native bf16: {'yes' if native else 'no'}; torch {torch.__version__}, "
+             f"{args.threads or torch.get_num_threads()} threads; photo {Path(photo).name}; SR input "
+             f"{args.size}x{args.size} LR (x8: half that); {args.repeats} rounds, the fastest of each path.", ""]
+    if args.interleaved:
+        lines += [f"#### Interleaved in one process ({args.interleaved} rounds; ratio > 1: faster than the first path)", "",
+                  *interleaved_rows(args, photo, models, bf16)]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        return 0
+    sr_rows = ["| model | path | tile | s / output Mpx | vs today | peak RAM (MB) | GFLOP / output Mpx | "
+               "share of CPU peak |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    fill_rows = ["| model | path | s / region | vs today | peak RAM (MB) | GFLOP / region | share of CPU peak |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mid in models:
+        spec, model = load(mid)
+        task = "sr" if spec.task == "sr" else "fill"
+        paths: list[tuple[str, dict]] = []
+        if args.baseline_tree and not mid.startswith("arch:"):
+            paths.append(("today (fp32, one big tile)", {"legacy": True, "tree": args.baseline_tree,
+                                                         "precision": "fp32"}))
+        paths.append(("fp32", {"precision": "fp32"}))
+        if bf16:
+            if task == "sr":
+                for t in args.tiles.split(","):
+                    name = "bf16" if t == "auto" else f"bf16 tile {t}"
+                    paths.append((name, {"precision": "bf16", **({} if t == "auto" else {"tile": int(t)})}))
+                if args.compile:
+                    paths.append(("bf16 compiled", {"precision": "bf16", "compile": True}))
+            else:
+                paths.append(("bf16", {"precision": "bf16"}))
+        results: dict[str, list[dict]] = {name: [] for name, _ in paths}
+        for rnd in range(args.repeats):
+            for name, extra in paths:
+                size = args.size if spec.scale <= 4 else args.size // 2  # x8: the same output size as x4
+                res = run_job({**base, "size": size, "model": mid, "task": spec.task, **extra})
+                results[name].append(res)
+                print(f"[{mid} round {rnd + 1}] {name}: {res}", file=sys.stderr, flush=True)
+        key = "s_per_mpx" if task == "sr" else "s_per_region"
+
+        def best(name: str) -> dict | None:
+            ok = [r for r in results[name] if "error" not in r]
+            return min(ok, key=lambda r: r[key]) if ok else None
+
+        ref = best(paths[0][0])
+        if task == "sr":
+            gf = gflop_per_out_mpx(model, spec.scale)
+            margin = int(getattr(model, "receptive_margin", 24))
+        else:
+            gf = fill_gflop(model, photo)
+        for name, extra in paths:
+            r = best(name)
+            if r is None:
+                err = results[name][-1].get("error", "failed")
+                (sr_rows if task == "sr" else fill_rows).append(f"| {mid} | {name} | failed: {err} |")
+                continue
+            ratio = f"{ref[key] / r[key]:.2f}x" if ref is not None else "-"
+            p = peak * (2 if "bf16" in name else 1)
+            if task == "sr":
+                t = r["tile"]
+                # work per output pixel including the tile's context border (capped by the crop)
+                size = args.size if spec.scale <= 4 else args.size // 2
+                side = min(t + 2 * margin, size)
+                eff = gf * (side / min(t, size)) ** 2
+                share = eff / r[key] / p
+                sr_rows.append(f"| {mid} | {name} | {t} | {r[key]:.2f} | {ratio} | {r['peak_mb']:.0f} | "
+                               f"{gf:.0f} ({eff:.0f} with context) | {100 * share:.0f}% |")
+            else:
+                share = gf / r[key] / p
+                fill_rows.append(f"| {mid} | {name} | {r[key]:.2f} | {ratio} | {r['peak_mb']:.0f} | {gf:.0f} | "
+                                 f"{100 * share:.0f}% |")
+        if task == "sr":
+            log_tile = cpu_tile(model, spec.scale)
+            print(f"{mid}: cpu_tile {log_tile}", file=sys.stderr)
+    lines += ["#### Upscale", "", *sr_rows, "", "#### Fill (one brushed region on the full photo)", "", *fill_rows]
+    if args.quality_images and bf16:
+        lines += ["", f"#### bf16 against fp32 (SR protocol, first {args.quality_images} photos-val images)", "",
+                  *quality_rows(args.data, args.quality_images)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
