@@ -205,7 +205,7 @@ class DetectTrainer(Trainer):
         loss.backward()
         self.opt.step()
         self.ema.update(self.net)
-        return {"loss": float(loss), "bce": float(bce), "dice": float(dice)}
+        return {"loss": float(loss.detach()), "bce": float(bce.detach()), "dice": float(dice.detach())}
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
