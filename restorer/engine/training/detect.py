@@ -264,6 +264,30 @@ class DetectTrainer(Trainer):
                                                               "val_images": len(self._val)}
 
 
+# ----------------------------------------------------------------------------- export from a checkpoint
+def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None) -> str:
+    """Write a run's EMA weights as a model file (e.g. a stopped run's, for shipping); returns sha256."""
+    from pathlib import Path
+
+    from restorer.engine import registry
+    from restorer.engine.training.common import atomic_torch_save, load_torch_file
+
+    ckpt = load_torch_file(Path(checkpoint), "checkpoint")
+    if ckpt.get("task") != "detect":
+        raise InputError(f"'{checkpoint}' is not a detect training checkpoint")
+    state = ckpt["state"]
+    cfg = ckpt.get("config", {})
+    meta = {"threshold": cfg.get("threshold", DEFAULT_THRESHOLD), "crop": cfg.get("crop"),
+            "iterations": int(ckpt["iteration"]), "train_seconds": round(float(ckpt.get("elapsed_s", 0.0)), 1),
+            "batch": cfg.get("batch"), **(extra_meta or {})}
+    payload = {"format": registry.MODEL_FORMAT, "task": "detect", "arch": "damage_unet",
+               "params": dict(state["arch_params"]), "scale": 1,
+               "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
+               "meta": meta}
+    atomic_torch_save(payload, Path(dest))
+    return registry.sha256_file(Path(dest))
+
+
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
     from restorer.engine.errors import RestorerError
@@ -271,9 +295,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect",
                                  description="Train a damage-detection model on folders of clean photos.")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--export-checkpoint", metavar="CKPT",
+                    help="only write CKPT's EMA weights as a model file (--to) and print its sha256")
+    ap.add_argument("--to", help="model file to write with --export-checkpoint")
+    ap.add_argument("--data")
     ap.add_argument("--extra-data", nargs="*", default=[])
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--name")
     ap.add_argument("--iters", type=int, default=20_000)
     ap.add_argument("--minutes", type=float)
     ap.add_argument("--batch", type=int, default=16)
@@ -288,6 +315,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-register", action="store_true")
     args = ap.parse_args(argv)
+    if args.export_checkpoint:
+        if not args.to:
+            ap.error("--export-checkpoint needs --to FILE")
+        try:
+            print(export_checkpoint(args.export_checkpoint, args.to))
+        except RestorerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        return 0
+    if not args.data or not args.name:
+        ap.error("--data and --name are required for training")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     cfg = DetectConfig(name=args.name, data=args.data, extra_data=tuple(args.extra_data), iters=args.iters,
                        max_minutes=args.minutes, batch=args.batch, crop=args.crop, lr=args.lr,
