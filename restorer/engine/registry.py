@@ -30,7 +30,7 @@ from restorer.engine.fileutil import atomic_write
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "restorer-model/1"
-TASKS = ("sr", "inpaint", "latent", "detect")
+TASKS = ("sr", "inpaint", "latent", "detect", "colorize")
 APP_NAME = "Restorer"
 
 

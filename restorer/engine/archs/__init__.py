@@ -17,6 +17,7 @@ ARCHS: dict[str, tuple[str, str]] = {
     "deepfill": ("restorer.engine.archs.inpaint", "InpaintGenerator"),
     "dcgan": ("restorer.engine.archs.dcgan", "DCGANGenerator"),
     "damage_unet": ("restorer.engine.archs.unet", "DamageUNet"),
+    "colorize_unet": ("restorer.engine.archs.colorize", "ColorizeUNet"),
 }
 
 
