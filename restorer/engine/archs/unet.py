@@ -13,9 +13,12 @@ Input sides need not be multiples of anything: the network pads (replicate) to a
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -45,6 +48,19 @@ class DamageUNet(nn.Module):
     @property
     def multiple(self) -> int:
         return 2 ** self.levels
+
+    def fused(self) -> "DamageUNet":
+        """An eval-mode copy with every BatchNorm folded into the convolution before it (same
+        output, one memory pass less per layer: faster on a CPU)."""
+        net = copy.deepcopy(self).eval()
+        for module in net.modules():
+            if isinstance(module, nn.Sequential):
+                layers = list(module)
+                for i in range(len(layers) - 1):
+                    if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                        module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                        module[i + 1] = nn.Identity()
+        return net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
