@@ -22,7 +22,8 @@ from restorer.engine.progress import CancelToken
 from restorer.engine.training.common import ExportedModel
 from restorer.engine.training.damage import (DamageLayers, DamageParams, _draw_strokes, _Strokes, apply_damage,
                                              damage_layers, make_damage)
-from restorer.engine.training.detect import DetectConfig, DetectTrainer, bce_dice_loss, mask_scores
+from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, export_checkpoint,
+                                             mask_scores)
 
 
 def _batch(n=2, h=64, w=80):
@@ -138,6 +139,14 @@ def test_trainer_runs_resumes_and_registers(tmp_path):
     net = registry.load_model(spec)
     mask = detect_damage(synthetic_photo(40, 50), net).mask
     assert mask.shape == (40, 50) and mask.dtype == np.bool_
+    # a run's checkpoint exports as a model file with the same (EMA) weights
+    exported = tmp_path / "exported.pt"
+    digest = export_checkpoint(str(result.checkpoint), str(exported))
+    assert digest == registry.sha256_file(exported)
+    payload = registry.read_model_file(exported, digest)
+    assert payload["task"] == "detect" and payload["meta"]["iterations"] == 4
+    for k, v in net.state_dict().items():
+        assert torch.equal(payload["state_dict"][k], v), k
 
 
 def test_trainer_rejects_bad_settings(tmp_path):
