@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -307,6 +307,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--clean-share", type=float, help="share of training crops left undamaged (default 0.15)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-every", type=int, default=200)
@@ -332,6 +333,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                        base_channels=args.channels, device=args.device, seed=args.seed,
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                        runs_dir=args.runs_dir, register=not args.no_register)
+    if args.clean_share is not None:
+        if not 0.0 <= args.clean_share < 1.0:
+            ap.error("--clean-share must be in [0, 1)")
+        cfg.damage = replace(cfg.damage, p_clean=args.clean_share)
     try:
         result = DetectTrainer(cfg, LogEventSink()).run(resume=args.resume)
     except RestorerError as exc:
