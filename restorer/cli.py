@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from restorer import __version__
+from restorer.engine import vocab
 
 log = logging.getLogger("restorer")
 
@@ -396,6 +397,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "finished" else EXIT_INTERRUPTED
 
 
+# --- old photos (issue #19): `restorer detect photo.jpg -o mask.png` writes the damage mask
+def cmd_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from restorer.engine.devices import pick_device
+    from restorer.engine.imageio import ImageData, load_image, save_image
+    from restorer.engine.pipelines.detect import detect_damage, load_detector
+
+    if not 0.0 < args.threshold < 1.0:
+        raise UsageError(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
+    if args.grow < 0:
+        raise UsageError(f"--grow must be 0 or more pixels, got {args.grow}")
+    src = Path(args.image)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_mask.png")
+    if out.exists() and not args.overwrite:  # checked before any work
+        raise UsageError(f"'{out}' exists; use --overwrite to replace it")
+    image = load_image(src)
+    device = pick_device(args.device)
+    spec, model = load_detector(args.model)
+    result = detect_damage(image, model, threshold=args.threshold, device=device, grow=args.grow,
+                           progress=ProgressBar(src.name))
+    log.info("model %s on %s: %.2f%% of the image marked as damage (threshold %.2f)", spec.id, device,
+             100.0 * result.fraction, args.threshold)
+    grey = np.where(result.mask, 255, 0).astype(np.uint8)
+    dest = save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2)), out, format="PNG",
+                      overwrite=args.overwrite, protect=[src])
+    print(dest)
+    return EXIT_OK
+# --- end old photos
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from restorer.app.main_window import run_app
@@ -477,11 +509,24 @@ def build_parser() -> argparse.ArgumentParser:
             ep.add_argument("--save-latents", help="also save the projected latent (.npy)")
         ep.set_defaults(func=cmd_explore)
 
+    # --- old photos (issue #19)
+    dt = sub.add_parser("detect", help="find scratches, dust and stains; write them as a black/white mask")
+    dt.add_argument("image")
+    dt.add_argument("-o", "--output", help="mask PNG to write (default: <image>_mask.png beside the photo)")
+    dt.add_argument("--threshold", type=float, default=0.5,
+                    help="damage probability at which a pixel is marked (default 0.5)")
+    dt.add_argument("--grow", type=int, default=0, help="grow the mask by this many pixels")
+    dt.add_argument("--model", help="detect model id (default: the shipped one)")
+    dt.add_argument("--device", default="auto")
+    dt.add_argument("--overwrite", action="store_true")
+    dt.set_defaults(func=cmd_detect)
+    # --- end old photos
+
     m = sub.add_parser("models", help="list and manage installed models")
     msub = m.add_subparsers(dest="action", parser_class=_Parser)
     ml = msub.add_parser("list", help="list models (the default)")
     for parser in (m, ml):
-        parser.add_argument("--task", choices=["sr", "inpaint", "latent"])
+        parser.add_argument("--task", choices=list(vocab.TASKS))
         parser.add_argument("--json", action="store_true")
     md = msub.add_parser("delete", help="delete a user model")
     md.add_argument("name")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from restorer.engine import vocab
 from restorer.engine.errors import ModelError
 from restorer.engine.fileutil import atomic_write
 
@@ -32,22 +33,28 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "restorer-model/1"
-TASKS = ("sr", "inpaint", "latent")
+TASKS = vocab.TASKS
 #: the architectures a model file of each task may name
-TASK_ARCHS: dict[str, tuple[str, ...]] = {"sr": ("srgan", "compact_sr"), "inpaint": ("deepfill",),
-                                          "latent": ("dcgan",)}
+TASK_ARCHS: dict[str, tuple[str, ...]] = {"sr": ("srgan", "compact_sr", "fast_sr"), "inpaint": ("deepfill",),
+                                          "latent": ("dcgan",), "detect": ("damage_unet",),
+                                          "colorize": ("colorize_unet",)}
 #: bounds of each architecture's parameters: name -> (allowed values) or (min, max) for numbers
 _INT, _FLOAT, _BOOL, _STR = "int", "float", "bool", "str"
 PARAM_BOUNDS: dict[str, dict[str, tuple[str, Any]]] = {
     "srgan": {"scale": (_INT, (2, 4, 8)), "num_blocks": (_INT, (0, 64)), "channels": (_INT, (1, 512)),
               "norm": (_STR, ("none", "batch")), "res_scale": (_FLOAT, (0.0, 10.0)),
               "image_residual": (_BOOL, None)},
-    "compact_sr": {"scale": (_INT, (2, 3, 4, 8)), "num_convs": (_INT, (0, 64)), "channels": (_INT, (1, 512))},
-    "deepfill": {"base_channels": (_INT, (4, 256)), "gated": (_BOOL, None)},
+    "compact_sr": {"scale": (_INT, (1, 2, 3, 4, 8)), "num_convs": (_INT, (0, 64)), "channels": (_INT, (1, 512))},
+    "fast_sr": {"scale": (_INT, (2, 3, 4, 8)), "num_blocks": (_INT, (0, 64)), "channels": (_INT, (1, 512))},
+    "deepfill": {"base_channels": (_INT, (4, 256)), "gated": (_BOOL, None), "fourier_blocks": (_INT, (0, 32))},
+    "damage_unet": {"base_channels": (_INT, (1, 256)), "levels": (_INT, (2, 8)), "head_channels": (_INT, (1, 256)),
+                    "in_channels": (_INT, (1, 4))},
+    "colorize_unet": {"base_channels": (_INT, (1, 512)), "depth": (_INT, (2, 10)), "dropout_layers": (_INT, (0, 10))},
     "dcgan": {"latent_dim": (_INT, (1, 4096)), "image_size": (_INT, (64, 128)), "channels": (_INT, (1, 512)),
               "num_classes": (_INT, (0, 10000))},
 }
-_CHOICE_PARAMS = {("srgan", "scale"), ("compact_sr", "scale"), ("srgan", "norm"), ("dcgan", "image_size")}
+_CHOICE_PARAMS = {("srgan", "scale"), ("compact_sr", "scale"), ("fast_sr", "scale"), ("srgan", "norm"),
+                  ("dcgan", "image_size")}
 MAX_TENSOR_BYTES = 4 << 30  # no Restorer model comes near 4 GB of weights
 
 

@@ -1,15 +1,16 @@
 """The app's vocabulary, defined once: its name, the model tasks, compute devices, scales and formats.
 
-Import these instead of spelling the strings out again (TODO(lead): registry.py's TASKS/APP_NAME and
-devices.py's DEVICE_CHOICES are the same values and should import them from here).
+Import these instead of spelling the strings out again (the model-file format, the registry, the CLI and the
+app do).
 """
 
 from __future__ import annotations
 
 APP_NAME = "Restorer"  # the user data / config folder names and window titles
 
-TASKS = ("sr", "inpaint", "latent")  # what a model does: super-resolution, fill, latent generator
-TRAIN_TASKS = TASKS  # `restorer train <task>`
+# what a model does: super-resolution (x1: clean-up), fill, latent generator, damage detection, colorization
+TASKS = ("sr", "inpaint", "latent", "detect", "colorize")
+TRAIN_TASKS = ("sr", "inpaint", "latent")  # `restorer train <task>` (detect/colorize train through their modules)
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the device preference; "auto" picks CUDA, then MPS, then CPU
 
 SR_TRAIN_SCALES = (2, 4, 8)  # the factors `restorer train sr --scale` builds networks for

@@ -17,6 +17,8 @@ ARCHS: dict[str, tuple[str, str]] = {
     "vgg_discriminator": ("restorer.engine.archs.srgan", "VGGDiscriminator"),
     "deepfill": ("restorer.engine.archs.inpaint", "InpaintGenerator"),
     "dcgan": ("restorer.engine.archs.dcgan", "DCGANGenerator"),
+    "damage_unet": ("restorer.engine.archs.unet", "DamageUNet"),
+    "colorize_unet": ("restorer.engine.archs.colorize", "ColorizeUNet"),
 }
 
 

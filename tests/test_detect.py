@@ -1,0 +1,234 @@
+"""Damage detection (issue #19): synthetic damage, the U-Net, the trainer, the pipeline and `restorer detect`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from helpers import synthetic_photo, write_photos
+from restorer.engine import registry
+from restorer.engine.archs import build_arch
+from restorer.engine.errors import Cancelled, InputError
+from restorer.engine.pipelines.detect import detect_damage, tile_starts
+from restorer.engine.progress import CancelToken
+from restorer.engine.training.common import ExportedModel
+from restorer.engine.training.damage import (DamageLayers, DamageParams, _draw_strokes, _Strokes, apply_damage,
+                                             damage_layers, make_damage)
+from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, export_checkpoint,
+                                             mask_scores)
+
+
+def _batch(n=2, h=64, w=80):
+    return torch.stack([torch.from_numpy(synthetic_photo(h, w, seed=i)).permute(2, 0, 1).float() / 255
+                        for i in range(n)])
+
+
+# ----------------------------------------------------------------------------- damage
+def test_damage_is_deterministic_and_marks_what_it_changes():
+    x = _batch(4)
+    a = make_damage(x, DamageParams(p_clean=0.0), torch.Generator().manual_seed(3))
+    b = make_damage(x, DamageParams(p_clean=0.0), torch.Generator().manual_seed(3))
+    c = make_damage(x, DamageParams(p_clean=0.0), torch.Generator().manual_seed(4))
+    assert torch.equal(a.damaged, b.damaged) and torch.equal(a.mask, b.mask)
+    assert not torch.equal(a.damaged, c.damaged)
+    assert a.damaged.shape == x.shape and a.mask.shape == (4, 1, 64, 80) and a.mask.dtype == torch.bool
+    assert 0.0 <= float(a.damaged.min()) and float(a.damaged.max()) <= 1.0
+    assert a.mask.any()
+    diff = (a.damaged - a.clean).abs().amax(1, keepdim=True)
+    # marked pixels were changed clearly; unmarked ones barely (only soft edges of damage)
+    assert float(diff[a.mask].mean()) > 0.1
+    assert float(diff[~a.mask].mean()) < 0.02
+
+
+def test_undamaged_params_mark_nothing_and_tone_variants():
+    x = _batch(3)
+    res = make_damage(x, DamageParams().undamaged(), torch.Generator().manual_seed(0))
+    assert not res.mask.any()
+    assert torch.equal(res.damaged, res.clean)
+    grey = make_damage(x, DamageParams(p_grey=1.0, p_sepia=0.0, grain=(0.02, 0.02)), torch.Generator().manual_seed(0))
+    d = grey.damaged
+    assert torch.allclose(d[:, 0], d[:, 1], atol=1e-6) and torch.allclose(d[:, 1], d[:, 2], atol=1e-6)
+    sepia = make_damage(x, DamageParams(p_grey=0.0, p_sepia=1.0, p_fade=0.0).undamaged(),
+                        torch.Generator().manual_seed(0))
+    assert float((sepia.damaged[:, 0] - sepia.damaged[:, 2]).mean()) > 0.05  # warm tint: red above blue
+
+
+def test_stroke_width_is_drawn_to_the_pixel():
+    h = w = 40
+    for width in (1.0, 2.0, 3.0, 4.0, 8.0):
+        y = 20.5 if width % 2 else 20.0  # odd widths centred on a pixel row, even ones between rows
+        pts = torch.tensor([[5.0, y], [35.0, y]]).view(1, 1, 2, 2)  # a horizontal line
+        s = _Strokes(points=pts, width=torch.tensor([[width]]), opacity=torch.ones(1, 1, 2),
+                     bright=torch.ones(1, 1, dtype=torch.bool))
+        layer = _draw_strokes(s, h, w)[0][0, 0]
+        rows = int((layer[:, 20] >= 0.5).sum())
+        assert rows == int(width), (width, rows)
+        assert float(layer[:, 0].max()) == 0.0  # round caps end width/2 px beyond the end point
+
+
+def test_scratch_only_params_and_pool_packing():
+    p = DamageParams().only_scratches(2.0)
+    assert p.scratch_width[0] == 2.0 and p.p_specks == 0.0 and p.p_clean == 0.0
+    layers = damage_layers(3, 48, 48, p, torch.Generator().manual_seed(1))
+    packed = layers.to_uint8()
+    assert packed.dtype == torch.uint8 and packed.shape == (3, 4, 48, 48)
+    back = DamageLayers.from_uint8(packed)
+    assert torch.equal(back.support, layers.support)
+    assert float((back.alpha - layers.alpha).abs().max()) <= 0.5 / 255 + 1e-6
+    res = apply_damage(_batch(3, 48, 48), back, p, torch.Generator().manual_seed(2))
+    assert res.mask.flatten(1).any(1).all()  # every sample has at least one scratch
+
+
+# ----------------------------------------------------------------------------- network and loss
+def test_unet_output_shape_any_size_and_small():
+    net = build_arch("damage_unet", {"base_channels": 4, "levels": 3, "head_channels": 4}).eval()
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 37, 53))
+    assert y.shape == (1, 1, 37, 53)
+    shipped_size = build_arch("damage_unet", {})
+    assert sum(p.numel() for p in shipped_size.parameters()) < 1_000_000
+
+
+def test_loss_and_scores():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:4, :] = 1
+    good = (target * 2 - 1) * 8
+    total_good, _, dice_good = bce_dice_loss(good, target)
+    total_bad, _, _ = bce_dice_loss(-good, target)
+    assert float(total_good) < 0.05 < float(total_bad) and float(dice_good) < 0.01
+    truth = np.zeros((4, 4), bool)
+    truth[0] = True
+    pred = np.zeros((4, 4), bool)
+    pred[0, :2] = True
+    pred[1, 0] = True
+    s = mask_scores(pred, truth)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(0.5)
+    assert s["iou"] == pytest.approx(2 / 5)
+
+
+# ----------------------------------------------------------------------------- trainer
+def _tiny_config(tmp_path, **kw):
+    data = tmp_path / "photos"
+    extra = tmp_path / "more"
+    write_photos(data, n=3, size=(64, 72))
+    write_photos(extra, n=2, size=(70, 64))
+    fields = dict(name="tiny-detect", data=str(data), extra_data=(str(extra),), iters=4, batch=2, crop=32,
+                  base_channels=4, levels=3, head_channels=4, pool_size=4, pool_refresh=2, refresh_every=2,
+                  checkpoint_every=2, sample_every=0, log_every=1, runs_dir=str(tmp_path / "runs"),
+                  val_images=2, val_size=48, holdout=0.3, device="cpu")
+    fields.update(kw)
+    return DetectConfig(**fields)
+
+
+def test_trainer_runs_resumes_and_registers(tmp_path):
+    stopped = DetectTrainer(_tiny_config(tmp_path, max_minutes=0.0)).run()
+    assert stopped.status == "stopped"
+    result = DetectTrainer(_tiny_config(tmp_path)).run(resume=True)
+    assert result.status == "finished" and result.iteration == 4
+    assert {"val_precision", "val_recall", "val_iou", "val_clean_marked"} <= set(result.metrics)
+    spec = registry.get_spec("tiny-detect", task="detect")
+    assert spec.arch == "damage_unet" and spec.params == {"base_channels": 4, "levels": 3, "head_channels": 4}
+    net = registry.load_model(spec)
+    mask = detect_damage(synthetic_photo(40, 50), net).mask
+    assert mask.shape == (40, 50) and mask.dtype == np.bool_
+    # a run's checkpoint exports as a model file with the same (EMA) weights
+    exported = tmp_path / "exported.pt"
+    digest = export_checkpoint(str(result.checkpoint), str(exported))
+    assert digest == registry.sha256_file(exported)
+    payload = registry.read_model_file(exported, digest)
+    assert payload["task"] == "detect" and payload["meta"]["iterations"] == 4
+    for k, v in net.state_dict().items():
+        assert torch.equal(payload["state_dict"][k], v), k
+
+
+def test_trainer_rejects_bad_settings(tmp_path):
+    with pytest.raises(InputError):
+        DetectTrainer(_tiny_config(tmp_path, crop=40)).run()
+
+
+# ----------------------------------------------------------------------------- pipeline
+class BrightnessNet(nn.Module):
+    """A per-pixel stand-in: logit = 20 * (mean brightness - 0.5); tiling cannot change its answer."""
+
+    def forward(self, x):
+        return (x.mean(1, keepdim=True) - 0.5) * 20
+
+
+def test_tiles_cover_the_image():
+    for length, tile, overlap in ((100, 100, 8), (101, 64, 8), (1000, 256, 32)):
+        starts = tile_starts(length, tile, overlap)
+        assert starts[0] == 0 and starts[-1] + tile >= length
+        assert all(b - a <= tile - 2 * overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_pipeline_tiling_reduction_threshold_grow_progress_cancel():
+    rgb = np.zeros((90, 130, 3), np.uint8)
+    rgb[40:43, :] = 255  # a bright 3 px line
+    rgb[:, 100] = 255  # a 1 px line
+    net = BrightnessNet()
+    whole = detect_damage(rgb, net, tile=512)
+    tiled = detect_damage(rgb, net, tile=48, overlap=8)
+    assert np.array_equal(whole.mask, tiled.mask)
+    assert np.array_equal(whole.mask, rgb[..., 0] > 0)
+    reports = []
+    reduced = detect_damage(rgb, net, max_pixels=90 * 130 // 4, progress=reports.append)
+    assert reduced.mask.shape == (90, 130) and reduced.work_scale == pytest.approx(0.5, abs=0.01)
+    assert reduced.mask[41].all() and not reduced.mask[10, :90].any()
+    assert reports[-1].done == reports[-1].total
+    grown = detect_damage(rgb, net, grow=2).mask
+    assert grown[38:45, :].all() and not grown[35, :90].any()
+    sixteen = detect_damage(rgb.astype(np.uint16) * 257, net).mask
+    assert np.array_equal(sixteen, whole.mask)
+    with pytest.raises(InputError):
+        detect_damage(rgb, net, threshold=1.0)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        detect_damage(rgb, net, cancel=token)
+
+
+# ----------------------------------------------------------------------------- CLI
+def restorer(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "restorer", *map(str, args)], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=timeout)
+
+
+def test_detect_command_end_to_end(tmp_path, capsys):
+    torch.manual_seed(0)
+    params = {"base_channels": 4, "levels": 2, "head_channels": 4}
+    net = build_arch("damage_unet", params)
+    registry.register_user_model("tiny-det", ExportedModel(task="detect", arch="damage_unet", params=params,
+                                                           state_dict=net.state_dict()))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(synthetic_photo(60, 70)).save(photo)
+    before = photo.read_bytes()
+    out = tmp_path / "mask.png"
+    r = restorer("detect", photo, "-o", out, "--model", "tiny-det", "--threshold", "0.3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out)
+    mask = np.asarray(Image.open(out).convert("L"))
+    assert mask.shape == (60, 70) and set(np.unique(mask)) <= {0, 255}
+    assert photo.read_bytes() == before
+    # the error paths in-process (same main(), no interpreter start-up per case)
+    from restorer.cli import main
+
+    assert main(["detect", str(photo), "-o", str(out), "--model", "tiny-det"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["detect", str(photo), "-o", str(out), "--model", "tiny-det", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["detect", str(photo), "-o", str(tmp_path / "m2.png"), "--threshold", "1.5"]) == 2
+    assert "threshold" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "m3.png"), "--model", "tiny-det"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.jpg" in err and "Traceback" not in err
+    assert main(["detect", str(photo), "-o", str(tmp_path / "m4.png"), "--model", "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert not (tmp_path / "m4.png").exists()
