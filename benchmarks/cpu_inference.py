@@ -401,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     base = {"photo": photo, "size": args.size, "inner": args.inner, "threads": args.threads}
     lines = [f"CPU: {peak_text}; native bf16: {'yes' if native else 'no'}; torch {torch.__version__}, "
              f"{args.threads or torch.get_num_threads()} threads; photo {Path(photo).name}; SR input "
-             f"{args.size}x{args.size} LR (x8: half that); {args.repeats} rounds, the fastest of each path.", ""]
+             f"{args.size}x{args.size} LR (x8: half that); "
+             + (f"{args.interleaved} interleaved rounds." if args.interleaved
+                else f"{args.repeats} rounds, the fastest of each path."), ""]
     if args.interleaved:
         lines += [f"#### Interleaved in one process ({args.interleaved} rounds; ratio > 1: faster than the first path)", "",
                   *interleaved_rows(args, photo, models, bf16)]
