@@ -370,12 +370,18 @@ def test_upscale_too_big_for_memory_is_refused_before_work(tmp_path, monkeypatch
     assert not (tmp_path / "o.png").exists()
 
 
-def test_estimate_of_a_12000x9000_x4_upscale_exceeds_a_23_gb_machine():
+def test_estimates_follow_the_row_wise_pipeline():
     from restorer.engine import budget
 
-    est = budget.upscale_estimate((12000, 9000), 4, 4)
-    assert est.total > 34e9  # the issue's job: its float accumulator alone is 20.7 GB
-    assert budget.upscale_estimate((12000, 9000), 8, 8).total > 4 * est.total * 0.9
+    x4 = budget.upscale_estimate((12000, 9000), 4, 4)
+    assert 5.2e9 * (1 + budget.SAVED_COPIES) < x4.total < 20e9  # the 5.2 GB uint8 result and its saved copies
+    assert budget.upscale_estimate((12000, 9000), 8, 8).total > 41e9  # x8 cannot fit on a 23 GB machine
+    assert budget.upscale_estimate((4000, 3000), 4, 4).total < 6e9  # issue 15: x4 of 12 MP within 6 GB
+    # a factor the model lacks keeps the larger uint16 output until the downscale
+    assert budget.upscale_estimate((4000, 3000), 3, 4).total > budget.upscale_estimate((4000, 3000), 4, 4).total * 0.9
+    # an explicit large tile costs more than the CPU's default tile
+    assert budget.upscale_estimate((4000, 3000), 4, 4, tile=1024).tile_bytes > \
+        budget.upscale_estimate((4000, 3000), 4, 4).tile_bytes
 
 
 @pytest.mark.parametrize("case", ["exists", "is_input", "no_extension", "quality", "unwritable", "quality_big"])

@@ -3,10 +3,14 @@
 A 12000x9000 photo upscaled x8 needs far more memory than most machines have; it must be
 refused at once with the figure, not fail with a MemoryError after minutes of work.
 
-The figures are measured, not derived: the tiled upscale (``pipelines/upscale.py``) keeps a
-float32 RGB accumulator and a weight plane at the model's output size, then normalises and
-converts it, peaking at about 46-49 bytes per pixel of the model's output (measured with
-`ru_maxrss` on 0.5 Mpx inputs at x3 and x4); the tile's own activations come on top. Inpainting
+The tiled upscale (``pipelines/upscale.py``) writes finished rows straight into the output
+array (uint8, or uint16 until the Lanczos step of a factor the model lacks) and blends tiles in a
+float32 strip one tile-row high, so its memory is the output itself, the strip, the tile's
+activations (on a CPU the tile is sized to keep the largest activation near
+``upscale.CPU_TILE_BYTES``; about three such tensors are alive at once) and the saved copy of the
+result. Measured with ``ru_maxrss`` on a 1024x768 photo x4 with sr-x4-compact: 1.11 GB peak, of
+which 0.93 GB is the interpreter, torch and the model; the estimate gives the job about 1 GB.
+Inpainting
 keeps a few copies of the photo plus one model window at a time (a 300 px hole in a 1.4 Mpx photo
 peaked at 1.45 GB with the shipped model, most of it contextual attention at the 512 px work size;
 thin scratches filled at 768 px can need more). When the pipelines change,
@@ -20,6 +24,7 @@ refused.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -29,9 +34,10 @@ from restorer.engine.errors import InputError
 
 log = logging.getLogger(__name__)
 
-UPSCALE_BYTES_PER_MODEL_OUTPUT_PX = 48  # accumulator + weights + normalised copy + conversion
-UPSCALE_BYTES_PER_INPUT_PX = 16  # the float32 copy of the input and its tensor view
-TILE_BYTES_PER_PX_CHANNEL = 4 * 6  # float32 activations, ~6 alive at once (as upscale.auto_tile)
+STRIP_BYTES_PER_PX = 16  # the float32 RGB blend strip and its weight plane, per output pixel of one tile row
+ALIVE_ACTIVATIONS = 3  # largest float32 activations alive at once while a tile runs
+SAVED_COPIES = 1.5  # saving the result: Pillow's copy of it and the encoded bytes (about half its size)
+CONTEXT_PX = 24  # the context a tile is run with on each side (upscale.py)
 INPAINT_WINDOW_BYTES = 1_500_000_000  # one 512 px model window with contextual attention (measured 1.45 GB)
 DEFAULT_TILE = 256
 
@@ -51,14 +57,27 @@ def _gb(n: float) -> str:
 def upscale_estimate(size: tuple[int, int], scale: int, model_scale: Optional[int] = None, *,
                      tile: Optional[int] = None, channels: int = 64, bytes_per_channel: int = 1) -> Estimate:
     """Memory an upscale of an image of `size` (w, h) by `scale` with a x`model_scale` model needs."""
+    from restorer.engine.pipelines.upscale import CPU_TILE_BYTES
+
     w, h = (int(v) for v in size)
     ms = int(model_scale or scale)
+    channels = max(1, int(channels))
     in_px = w * h
-    model_out = in_px * ms * ms
-    final = in_px * scale * scale * 3 * bytes_per_channel * 2  # the result and its encoded copy
-    side = min(int(tile or DEFAULT_TILE), max(w, h)) + 2 * 24
-    tile_bytes = side * side * ms * ms * max(1, channels) * TILE_BYTES_PER_PX_CHANNEL
-    total = model_out * UPSCALE_BYTES_PER_MODEL_OUTPUT_PX + in_px * UPSCALE_BYTES_PER_INPUT_PX + final + tile_bytes
+    native = ms == scale
+    out_bytes = in_px * ms * ms * 3 * (bytes_per_channel if native else 2)  # uint16 until the Lanczos step
+    final = in_px * scale * scale * 3 * bytes_per_channel
+    if tile is None:  # the CPU rule: the largest activation near CPU_TILE_BYTES
+        largest = CPU_TILE_BYTES
+        side = int(math.sqrt(CPU_TILE_BYTES / (channels * 4)) * 2 / max(1, ms))
+        side = max(2 * CONTEXT_PX + 64, min(256, side // 16 * 16))  # as upscale.cpu_tile
+    else:
+        side = int(tile)
+        largest = channels * ((side + 2 * CONTEXT_PX) * ms / 2) ** 2 * 4
+    side = min(side, max(w, h))
+    tile_bytes = ALIVE_ACTIVATIONS * largest
+    strip = (side + 2 * CONTEXT_PX) * ms * w * ms * STRIP_BYTES_PER_PX
+    total = (in_px * 3 * bytes_per_channel + out_bytes + strip + tile_bytes
+             + final * (SAVED_COPIES if native else SAVED_COPIES + 1))  # + the downscaled result
     return Estimate(int(total), int(tile_bytes))
 
 
