@@ -32,7 +32,7 @@ from torch import nn
 
 from restorer.engine.devices import resolve_precision
 from restorer.engine.errors import InputError
-from restorer.engine.progress import CancelToken, ProgressCallback, check, report
+from restorer.engine.progress import CancelToken, ProgressCallback, cancel_between_layers, check, report
 
 MULTIPLE = 8
 WORK_SIZE = 512  # the longest window side the model sees for wide holes
@@ -300,7 +300,7 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
     total = len(windows)
     started = time.monotonic()
     report(progress, 0, total, "inpainting", 0.0)
-    with torch.inference_mode():
+    with torch.inference_mode(), cancel_between_layers(model, cancel):  # Cancel stops inside a window too
         for n, win in enumerate(windows):
             check(cancel)
             crop = rgb[win.y0:win.y1, win.x0:win.x1]

@@ -28,7 +28,7 @@ from torch import nn
 from restorer.engine.devices import free_memory_bytes, resolve_precision
 from restorer.engine.errors import InputError, ModelError
 from restorer.engine.imageio import ImageData, from_float01, keep_colour_mode, resize_plane, to_float01
-from restorer.engine.progress import CancelToken, ProgressCallback, check, report
+from restorer.engine.progress import CancelToken, ProgressCallback, cancel_between_layers, check, report
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
     started = time.monotonic()
     report(progress, 0, total, "upscaling", 0.0)
     use_autocast = dtype == torch.bfloat16
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), \
+            cancel_between_layers(net, cancel):  # Cancel stops inside a tile, not after it
         for y in ys:
             shift = y * s - base
             if shift > 0:  # rows above this tile row are final: write them out, slide the strip up
