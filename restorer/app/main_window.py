@@ -100,6 +100,12 @@ class MainWindow(QMainWindow):
         self._job_started = 0.0
         self._job_text = ""
         self._device_text = ""
+        self._probing: set[tuple[str, str, str]] = set()  # speed probes running (Upscale dialog estimate)
+        self._probe_failed: set[tuple[str, str, str]] = set()
+        self.upscale_dialog_shown: Optional[UpscaleDialog] = None
+        self._count_started: Optional[float] = None  # when the job's counted steps began (time left)
+        self._count_base = 0
+        self._count_total = 0
         self._doc_connections: list[tuple[Any, Any]] = []
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -831,18 +837,62 @@ class MainWindow(QMainWindow):
                       "or install a Restorer build that ships its models.")
             return False
         dialog = UpscaleDialog(specs, doc.size, model_id=self.prefs.default_upscale_model,
-                               factor=self.prefs.default_upscale_factor, parent=self)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return False
+                               factor=self.prefs.default_upscale_factor, device_type=self._device_type(),
+                               device=self._device_pref(), probe=self._probe_rate, parent=self)
+        self.upscale_dialog_shown = dialog  # tests and screenshots reach the open dialog here
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return False
+        finally:
+            self.upscale_dialog_shown = None
         self.prefs.default_upscale_model = dialog.model_id
         self.prefs.default_upscale_factor = dialog.factor
         self.prefs.save()
-        return self.start_upscale(dialog.model_id, dialog.factor)
+        return self.start_upscale(dialog.model_id, dialog.factor, size=dialog.target_size)
 
-    def start_upscale(self, model_id: str = "", factor: int = 2) -> bool:
-        """Upscale by `factor` with model `model_id` ("" = the best installed one for the factor)."""
+    def _device_type(self) -> str:
+        try:
+            from restorer.engine.devices import pick_device
+
+            return pick_device(self._device_pref()).type
+        except Exception:
+            return "cpu"
+
+    def _probe_rate(self, spec: Any, when_ready: Callable[[], None]) -> Optional[float]:
+        """The Upscale dialog's speed figure: seconds per output Mpx of `spec` here, from the session's
+        cache; otherwise None, and a probe starts on a worker thread and calls `when_ready` when done."""
+        from restorer.app.workers import RATE_CACHE, probe_upscale_rate, rate_key, run_in_thread
+
+        try:
+            key = rate_key(spec, self._device_pref())
+        except Exception:
+            return float("nan")
+        if key in RATE_CACHE:
+            return RATE_CACHE[key]
+        if key in self._probe_failed:
+            return float("nan")
+        if key not in self._probing:
+            self._probing.add(key)
+            device = self._device_pref()
+
+            def done(_result: Any, error: Any) -> None:
+                self._probing.discard(key)
+                if error is not None:
+                    log.warning("speed probe of %s failed: %s", spec.id, error)
+                    self._probe_failed.add(key)
+                try:
+                    when_ready()
+                except RuntimeError:  # the dialog was closed meanwhile
+                    pass
+
+            run_in_thread(lambda: probe_upscale_rate(spec, device), done, owner=self)
+        return None
+
+    def start_upscale(self, model_id: str = "", factor: int = 2, size: Optional[tuple[int, int]] = None) -> bool:
+        """Upscale by `factor` with model `model_id` ("" = the Automatic choice, engine/choice.py); with
+        `size` (w, h) the result is then resized to exactly that size (a target width or height)."""
         from restorer.engine import registry
-        from restorer.engine.pipelines.upscale import model_scale_for
+        from restorer.engine.choice import choose_upscaler
 
         doc = self.document
         if doc is None or self._refuse_while_busy():
@@ -852,27 +902,31 @@ class MainWindow(QMainWindow):
             if specs is not None:
                 show_info(self, "No upscale model installed", "No super-resolution model is installed.")
             return False
+        reason = ""
         try:
             if model_id:
                 spec = registry.get_spec(model_id, task="sr")
                 if spec.scale < factor:
                     raise RestorerError(f"model '{model_id}' is ×{spec.scale} and cannot upscale ×{factor}")
             else:
-                spec = registry.default_model("sr", model_scale_for(factor, [s.scale for s in specs]))
+                choice = choose_upscaler(factor, self._device_type(), specs=specs)
+                spec, reason = choice.spec, choice.reason
+                log.info("Automatic model: %s", reason)
         except RestorerError as exc:
             show_error(self, "Cannot upscale", str(exc))
             return False
         tile = self.prefs.tile_size or None
-        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile)
+        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile, size=size)
+        what = f"to {size[0]} × {size[1]}" if size is not None else f"×{factor}"
 
         def apply(result: Any) -> None:
-            doc.apply_operation(result.image, f"Upscale ×{factor}")
+            doc.apply_operation(result.image, f"Upscale {what}")
             w, h = result.image.size
             self.statusBar().showMessage(
-                f"Upscaled ×{factor} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
+                f"Upscaled {what} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
                 " — press \\ to compare", 10000)
 
-        return self._start_job(fn, f"Upscale ×{factor}", apply, f"Upscaling ×{factor} with {spec.title or spec.id}")
+        return self._start_job(fn, f"Upscale {what}", apply, f"Upscaling {what} with {spec.title or spec.id}")
 
     def _elapsed(self) -> str:
         s = time.monotonic() - self._job_started
@@ -921,12 +975,29 @@ class MainWindow(QMainWindow):
         elif total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
-            self.progress_bar.setFormat(f"{message} (%p%)" if message else "%p%")
+            left = self.time_left(done, total)
+            pct = f"%p% · {left} left" if left else "%p%"
+            self.progress_bar.setFormat(f"{message} ({pct})" if message else pct)
         if self.statusBar().currentMessage() != self._job_text and not self.cancel_button.text().startswith("Cancelling"):
             self.statusBar().showMessage(self._job_text)
         self.jobProgressed.emit(done, total, message)
 
+    def time_left(self, done: int, total: int, now: Optional[float] = None) -> str:
+        """Time left of the running job from the rate of its counted steps so far (wall time since its
+        first counted report), e.g. "40 s"; "" until a step is done."""
+        from restorer.app.dialogs import format_duration
+
+        now = time.monotonic() if now is None else now
+        if self._count_started is None or done < self._count_base or total != self._count_total:
+            self._count_started, self._count_base, self._count_total = now, done, total
+            return ""
+        steps = done - self._count_base
+        if steps <= 0 or done >= total:
+            return ""
+        return format_duration((now - self._count_started) / steps * (total - done))
+
     def _end_job(self, outcome: str) -> None:
+        self._count_started = None
         self._job = None
         self._job_apply = None
         self._job_doc = None

@@ -248,21 +248,67 @@ LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # the explorer's la
 
 # --------------------------------------------------------------------------- jobs
 def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto",
-                tile: Optional[int] = None) -> JobFunction:
-    """A job upscaling `image` by `scale` with the SR model `spec`; returns an UpscaleResult."""
+                tile: Optional[int] = None, size: Optional[tuple[int, int]] = None) -> JobFunction:
+    """A job upscaling `image` by `scale` with the SR model `spec`, then (when `size` is given) resizing
+    it to exactly `size` with Lanczos (engine/outsize.py); returns an UpscaleResult."""
 
     def run(progress: ProgressCallback, cancel: CancelToken) -> Any:
+        from dataclasses import replace
+
         from restorer.engine.devices import pick_device
+        from restorer.engine.outsize import resize_to
         from restorer.engine.pipelines.upscale import upscale_image
 
         dev = pick_device(device)
         progress(Progress(0, 1, f"loading {spec.id}"))
         model = MODEL_CACHE.get(spec)
         cancel.raise_if_cancelled()
-        return upscale_image(image, model, spec.scale, scale, device=dev, tile=tile or None,
-                             progress=progress, cancel=cancel)
+        result = upscale_image(image, model, spec.scale, scale, device=dev, tile=tile or None,
+                               progress=progress, cancel=cancel)
+        if size is not None and tuple(size) != result.image.size:
+            cancel.raise_if_cancelled()
+            result = replace(result, image=resize_to(result.image, tuple(size)))
+        return result
 
     return run
+
+
+# --------------------------------------------------------------------------- speed probe
+#: Seconds per output megapixel measured by `probe_upscale_rate`, by (model id, device type, precision),
+#: for the session: the Upscale dialog's time estimate.
+RATE_CACHE: dict[tuple[str, str, str], float] = {}
+PROBE_SIDE = 64  # input side of the probe tile (a 4x model makes 256 x 256 px of output)
+
+
+def rate_key(spec: Any, device: str = "auto") -> tuple[str, str, str]:
+    from restorer.engine.devices import pick_device
+
+    dev = pick_device(device)
+    return (str(spec.id), dev.type, "fp16" if dev.type == "cuda" else "fp32")
+
+
+def probe_upscale_rate(spec: Any, device: str = "auto", side: int = PROBE_SIDE) -> float:
+    """Seconds per output megapixel of `spec` on `device`: one small tile through the model on this
+    machine (after a smaller warm-up run), cached in RATE_CACHE. Runs off the GUI thread."""
+    key = rate_key(spec, device)
+    if key in RATE_CACHE:
+        return RATE_CACHE[key]
+    from restorer.engine.devices import pick_device
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    dev = pick_device(device)
+    model = MODEL_CACHE.get(spec)
+    rng = np.random.default_rng(0)
+    warm = ImageData(rgb=rng.integers(0, 256, (side // 2, side // 2, 3), dtype=np.uint8))
+    upscale_image(warm, model, spec.scale, spec.scale, device=dev, tile=side)
+    probe = ImageData(rgb=rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+    t0 = time.perf_counter()
+    upscale_image(probe, model, spec.scale, spec.scale, device=dev, tile=side)
+    seconds = time.perf_counter() - t0
+    rate = seconds / ((side * spec.scale) ** 2 / 1e6)
+    RATE_CACHE[key] = rate
+    log.info("speed probe: %s on %s: %.1f s per output Mpx", spec.id, dev, rate)
+    return rate
 
 
 def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = "auto") -> JobFunction:
@@ -277,7 +323,8 @@ def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = 
         progress(Progress(0, 1, f"loading {spec.id}"))
         model = MODEL_CACHE.get(spec)
         cancel.raise_if_cancelled()
-        rgb = inpaint_image(image.rgb, mask, model, device=dev, progress=progress, cancel=cancel)
+        # the ImageData itself, not its rgb: the engine keeps a grey photo grey (ImageData.gray)
+        rgb = inpaint_image(image, mask, model, device=dev, progress=progress, cancel=cancel)
         return image.with_pixels(rgb, image.alpha)
 
     return run
