@@ -220,3 +220,98 @@ def test_resize_to_keeps_depth_alpha_and_grey():
     out = resize_to(img, (45, 30))
     assert out.size == (45, 30) and out.rgb.dtype == np.uint16 and out.gray and out.alpha.shape == (30, 45)
     assert np.array_equal(out.rgb[..., 0], out.rgb[..., 2])
+
+
+# --------------------------------------------------------------------------- item 7: editing habits
+def _stroke(doc, a=(10, 10), b=(30, 12), r=3):
+    doc.begin_stroke()
+    doc.stroke_segment(a, b, r)
+    doc.end_stroke()
+
+
+def test_ctrl_y_and_ctrl_shift_z_both_redo(qtbot, window, dirs):
+    window.open_path(write_photo(dirs / "p.png"))
+    window.activateWindow()
+    qtbot.waitActive(window)
+    doc = window.document
+    for mods in (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier, None):
+        _stroke(doc)
+        assert doc.mask.any()
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert not doc.mask.any()
+        if mods is None:
+            qtbot.keyClick(window.canvas, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+        else:
+            qtbot.keyClick(window.canvas, Qt.Key.Key_Z, mods)
+        assert doc.mask.any()
+        doc.undo_stack.undo()
+    keys = dict(window.shortcut_list())["Redo"]
+    assert "Ctrl+Y" in keys and "Ctrl+Shift+Z" in keys
+
+
+def test_brush_size_is_kept_relative_to_the_photo(qtbot, window, dirs):
+    big = write_photo(dirs / "big.png", 300, 1200)
+    small = write_photo(dirs / "small.png", 75, 300)
+    window.open_path(big)
+    window.canvas.set_brush_size(120)  # a tenth of the longer side
+    assert window.prefs.brush_fraction == pytest.approx(0.1)
+    window.open_path(small)
+    assert window.canvas.brush_size == 30 and window.brush_spin.value() == 30
+    window.open_path(big)
+    assert window.canvas.brush_size == 120
+
+
+def test_strokes_and_undo_during_a_job_say_why_they_are_ignored(qtbot, window, dirs):
+    import threading
+
+    from test_app import canvas_point, drag
+
+    window.open_path(write_photo(dirs / "p.png"))
+    doc = window.document
+    _stroke(doc)
+    gate = threading.Event()
+
+    def slow(progress, cancel):
+        while not gate.wait(0.02):
+            cancel.raise_if_cancelled()
+        return None
+
+    window._start_job(slow, "Slow job", lambda result: None)
+    try:
+        drag(window.canvas, [canvas_point(window, 40, 40), canvas_point(window, 60, 40)])
+        assert "Slow job is running: the mask cannot change" in window.statusBar().currentMessage()
+        assert not doc.mask[40, 50]
+        window.statusBar().clearMessage()
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert "undo waits" in window.statusBar().currentMessage()
+        assert doc.mask.any()  # the stroke is still there
+    finally:
+        with qtbot.waitSignal(window.jobEnded, timeout=JOB_TIMEOUT_MS):
+            gate.set()
+
+
+def test_save_and_load_mask_png(qtbot, window, dirs, message_boxes):
+    window.open_path(write_photo(dirs / "p.png"))
+    doc = window.document
+    _stroke(doc)
+    saved = doc.mask.copy()
+    out = dirs / "mask.png"
+    assert window.save_mask(out)
+    with Image.open(out) as im:
+        assert im.mode == "L" and im.size == (64, 48)
+        arr = np.asarray(im)
+    assert set(np.unique(arr)) == {0, 255} and np.array_equal(arr == 255, saved)
+    doc.clear_mask()
+    assert window.load_mask(out)
+    assert np.array_equal(doc.mask, saved)
+    assert "Load mask" in window.act_undo.text()
+    window.act_undo.trigger()
+    assert not doc.mask.any()
+    window.act_redo.trigger()
+    assert np.array_equal(doc.mask, saved)
+    wrong = dirs / "wrong.png"
+    Image.fromarray(np.zeros((10, 10), np.uint8), mode="L").save(wrong)
+    assert not window.load_mask(wrong)
+    kind, title, text = message_boxes.notes[-1]
+    assert title == "Cannot load mask" and "10 × 10" in text and "64 × 48" in text
+    assert np.array_equal(doc.mask, saved)

@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import shiboken6
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self._count_base = 0
         self._count_total = 0
         self._doc_connections: list[tuple[Any, Any]] = []
+        self._applying_brush = False
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
 
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         self.canvas.brushSizeChanged.connect(self._on_brush_size_changed)
         self.canvas.maskOpacityChanged.connect(self._on_opacity_changed)
         self.canvas.compareChanged.connect(self._on_compare_changed)
+        self.canvas.editRefused.connect(self._on_edit_refused)
 
         self.resize(1200, 800)
         self._restore_geometry()
@@ -180,7 +183,8 @@ class MainWindow(QMainWindow):
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
 
         self.act_undo = a("&Undo", self.undo, [SK.Undo], icon_name="undo")
-        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", SK.Redo], icon_name="redo")
+        # both redo keys everywhere (the platform's SK.Redo is only one of them on Linux and Windows)
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y", SK.Redo], icon_name="redo")
         self.act_paste = a("&Paste", self.paste, [SK.Paste], tip="Open the image on the clipboard")
         self.act_brush = a("&Brush", lambda: self.canvas.set_tool("brush"), ["B"], icon_name="brush",
                            tip="Brush: paint the area to fill (right-drag erases)", checkable=True)
@@ -198,6 +202,10 @@ class MainWindow(QMainWindow):
                                 tip="Clear the mask")
         self.act_invert_mask = a("&Invert Mask", self.invert_mask, ["Ctrl+Shift+I"], icon_name="invert",
                                  tip="Invert the mask")
+        self.act_save_mask = a("&Save Mask…", self.save_mask_dialog,
+                               tip="Save the mask as a black-and-white PNG (white = fill)")
+        self.act_load_mask = a("&Load Mask…", self.load_mask_dialog,
+                               tip="Load a black-and-white image of the photo's size as the mask (white = fill)")
         self.act_prefs = a("Pre&ferences…", self.preferences_dialog, [SK.Preferences, "Ctrl+,"])
         self.act_prefs.setMenuRole(QAction.MenuRole.PreferencesRole)
 
@@ -247,10 +255,14 @@ class MainWindow(QMainWindow):
         for act in (self.act_brush, self.act_eraser, self.act_rect, self.act_smaller, self.act_larger):
             m.addAction(act)
         m.addSeparator()
+        m.addAction(self.act_prefs)
+
+        m = mb.addMenu("&Mask")  # as IOPaint users expect: the mask as a file, white = fill
         m.addAction(self.act_clear_mask)
         m.addAction(self.act_invert_mask)
         m.addSeparator()
-        m.addAction(self.act_prefs)
+        m.addAction(self.act_save_mask)
+        m.addAction(self.act_load_mask)
 
         m = mb.addMenu("&View")
         for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual):
@@ -406,14 +418,16 @@ class MainWindow(QMainWindow):
         for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
-        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask):
+        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask, self.act_load_mask):
             act.setEnabled(has_doc and not busy)
+        self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
         self.act_paste.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
-        self.act_undo.setEnabled(bool(stack is not None and stack.canUndo() and not busy))
-        self.act_redo.setEnabled(bool(stack is not None and stack.canRedo() and not busy))
+        # enabled while a job runs too: pressing them then says why nothing happens (undo / redo)
+        self.act_undo.setEnabled(bool(stack is not None and stack.canUndo()))
+        self.act_redo.setEnabled(bool(stack is not None and stack.canRedo()))
         self.act_undo.setText(f"&Undo {stack.undoText()}" if stack is not None and stack.canUndo() else "&Undo")
         self.act_redo.setText(f"&Redo {stack.redoText()}" if stack is not None and stack.canRedo() else "&Redo")
         self.act_compare.setEnabled(self.canvas.has_before())
@@ -441,6 +455,8 @@ class MainWindow(QMainWindow):
 
     def _on_brush_size_changed(self, size: int) -> None:
         self.prefs.brush_size = size
+        if self.document is not None and not self._applying_brush:
+            self.prefs.brush_fraction = size / max(self.document.size)
         for w, v in ((self.brush_slider, min(500, size)), (self.brush_spin, size)):
             if w.value() != v:
                 w.blockSignals(True)
@@ -473,6 +489,13 @@ class MainWindow(QMainWindow):
             self._doc_connections = []
         self.document = doc
         self.canvas.set_document(doc)
+        if doc is not None and old is not doc and self.prefs.brush_fraction > 0:
+            # the brush keeps its size relative to the photo: 211 px on a 12000 px photo is 18 px on a 1024 px one
+            self._applying_brush = True
+            try:
+                self.canvas.set_brush_size(round(self.prefs.brush_fraction * max(doc.size)))
+            finally:
+                self._applying_brush = False
         self.history_view.setStack(doc.undo_stack if doc is not None else None)
         if doc is not None and old is not doc:
             st = doc.undo_stack
@@ -732,12 +755,82 @@ class MainWindow(QMainWindow):
 
     # ================================================================== editing
     def undo(self) -> None:
-        if self.document is not None and not self.job_running:
+        if self.document is not None and not self._refuse_while_busy("undo"):
             self.document.undo_stack.undo()
 
     def redo(self) -> None:
-        if self.document is not None and not self.job_running:
+        if self.document is not None and not self._refuse_while_busy("redo"):
             self.document.undo_stack.redo()
+
+    def _on_edit_refused(self) -> None:
+        self._refuse_while_busy("paint")
+
+    # mask files (Mask > Save Mask… / Load Mask…) -------------------------------------------
+    def save_mask_dialog(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        stem = doc.path.stem if doc.path is not None else "photo"
+        folder = doc.path.parent if doc.path is not None else Path(self.prefs.last_folder or Path.home())
+        path_s, _ = QFileDialog.getSaveFileName(self, "Save Mask", str(folder / f"{stem}_mask.png"),
+                                                "PNG image (*.png)")
+        if not path_s:
+            return False
+        path = Path(path_s)
+        if path.suffix.lower() != ".png":
+            path = path.with_name(path.name + ".png")
+        return self.save_mask(path)
+
+    def save_mask(self, path: "str | os.PathLike[str]") -> bool:
+        """Write the mask as an 8-bit grey PNG, white = fill (atomic and verified, like a photo)."""
+        doc = self.document
+        if doc is None:
+            return False
+        path = Path(path)
+        plane = np.where(doc.mask, np.uint8(255), np.uint8(0))
+        image = ImageData(rgb=np.repeat(plane[:, :, None], 3, axis=2), gray=True)
+        protect = [doc.path] if doc.path is not None else []
+        try:
+            save_image(image, path, format="PNG", overwrite=True, protect=protect)
+        except RestorerError as exc:
+            show_error(self, "Cannot save mask", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved the mask to {path.name}", 5000)
+        return True
+
+    def load_mask_dialog(self) -> bool:
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        folder = doc.path.parent if doc.path is not None else Path(self.prefs.last_folder or Path.home())
+        path_s, _ = QFileDialog.getOpenFileName(self, "Load Mask", str(folder), OPEN_FILTER)
+        return self.load_mask(path_s) if path_s else False
+
+    def load_mask(self, path: "str | os.PathLike[str]") -> bool:
+        """Make a black-and-white image (white = fill; alpha 0 = keep) the mask, as one undoable step."""
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        path = Path(path)
+        try:
+            image = load_image(path)
+        except RestorerError as exc:
+            show_error(self, "Cannot load mask", str(exc))
+            return False
+        if image.size != doc.size:
+            show_error(self, "Cannot load mask",
+                       f"'{path.name}' is {image.size[0]} × {image.size[1]} px and the photo "
+                       f"{doc.size[0]} × {doc.size[1]} px: a mask must be the photo's size")
+            return False
+        half = 128 if image.bit_depth == 8 else 32768
+        mask = image.rgb.max(axis=2) >= half
+        if image.alpha is not None:
+            mask &= image.alpha >= half
+        if not doc.replace_mask(mask, "Load mask"):
+            self.statusBar().showMessage(f"{path.name} is the mask already", 5000)
+            return True
+        self.statusBar().showMessage(f"Loaded the mask from {path.name} ({int(mask.sum())} px to fill)", 5000)
+        return True
 
     def clear_mask(self) -> None:
         if self.document is not None and not self.job_running:
@@ -769,10 +862,13 @@ class MainWindow(QMainWindow):
         self.act_fullscreen.setChecked(self.isFullScreen())
 
     # ================================================================== jobs
-    def _refuse_while_busy(self) -> bool:
+    def _refuse_while_busy(self, what: str = "") -> bool:
+        """True (and the status bar says why) while a job runs."""
         if self._job is None:
             return False
-        self.statusBar().showMessage(f"{self._job.title} is running: wait for it or press Cancel", 5000)
+        reason = {"paint": "the mask cannot change", "undo": "undo waits", "redo": "redo waits"}.get(what, "")
+        self.statusBar().showMessage(f"{self._job.title} is running{': ' + reason if reason else ''}: "
+                                     "wait for it or press Cancel (Esc)", 5000)
         return True
 
     def _device_pref(self) -> str:
