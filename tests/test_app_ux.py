@@ -315,3 +315,91 @@ def test_save_and_load_mask_png(qtbot, window, dirs, message_boxes):
     kind, title, text = message_boxes.notes[-1]
     assert title == "Cannot load mask" and "10 × 10" in text and "64 × 48" in text
     assert np.array_equal(doc.mask, saved)
+
+
+# --------------------------------------------------------------------------- item 5: batch
+def test_batch_upscale_writes_every_photo_and_lists_failures(qtbot, window, dirs, monkeypatch):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDesktopServices, QDropEvent
+
+    register_tiny_sr("tiny-x2", 2)
+    folder = dirs / "in"
+    folder.mkdir()
+    for i in range(3):
+        write_photo(folder / f"p{i}.png", 20 + i, 24)
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)  # a folder dropped on the window opens Batch Upscale with it
+    qtbot.waitUntil(lambda: window.batch_dialog is not None and window.batch_dialog.isVisible(), timeout=5000)
+    dlg = window.batch_dialog
+    assert dlg.inputs() == [folder] and dlg.output_edit.text() == str(folder / "upscaled")
+    dlg.format_combo.setCurrentIndex(dlg.format_combo.findData("tif"))
+    seen = []
+    with qtbot.waitSignal(dlg.finishedBatch, timeout=JOB_TIMEOUT_MS) as blocker:
+        assert dlg.start()
+        dlg.job.progressed.connect(lambda d, t, m: seen.append((d, t, m)))
+    assert blocker.args == ["finished"]
+    out = folder / "upscaled"
+    assert sorted(p.name for p in out.iterdir()) == ["p0.tif", "p1.tif", "p2.tif"]
+    assert Image.open(out / "p1.tif").size == (48, 42)
+    assert any("2/3 p1.png" in m for _, _, m in seen)
+    assert dlg.overall_bar.value() == dlg.overall_bar.maximum() == 4  # broken.png was tried too
+    failures = dlg.failures_box.toPlainText()
+    assert dlg.failures_box.isVisibleTo(dlg) and "notes.txt" in failures and "broken.png" in failures
+    assert "3 photo(s) written" in dlg.status.text() and "2 failed" in dlg.status.text()
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    assert dlg.open_button.isEnabled() and dlg.open_output_folder()
+    assert opened == [str(out)]
+    # the originals are untouched and a second run refuses to replace the results (listed, not raised)
+    with qtbot.waitSignal(dlg.finishedBatch, timeout=JOB_TIMEOUT_MS):
+        assert dlg.start()
+    assert "exists" in dlg.failures_box.toPlainText()
+
+
+def test_batch_cancel_stops_between_pieces_of_work(qtbot, window, dirs, monkeypatch):
+    from restorer.app.batch import BatchUpscaleDialog
+    from restorer.engine import batch
+
+    spec = register_tiny_sr("tiny-x2", 2)
+    folder = dirs / "in"
+    folder.mkdir()
+    for i in range(4):
+        write_photo(folder / f"p{i}.png")
+    real = batch.upscale_item
+    started = []
+
+    def slow_item(item, *args, **kwargs):
+        started.append(item.src.name)
+        if len(started) == 2:
+            dlg.cancel()
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "upscale_item", slow_item)
+    dlg = BatchUpscaleDialog([spec], [folder])
+    qtbot.addWidget(dlg)
+    with qtbot.waitSignal(dlg.finishedBatch, timeout=JOB_TIMEOUT_MS) as blocker:
+        assert dlg.start()
+    assert blocker.args == ["cancelled"]
+    assert len(started) == 2  # the third photo never started
+    assert "Cancelled" in dlg.status.text()
+    assert len(list((folder / "upscaled").iterdir())) <= 1
+
+
+def test_cli_upscale_width_and_the_shared_planning(tmp_path, capsys):
+    from restorer import cli
+
+    register_tiny_sr("tiny-x4", 4)
+    src = tmp_path / "photo.png"
+    write_photo(src, 30, 40)
+    assert cli.main(["-q", "upscale", str(src), "--model", "tiny-x4", "--width", "100"]) == 0
+    out = tmp_path / "photo_w100.png"
+    assert Image.open(out).size == (100, 75)
+    assert cli.main(["-q", "upscale", str(src), "--model", "tiny-x4", "--height", "200"]) == 2
+    assert "x8" in capsys.readouterr().err  # 200 px high is more than x4 (and the tiny model stops there)
+    assert cli.main(["-q", "upscale", str(src), "--width", "10", "--height", "10"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self._probing: set[tuple[str, str, str]] = set()  # speed probes running (Upscale dialog estimate)
         self._probe_failed: set[tuple[str, str, str]] = set()
         self.upscale_dialog_shown: Optional[UpscaleDialog] = None
+        self.batch_dialog: Optional[Any] = None  # the last File > Batch Upscale… dialog
         self._count_started: Optional[float] = None  # when the job's counted steps began (time left)
         self._count_base = 0
         self._count_total = 0
@@ -178,6 +179,8 @@ class MainWindow(QMainWindow):
         self.act_open = a("&Open…", self.open_dialog, [SK.Open], icon_name="open", tip="Open a photo")
         self.act_save = a("&Save", self.save, [SK.Save], icon_name="save", tip="Save the photo")
         self.act_save_as = a("Save &As…", self.save_as, [SK.SaveAs, "Ctrl+Shift+S"])
+        self.act_batch = a("&Batch Upscale…", lambda: self.batch_upscale_dialog(), ["Ctrl+Shift+U"],
+                           tip="Upscale a folder or a list of photos into an output folder")
         self.act_close_doc = a("&Close Photo", self.close_document, [SK.Close])
         self.act_quit = a("&Quit", self.close, [SK.Quit, "Ctrl+Q"])
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
@@ -242,6 +245,8 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_save)
         m.addAction(self.act_save_as)
+        m.addSeparator()
+        m.addAction(self.act_batch)
         m.addSeparator()
         m.addAction(self.act_close_doc)
         m.addAction(self.act_quit)
@@ -422,6 +427,7 @@ class MainWindow(QMainWindow):
             act.setEnabled(has_doc and not busy)
         self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
+        self.act_batch.setEnabled(not busy)
         self.act_paste.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
@@ -607,7 +613,9 @@ class MainWindow(QMainWindow):
         mime = event.mimeData()
         path = dropped_file(mime)
         event.acceptProposedAction()
-        if path:
+        if path and Path(path).is_dir():  # a folder: Batch Upscale with it as the input
+            QTimer.singleShot(0, lambda: self.batch_upscale_dialog([path]))
+        elif path:
             QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first
         elif mime is not None and mime.hasImage():
             qimage = mime.imageData()
@@ -983,6 +991,27 @@ class MainWindow(QMainWindow):
 
             run_in_thread(lambda: probe_upscale_rate(spec, device), done, owner=self)
         return None
+
+    def batch_upscale_dialog(self, inputs: Sequence["str | os.PathLike[str]"] = ()) -> Optional[Any]:
+        """File > Batch Upscale… (also a folder dropped on the window): opens the window-modal dialog
+        (restorer/app/batch.py) and returns it; None when no model is installed or a job runs."""
+        from restorer.app.batch import BatchUpscaleDialog
+
+        if self._refuse_while_busy():
+            return None
+        specs = self._models("sr")
+        if specs is None:
+            return None
+        if not specs:
+            show_info(self, "No upscale model installed",
+                      "Upscaling needs a super-resolution model, and none is installed.")
+            return None
+        dialog = BatchUpscaleDialog(specs, [str(p) for p in inputs], device=self._device_pref(),
+                                    tile=self.prefs.tile_size or None, factor=self.prefs.default_upscale_factor,
+                                    parent=self)
+        self.batch_dialog = dialog
+        dialog.open()
+        return dialog
 
     def start_upscale(self, model_id: str = "", factor: int = 2, size: Optional[tuple[int, int]] = None) -> bool:
         """Upscale by `factor` with model `model_id` ("" = the Automatic choice, engine/choice.py); with

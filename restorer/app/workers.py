@@ -328,3 +328,87 @@ def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = 
         return image.with_pixels(rgb, image.alpha)
 
     return run
+
+
+# --------------------------------------------------------------------------- batch
+#: Progress steps per file of a batch job: done / total of its progress events count files in these
+#: units, so one signal carries both the overall and the current file's progress.
+FILE_STEPS = 1000
+
+
+class BatchOutcome:
+    """What a batch job has done so far (written on the job thread, read on the GUI thread when it ended):
+    the files written, the failures (path, reason), and whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.written: list[Any] = []
+        self.failures: list[tuple[Any, str]] = []
+
+    def add(self, written: Any = None, failure: Optional[tuple[Any, str]] = None) -> None:
+        with self._lock:
+            if written is not None:
+                self.written.append(written)
+            if failure is not None:
+                self.failures.append(failure)
+
+
+def batch_upscale_job(plan: Any, model_id: str, *, device: str = "auto", tile: Optional[int] = None,
+                      fmt: Optional[str] = None, quality: int = 95, overwrite: bool = False,
+                      outcome: Optional[BatchOutcome] = None) -> JobFunction:
+    """A job upscaling every file of an `engine.batch.BatchPlan`, the same path as `restorer upscale DIR`
+    (each file's budget check, then load, upscale, save); a failed file is listed and the next one runs.
+    Returns the BatchOutcome (also filled in as it goes, for a cancelled job)."""
+    outcome = outcome if outcome is not None else BatchOutcome()
+    for failure in plan.failures:
+        outcome.add(failure=failure)
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> BatchOutcome:
+        from restorer.engine import registry
+        from restorer.engine.batch import check_memory, upscale_item
+        from restorer.engine.choice import choose_upscaler
+        from restorer.engine.devices import pick_device
+
+        dev = pick_device(device)
+        specs: dict[int, Any] = {}
+        for f in plan.factors():
+            if model_id:
+                spec = registry.get_spec(model_id, task="sr")
+                if spec.scale < f:
+                    raise RestorerError(f"model '{model_id}' is x{spec.scale} and cannot upscale x{f}")
+                specs[f] = spec
+            else:
+                specs[f] = choose_upscaler(f, dev.type).spec
+        before = len(plan.failures)
+        check_memory(plan, specs.__getitem__, tile=tile)
+        for failure in plan.failures[before:]:
+            outcome.add(failure=failure)
+        n = len(plan.items)
+        if plan.output is not None and plan.items:
+            plan.output.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(plan.items):
+            cancel.raise_if_cancelled()
+            name = item.src.name
+            progress(Progress(i * FILE_STEPS, n * FILE_STEPS, f"{i + 1}/{n} {name}: loading"))
+
+            def file_progress(p: Progress, i: int = i, name: str = name) -> None:
+                frac = p.done / p.total if p.total else 0.0
+                progress(Progress(i * FILE_STEPS + int(frac * (FILE_STEPS - 1)), n * FILE_STEPS,
+                                  f"{i + 1}/{n} {name}"))
+
+            try:
+                spec = specs[item.factor]
+                model = MODEL_CACHE.get(spec)
+                dest = upscale_item(item, model, spec, device=dev, tile=tile, fmt=fmt, quality=quality,
+                                    overwrite=overwrite, protect=plan.files, progress=file_progress, cancel=cancel)
+                outcome.add(written=dest)
+            except Cancelled:
+                raise
+            except RestorerError as exc:
+                outcome.add(failure=(item.src, str(exc)))
+            except MemoryError:
+                outcome.add(failure=(item.src, "not enough memory for this file"))
+            progress(Progress((i + 1) * FILE_STEPS, n * FILE_STEPS, f"{i + 1}/{n} {name}: done"))
+        return outcome
+
+    return run
