@@ -280,6 +280,8 @@ def test_strokes_and_undo_during_a_job_say_why_they_are_ignored(qtbot, window, d
     try:
         drag(window.canvas, [canvas_point(window, 40, 40), canvas_point(window, 60, 40)])
         assert "Slow job is running: the mask cannot change" in window.statusBar().currentMessage()
+        window.job.progressed.emit(1, 4, "tile 1/4")  # the job's next report leaves the notice in place
+        assert "the mask cannot change" in window.statusBar().currentMessage()
         assert not doc.mask[40, 50]
         window.statusBar().clearMessage()
         qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)

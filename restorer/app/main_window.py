@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._count_total = 0
         self._doc_connections: list[tuple[Any, Any]] = []
         self._applying_brush = False
+        self._notice_until = 0.0  # until then, job progress leaves the status bar's notice alone
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
 
@@ -877,6 +878,7 @@ class MainWindow(QMainWindow):
         reason = {"paint": "the mask cannot change", "undo": "undo waits", "redo": "redo waits"}.get(what, "")
         self.statusBar().showMessage(f"{self._job.title} is running{': ' + reason if reason else ''}: "
                                      "wait for it or press Cancel (Esc)", 5000)
+        self._notice_until = time.monotonic() + 4.0  # the job's progress does not overwrite it at once
         return True
 
     def _device_pref(self) -> str:
@@ -1103,7 +1105,8 @@ class MainWindow(QMainWindow):
             left = self.time_left(done, total)
             pct = f"%p% · {left} left" if left else "%p%"
             self.progress_bar.setFormat(f"{message} ({pct})" if message else pct)
-        if self.statusBar().currentMessage() != self._job_text and not self.cancel_button.text().startswith("Cancelling"):
+        if (self.statusBar().currentMessage() != self._job_text and time.monotonic() >= self._notice_until
+                and not self.cancel_button.text().startswith("Cancelling")):
             self.statusBar().showMessage(self._job_text)
         self.jobProgressed.emit(done, total, message)
 
