@@ -84,8 +84,12 @@ class BatchUpscaleDialog(QDialog):
         self.factor_combo.setCurrentIndex(max(0, self.factor_combo.findData(factor)))
 
         form = QFormLayout()
-        form.addRow("&Photos:", in_row)
-        form.addRow("Output &folder:", out_row)
+        photos_label = QLabel("&Photos:")  # a row holding a layout gets no buddy by itself: set it
+        photos_label.setBuddy(self.input_list)
+        output_label = QLabel("Output &folder:")
+        output_label.setBuddy(self.output_edit)
+        form.addRow(photos_label, in_row)
+        form.addRow(output_label, out_row)
         form.addRow("F&ormat:", self.format_combo)
         form.addRow("&Model:", self.model_combo)
         form.addRow("F&actor:", self.factor_combo)
@@ -221,9 +225,10 @@ class BatchUpscaleDialog(QDialog):
         self.open_button.setEnabled(not running and self.output_folder is not None and self.output_folder.is_dir())
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self.sender() is not self.job:
+        if self.job is None:  # a late report of a batch that ended
             return
         files_done = done // FILE_STEPS
+        self.overall_bar.setMaximum(max(1, total // FILE_STEPS))  # the job's memory check may drop files
         self.overall_bar.setValue(min(files_done, self.overall_bar.maximum()))
         self.file_bar.setValue(done % FILE_STEPS if done < total else FILE_STEPS)
         if self.cancel_button.isEnabled():

@@ -336,10 +336,12 @@ class UpscaleDialog(QDialog):
             self.fits = False
         else:
             how = f"with {spec.title or spec.id}"
-            if spec.scale != f:
+            if self.target_size is not None:  # the model runs at its own factor, then one resize
+                f = spec.scale
+                if (ow, oh) != (w * f, h * f):
+                    how += f" (runs ×{f}, then resized to {ow} × {oh})"
+            elif spec.scale != f:
                 how += f" (runs ×{spec.scale}, then resizes to ×{f})"
-            if self.target_size is not None and (ow, oh) != (w * f, h * f):
-                how += f"; ×{f} then resized to {ow} × {oh}"
             lines.append(how)
         est_text = ""
         if spec is not None:  # the same estimate and check the engine makes before it starts (engine.budget)

@@ -263,7 +263,9 @@ def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto"
         progress(Progress(0, 1, f"loading {spec.id}"))
         model = MODEL_CACHE.get(spec)
         cancel.raise_if_cancelled()
-        result = upscale_image(image, model, spec.scale, scale, device=dev, tile=tile or None,
+        # an exact size: the model runs at its own factor and one Lanczos resize makes the size
+        factor = spec.scale if size is not None else scale
+        result = upscale_image(image, model, spec.scale, factor, device=dev, tile=tile or None,
                                progress=progress, cancel=cancel)
         if size is not None and tuple(size) != result.image.size:
             cancel.raise_if_cancelled()

@@ -169,7 +169,8 @@ def check_memory(plan: BatchPlan, spec_for: Callable[[int], Any], tile: Optional
         spec = spec_for(item.factor)
         try:
             size = image_size(item.src)
-            budget.check_upscale(size, item.factor, spec.scale, tile=tile, channels=int(spec.params.get("channels", 64)),
+            factor = spec.scale if item.size is not None else item.factor  # see upscale_item
+            budget.check_upscale(size, factor, spec.scale, tile=tile, channels=int(spec.params.get("channels", 64)),
                                  name=f"upscaling '{item.src.name}'")
         except RestorerError as exc:
             if not plan.many:
@@ -189,7 +190,9 @@ def upscale_item(item: BatchItem, model: Any, spec: Any, *, device: Any, tile: O
     from restorer.engine.pipelines.upscale import upscale_image
 
     image = load_image(item.src)
-    result = upscale_image(image, model, spec.scale, item.factor, device=device, tile=tile, progress=progress,
+    # an exact target size: the model runs at its own factor, then one Lanczos resize makes the size
+    factor = spec.scale if item.size is not None else item.factor
+    result = upscale_image(image, model, spec.scale, factor, device=device, tile=tile, progress=progress,
                            cancel=cancel).image
     if item.size is not None and result.size != item.size:
         result = resize_to(result, item.size)
