@@ -253,6 +253,7 @@ def test_brush_size_is_kept_relative_to_the_photo(qtbot, window, dirs):
     big = write_photo(dirs / "big.png", 300, 1200)
     small = write_photo(dirs / "small.png", 75, 300)
     window.open_path(big)
+    assert window.canvas.brush_size == 40 and window.prefs.brush_fraction == pytest.approx(40 / 1200)
     window.canvas.set_brush_size(120)  # a tenth of the longer side
     assert window.prefs.brush_fraction == pytest.approx(0.1)
     window.open_path(small)

@@ -496,7 +496,9 @@ class MainWindow(QMainWindow):
             self._doc_connections = []
         self.document = doc
         self.canvas.set_document(doc)
-        if doc is not None and old is not doc and self.prefs.brush_fraction > 0:
+        if doc is not None and old is not doc and self.prefs.brush_fraction <= 0:  # first photo: remember it
+            self.prefs.brush_fraction = self.canvas.brush_size / max(doc.size)
+        elif doc is not None and old is not doc:
             # the brush keeps its size relative to the photo: 211 px on a 12000 px photo is 18 px on a 1024 px one
             self._applying_brush = True
             try:
