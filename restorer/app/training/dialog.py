@@ -147,7 +147,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
 
         proc = TrainingProcess(run_dir, self)
         self._run = RunState(name=name, run_dir=run_dir, task=task, kind=kind, gui=gui, iteration=iteration,
-                             total=total, ckpt_iteration=iteration if kind in ("resume", "finish") else None)
+                             total=total, ckpt_iteration=iteration if kind in ("resume", "finish") else None,
+                             launch_time=time.time())
         proc.event.connect(self._on_event)
         proc.ended.connect(self._on_ended)
         try:
@@ -161,6 +162,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         log.info("training worker %s: %s", proc.pid, " ".join(args))
         self._set_state("finishing" if kind == "finish" else "starting")
         self._validate()
+        self.refresh_runs()  # the Runs page highlights the run the panel now shows
         return True
 
     def _continue(self, info: RunInfo, *, finish: bool = False) -> bool:
@@ -201,7 +203,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         ok = self._launch(info.name, info.run_dir, args, kind="finish" if (finish or minutes_done) else "resume",
                           task=info.task, gui=info.gui, iteration=info.iteration, total=info.total)
         if ok:
-            self._run.elapsed_s = info.elapsed_s
+            self._run.elapsed_s = self._run.launch_elapsed_s = info.elapsed_s
             self._show_progress()
         return ok
 
@@ -212,7 +214,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         proc = TrainingProcess(info.run_dir, self)
         self._run = RunState(name=info.name, run_dir=info.run_dir, task=info.task, kind="attach", gui=info.gui,
                              iteration=info.iteration, total=info.total, elapsed_s=info.elapsed_s,
-                             ckpt_iteration=info.iteration if info.has_checkpoint else None)
+                             ckpt_iteration=info.iteration if info.has_checkpoint else None,
+                             launch_time=time.time(), launch_elapsed_s=info.elapsed_s)
         self.loss_plot.clear()
         self.log_view.clear()
         worker = read_json(info.run_dir / WORKER_FILE)
@@ -265,6 +268,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.process = None
         if outcome == "finished":
             self._set_state("finished", message)
+            if run is not None:  # the run took its name: the New model page offers the next free one
+                self._suggest_name(used=run.name)
             self.library.notify_changed()  # the worker registered the model: everyone refreshes
         elif outcome == "stopped":
             self._set_state("stopped")

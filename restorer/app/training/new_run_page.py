@@ -11,6 +11,7 @@ run); it only builds and reads this page.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -241,10 +242,14 @@ class NewRunPage:
             af.setRowVisible(w, show)
         self._suggest_name()
 
-    def _suggest_name(self) -> None:
+    def _suggest_name(self, used: str = "") -> None:
+        """A free name for the next model; `used` is a name a run just took (the user's own
+        name is replaced then too, by the next free one of its kind: 'tree' -> 'tree-2')."""
         base = {"sr": f"my-upscale-x{self.scale}", "inpaint": "my-fill", "latent": "my-latent"}[self.task]
         current = self.name_edit.text().strip()
-        if current and not current.startswith(("my-upscale-x", "my-fill", "my-latent")):
+        if used and current == used:
+            base = re.sub(r"-\d+$", "", used) or base
+        elif current and not current.startswith(("my-upscale-x", "my-fill", "my-latent")):
             return  # the user's own name stays
         taken = self._taken_names()
         name, n = base, 2

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -27,6 +27,8 @@ from restorer.engine.training.recipes import MINUTES_ITERS, TASK_LABELS
 from restorer.engine.training.runs import CHECKPOINT_FILE, EVENTS_FILE, RunInfo, fmt_count, fmt_duration
 
 log = logging.getLogger(__name__)
+
+CLOCK_INTERVAL_MS = 1000  # how often the panel's clock moves
 
 
 
@@ -74,7 +76,22 @@ class ProgressPanel:
         row.addWidget(self.stop_button)
         row.addWidget(self.resume_button)
         v.addLayout(row)
+        # the clock: elapsed time and time left move every second between the worker's reports
+        # (which come every few seconds on a CPU), so a slow run never looks frozen
+        self.clock_timer = QTimer(box)
+        self.clock_timer.setInterval(CLOCK_INTERVAL_MS)
+        self.clock_timer.timeout.connect(self._tick_clock)
         return box
+
+    def _tick_clock(self) -> None:
+        if self._run is None or self._state not in ("starting", "running"):
+            self.clock_timer.stop()
+            return
+        if self._state == "running":
+            self._show_progress()
+        elif self._run.launch_time is not None:
+            waited = max(0.0, time.time() - self._run.launch_time)
+            self.detail_label.setText(f"{fmt_duration(waited)} since Start")
 
     def _load_history(self, run_dir: Path, upto: Optional[int]) -> None:
         """Replay the loss curve of earlier launches of a run from its events file."""
@@ -196,6 +213,11 @@ class ProgressPanel:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
             self.progress_bar.setFormat("failed")
+        if state in ("starting", "running"):
+            if not self.clock_timer.isActive():
+                self.clock_timer.start()
+        else:
+            self.clock_timer.stop()
         running = self.process is not None and self.process.running
         self.stop_button.setEnabled(running and state in ("starting", "running"))
         can_resume = (not running and run is not None and state in ("stopped", "failed")
@@ -209,28 +231,30 @@ class ProgressPanel:
         if run is None:
             return
         it, total = run.iteration, run.total
-        gui = run.gui
-        elapsed = run.elapsed_s
-        minutes_mode = run.minutes_mode and total >= MINUTES_ITERS
+        live = self._state == "running" and not final
+        now = time.time()
+        elapsed = run.live_elapsed(now) if live else run.elapsed_s
+        budget = run.budget_s
+        minutes_mode = run.minutes_mode and total >= MINUTES_ITERS and budget is not None
+        left = run.live_left(now) if live else None
         if minutes_mode:
-            budget = float(gui.get("minutes") or 0) * 60
             frac = min(1.0, elapsed / budget) if budget else 0.0
-            eta: Optional[float] = max(0.0, budget - elapsed)
             self.progress_bar.setRange(0, 1000)
             self.progress_bar.setValue(int(frac * 1000))
-            length = f"{fmt_duration(elapsed)} of {gui.get('minutes'):g} min"
+            clock = f"{fmt_duration(elapsed)} of {budget / 60:g} min"
         else:
-            eta = run.eta_s
             self.progress_bar.setRange(0, max(1, total))
             self.progress_bar.setValue(min(it, max(1, total)))
-            length = f"iteration {fmt_count(it)} of {fmt_count(total)}"
-        left = f" · {fmt_duration(eta)} left" if eta is not None and not final else ""
-        self.progress_bar.setFormat(f"%p%{left}")
-        details = [length.capitalize() if not minutes_mode else f"Iteration {fmt_count(it)}, {length}"]
+            clock = f"trained for {fmt_duration(elapsed)}" if elapsed else ""
+        self.progress_bar.setFormat(f"%p% · {fmt_duration(left)} left" if left is not None else "%p%")
+        details = [f"Iteration {fmt_count(it)}" if minutes_mode else
+                   f"Iteration {fmt_count(it)} of {fmt_count(total)}"]
+        if clock:
+            details.append(clock)
+        if left is not None:
+            details.append(f"{fmt_duration(left)} left")
         if run.it_per_s:
             details.append(f"{run.it_per_s:.2f} it/s")
-        if elapsed and not minutes_mode:
-            details.append(f"trained for {fmt_duration(elapsed)}")
         if run.device:
             details.append(f"on {run.device}")
         if run.ckpt_iteration is not None:
