@@ -586,3 +586,39 @@ def test_after_a_run_the_name_is_fresh_and_runs_highlights_the_shown_run(qtbot, 
     assert dlg.highlighted_run() == "garden" == dlg.run_name  # the run the progress panel shows
     item = dlg.runs_tree.selectedItems()[0]
     assert item.font(0).bold()
+
+
+def test_use_all_gpus_only_with_several_cuda_devices(qtbot, monkeypatch):
+    import restorer.app.training.dialog as dialog_mod
+    import restorer.app.training.new_run_page as page_mod
+    from restorer.engine.training import recipes
+
+    def open_with(count: int) -> TrainingDialog:
+        monkeypatch.setattr(recipes, "cuda_device_count", lambda: count)
+        kind = lambda pref="auto": "cpu" if pref == "cpu" or count == 0 else "cuda"  # noqa: E731
+        monkeypatch.setattr(dialog_mod, "device_kind", kind)
+        monkeypatch.setattr(page_mod, "device_kind", kind)
+        dlg = TrainingDialog(None)
+        qtbot.addWidget(dlg)
+        dlg.show()
+        dlg.folder_edit.setText("/photos")
+        dlg.name_edit.setText("multi")
+        return dlg
+
+    for count in (0, 1):
+        dlg = open_with(count)
+        assert not dlg.all_gpus_check.isVisibleTo(dlg)
+        dlg.all_gpus_check.setChecked(True)  # even if it were set, a hidden option adds nothing
+        assert "--gpus" not in dlg.settings().args()
+        dlg.close()
+
+    dlg = open_with(4)
+    assert dlg.all_gpus_check.isVisibleTo(dlg) and dlg.all_gpus_check.text() == "Use all 4 GPUs"
+    assert not dlg.all_gpus_check.isChecked() and "--gpus" not in dlg.settings().args()
+    dlg.all_gpus_check.setChecked(True)
+    args = dlg.settings().args()
+    assert args[args.index("--gpus") + 1] == "4" and args[-2:] == ["--events", "jsonl"]
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))  # a CPU run: no GPUs to use
+    assert not dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" not in dlg.settings().args()
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cuda"))
+    assert dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" in dlg.settings().args()

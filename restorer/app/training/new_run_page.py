@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QRadioButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from restorer.app import messages
 from restorer.app.training.run_state import esc
 from restorer.app.workers import run_in_thread
+from restorer.engine.training import recipes
 from restorer.engine.training.recipes import (MIN_SR_PHOTOS_FOR_PREVIEW, TrainingSettings, defaults_for, device_kind,
                                               start_from_params)
 from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
@@ -111,6 +112,11 @@ class NewRunPage:
         self.batch_spin.setRange(1, 512)
         self.batch_spin.setToolTip("Photos per training step: larger is smoother but needs more memory")
         form.addRow("&Batch size:", self.batch_spin)
+        self.gpu_count = recipes.cuda_device_count()  # asked once, when the dialog opens
+        self.all_gpus_check = QCheckBox(f"Use all {self.gpu_count} GPUs")
+        self.all_gpus_check.setToolTip("Train on every visible NVIDIA GPU at once (PyTorch distributed data "
+                                       "parallel): each GPU takes the batch size above")
+        form.addRow("", self.all_gpus_check)
 
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
@@ -176,6 +182,7 @@ class NewRunPage:
         self.length_unit.currentIndexChanged.connect(self._on_length_unit_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.patch_spin.valueChanged.connect(self._maybe_rescan)
+        form.setRowVisible(self.all_gpus_check, self.gpu_count > 1 and self.device == "cuda")
         return page
 
     @staticmethod
@@ -206,6 +213,12 @@ class NewRunPage:
         self.device = device_kind(str(self.device_combo.currentData()))
         self._apply_defaults()
         self._on_start_from_changed()
+        self._update_gpus_option()
+
+    def _update_gpus_option(self) -> None:
+        """"Use all N GPUs" only where there is more than one CUDA device and the run trains on CUDA."""
+        form: QFormLayout = self.all_gpus_check.parentWidget().layout()  # type: ignore[assignment]
+        form.setRowVisible(self.all_gpus_check, self.gpu_count > 1 and self.device == "cuda")
 
     def _on_length_unit_changed(self, *_args: Any) -> None:
         if self._applying_defaults:
@@ -489,4 +502,6 @@ class NewRunPage:
             size=int(self.size_combo.currentData()),
             checkpoint_every=int(getattr(self, "_checkpoint_every", d["checkpoint_every"])),
             sample_every=int(d["sample_every"]),
-            runs_dir=str(runs_dir()))
+            runs_dir=str(runs_dir()),
+            gpus=self.gpu_count if self.gpu_count > 1 and self.device == "cuda" and self.all_gpus_check.isChecked()
+            else 0)
