@@ -559,19 +559,34 @@ FINISHING_RUN = """
         emit("progress", iteration=it, total=4, losses={"pixel": 1.0 / it}, it_per_s=10.0, elapsed_s=it / 10)
     (run / "checkpoint.pt").write_bytes(b"")  # the run holds its name now
     time.sleep(0.3)
-    emit("finished", iteration=4, total=4, elapsed_s=0.4, model_id=run.name, metrics={})
+    emit("finished", iteration=4, total=4, elapsed_s=0.4, model_id=run.name,
+         metrics={"val_psnr_y": 30.4, "val_bicubic_psnr_y": 29.0, "val_images": 5})
 """
 
 
 def test_after_a_run_the_name_is_fresh_and_runs_highlights_the_shown_run(qtbot, tmp_path, window, messages,
                                                                          cleanup, monkeypatch):
+    from restorer.engine.training import compare
+
     fake_worker(tmp_path, monkeypatch, FINISHING_RUN)
+    asked = []
+
+    def fake_compare(config, model_id, cancel=None):  # the engine side is tested in test_training_fast.py
+        asked.append(model_id)
+        return compare.RunComparison(images=5, new_psnr=30.4, bicubic_psnr=29.0, base_id="x4-fast",
+                                     base_title="x4 fast", base_psnr=30.0)
+
+    monkeypatch.setattr(compare, "compare_run", fake_compare)
     write_photos(tmp_path / "photos", 2)
     dlg = open_dialog(qtbot, window, cleanup)
     choose_folder(qtbot, dlg, tmp_path / "photos")
     dlg.name_edit.setText("garden")
-    assert dlg.start_training()
-    qtbot.waitUntil(lambda: dlg._state == "finished", timeout=20_000)
+    with qtbot.waitSignal(dlg.comparisonFinished, timeout=20_000):
+        assert dlg.start_training()
+    assert dlg._state == "finished" and asked == ["garden"]
+    status = dlg.status_label.text()
+    assert "+0.4 dB better than x4 fast on 5 of your photos" in status, status
+    assert "30.40 dB" in status and "x4 fast: 30.00 dB" in status and "bicubic: 29.00 dB" in status
     later = Path(os.environ["RESTORER_DATA_DIR"]) / "runs" / "a-later-run"
     later.mkdir(parents=True, exist_ok=True)
     (later / "checkpoint.pt").write_bytes(b"")

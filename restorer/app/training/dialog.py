@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QTabWidget
 
 from restorer.app import messages
 from restorer.app.library import model_library
+from restorer.app.workers import run_in_thread
 from restorer.app.training.models_page import ModelsPage
 from restorer.app.training.new_run_page import NewRunPage
 from restorer.app.training.process import TrainingProcess
@@ -41,6 +42,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
     runStateChanged = Signal(str)  # "running" | "stopping" | "finished" | "stopped" | "failed" | "idle"
     scanFinished = Signal()
     runsListed = Signal()
+    comparisonFinished = Signal()  # the new model's score beside its starting model is known (or failed)
 
     def __init__(self, prefs: Any = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -271,6 +273,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
             if run is not None:  # the run took its name: the New model page offers the next free one
                 self._suggest_name(used=run.name)
             self.library.notify_changed()  # the worker registered the model: everyone refreshes
+            if run is not None:
+                self._compare_with_start(run, message or run.model_id or run.name)
         elif outcome == "stopped":
             self._set_state("stopped")
         else:
@@ -281,6 +285,31 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self._validate()
         if isinstance(proc, TrainingProcess):
             proc.deleteLater()
+
+    def _compare_with_start(self, run: RunState, model_id: str) -> None:
+        """Score the new upscale model beside the model it started from on the run's held-out photos
+        (off the GUI thread); the finished line then says it in plain words."""
+        if run.task != "sr" or not run.metrics.get("val_images"):
+            return  # not an upscale model, or no photo was held out: the finished line says so
+
+        def work() -> Any:
+            from restorer.engine.training.compare import compare_run
+
+            return compare_run(read_run(run.run_dir).config, model_id)
+
+        def done(result: Any, error: Any) -> None:
+            run.comparing = False
+            if error is not None:
+                log.warning("cannot compare '%s' with its starting model: %s", model_id, error)
+            else:
+                run.comparison = result
+            if self._run is run and self._state == "finished":
+                self._set_state("finished", model_id)
+            self.comparisonFinished.emit()
+
+        run.comparing = True
+        self._set_state("finished", model_id)
+        run_in_thread(work, done, self)
 
     def _spent_time_budget(self) -> bool:
         run = self._run

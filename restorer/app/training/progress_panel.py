@@ -23,7 +23,7 @@ from restorer.engine.training import events as ev_mod
 from restorer.engine.training.events import (CheckpointEvent, DataEvent, ErrorEvent, FinishedEvent, InfoEvent,
                                               ProgressEvent, SampleEvent, StartedEvent, StoppedEvent,
                                               TrainingEvent, WarningEvent, read_events)
-from restorer.engine.training.recipes import MINUTES_ITERS, TASK_LABELS
+from restorer.engine.training.recipes import MIN_SR_PHOTOS_FOR_PREVIEW, MINUTES_ITERS, TASK_LABELS
 from restorer.engine.training.runs import CHECKPOINT_FILE, EVENTS_FILE, RunInfo, fmt_count, fmt_duration
 
 log = logging.getLogger(__name__)
@@ -196,13 +196,9 @@ class ProgressPanel:
                                           "to resume.")
             self._show_progress(final=True)
         elif state == "finished":
-            metrics = run.metrics if run is not None else {}
-            score = ""
-            if "val_psnr_y" in metrics:
-                score = (f" Quality on held-out photos: {metrics['val_psnr_y']:.2f} dB PSNR "
-                         f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
+            score = self._score_text(run) if run is not None else ""
             self.status_label.setText(f"<b>Finished:</b> '{esc(message or (run.name if run is not None else ''))}' is in "
-                                      f"your models and ready to use.{esc(score)}")
+                                      f"your models and ready to use.{score}")
             self._show_progress(final=True)
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
@@ -225,6 +221,35 @@ class ProgressPanel:
         self.resume_button.setEnabled(can_resume)
         self._update_run_buttons()
         self.runStateChanged.emit(state)
+
+    @staticmethod
+    def _score_text(run: RunState) -> str:
+        """The finished line's verdict, in plain words (rich text)."""
+        cmp, metrics = run.comparison, run.metrics
+        if cmp is not None:
+            figures = [f"{cmp.new_psnr:.2f} dB PSNR"]
+            if cmp.base_psnr is not None:
+                figures.append(f"{esc(cmp.base_title or cmp.base_id)}: {cmp.base_psnr:.2f} dB")
+            figures.append(f"plain bicubic: {cmp.bicubic_psnr:.2f} dB")
+            better = cmp.gain_db > 0.005
+            color = "#2e7d32" if better else ("#c0392b" if cmp.gain_db < -0.005 else "palette(text)")
+            advice = ("" if better or cmp.base_psnr is None else
+                      f" The model you started from is as good or better: keep using it, or train longer.")
+            return (f"<br><b style='color:{color}'>{esc(cmp.sentence()[0].upper() + cmp.sentence()[1:])}</b> "
+                    f"({'; '.join(figures)}).{esc(advice)}")
+        text = ""
+        if "val_psnr_y" in metrics:
+            text = (f" Quality on {int(metrics.get('val_images', 0)) or 'the'} held-out photos: "
+                    f"{metrics['val_psnr_y']:.2f} dB PSNR "
+                    f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
+        elif run.task == "sr" and run.kind != "view":
+            text = (f" No photos were held out (it takes {MIN_SR_PHOTOS_FOR_PREVIEW} or more), so there is no "
+                    "quality score.")
+        if run.comparing:
+            start = str((run.gui.get("settings") or {}).get("init_from") or "")
+            text += (f" Comparing with {start} on the same photos…" if start else
+                     " Measuring on the held-out photos…")
+        return esc(text)
 
     def _show_progress(self, final: bool = False) -> None:
         run = self._run

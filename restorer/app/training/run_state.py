@@ -31,6 +31,8 @@ class RunState:
     progress_time: Optional[float] = None
     metrics: dict[str, float] = field(default_factory=dict)
     model_id: Optional[str] = None
+    comparison: Any = None  # RunComparison: the new model beside the one it started from (engine/training/compare.py)
+    comparing: bool = False  # that comparison is being computed
     launch_time: Optional[float] = None  # wall time the dialog started (or attached to) this launch
     launch_elapsed_s: float = 0.0  # training time of earlier launches, when this one began
 
