@@ -36,6 +36,20 @@ RUN_TIMEOUT_MS = 120_000
 
 
 # --------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True)
+def quick_step_probe(monkeypatch):
+    """The New model page's step probe (restorer/engine/training/estimate.py, tested in
+    test_training_fast.py) answers at once here, so dialogs opened by tests do not time networks."""
+    from restorer.engine.training import estimate
+
+    def probe(key):
+        estimate._CACHE[key] = 0.5
+        return 0.5
+
+    monkeypatch.setattr(estimate, "_CACHE", {})
+    monkeypatch.setattr(estimate, "probe_step_seconds", probe)
+
+
 @pytest.fixture
 def messages(message_boxes):
     """Message boxes are recorded instead of shown; confirmations say yes (closing during a run: stop)."""
@@ -637,3 +651,48 @@ def test_use_all_gpus_only_with_several_cuda_devices(qtbot, monkeypatch):
     assert not dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" not in dlg.settings().args()
     dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cuda"))
     assert dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" in dlg.settings().args()
+
+
+def test_new_model_page_estimates_iterations_from_a_probe_off_the_gui_thread(qtbot, monkeypatch):
+    import threading
+
+    import restorer.app.training.dialog as dialog_mod
+    import restorer.app.training.new_run_page as page_mod
+    from restorer.engine.training import estimate
+
+    monkeypatch.setattr(dialog_mod, "device_kind", lambda pref="auto": "cpu")
+    monkeypatch.setattr(page_mod, "device_kind", lambda pref="auto": "cpu")
+    probed = []
+
+    def fake_probe(key):  # the real probe is tested in test_training_fast.py
+        probed.append((key, threading.current_thread() is threading.main_thread()))
+        estimate._CACHE[key] = 2.4
+        return 2.4
+
+    monkeypatch.setattr(estimate, "_CACHE", {})
+    monkeypatch.setattr(estimate, "probe_step_seconds", fake_probe)
+    dlg = TrainingDialog(None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData(""))  # from scratch: the SRGAN-family network
+    dlg.length_unit.setCurrentIndex(dlg.length_unit.findData("minutes"))
+    with qtbot.waitSignal(dlg.estimateShown, timeout=10_000):
+        dlg.length_spin.setValue(2)
+    qtbot.waitUntil(lambda: "iterations in 2 min" in dlg.estimate_label.text(), timeout=10_000)
+    assert probed and not any(on_gui for _k, on_gui in probed)  # never on the GUI thread
+    key = probed[-1][0]
+    assert (key.arch, key.batch, key.patch, key.device) == ("srgan", dlg.batch_spin.value(), dlg.patch_spin.value(),
+                                                            "cpu")
+    text = dlg.estimate_label.text()
+    assert "On this CPU: about 43 iterations in 2 min (2.40 s per step)." in text
+    assert dlg.start_combo.findData("sr-x4-compact") >= 0
+    assert "Recommended on a CPU: start from x4 fast (compact" in text  # the compact architecture, on a CPU
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData("sr-x4-compact"))
+    qtbot.waitUntil(lambda: "measurable gain" in dlg.estimate_label.text(), timeout=10_000)
+    assert probed[-1][0].arch == "compact_sr"
+    assert "Recommended on a CPU: train 50 min or more for a measurable gain" in dlg.estimate_label.text()
+    n = len(probed)
+    dlg.length_spin.setValue(3)  # the same network: the cached step time, no new probe
+    qtbot.waitUntil(lambda: "iterations in 3 min" in dlg.estimate_label.text(), timeout=10_000)
+    assert len(probed) == n

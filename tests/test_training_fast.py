@@ -401,3 +401,30 @@ def test_compare_run_scores_the_new_model_beside_the_one_it_started_from(tmp_pat
     few = dict(config, data=str(tmp_path / "few"))
     write_photos(tmp_path / "few", 3, size=(40, 48))
     assert compare_run(few, "mine") is None  # nothing held out: nothing to compare
+
+
+def test_step_probe_is_measured_once_and_planned_in_plain_words(monkeypatch):
+    from restorer.engine.training import estimate
+
+    key = estimate.ProbeKey(arch="srgan", scale=2, blocks=1, channels=8, patch=8, batch=1, device="cpu")
+    estimate._CACHE.pop(key, None)
+    assert estimate.cached_step_seconds(key) is None
+    seconds = estimate.probe_step_seconds(key)
+    assert 0 < seconds < 5 and estimate.cached_step_seconds(key) == seconds
+
+    import restorer.engine.archs as archs
+
+    monkeypatch.setattr(archs, "build_arch", lambda *a, **k: pytest.fail("the probe ran again"))
+    assert estimate.probe_step_seconds(key) == seconds  # cached
+
+    assert estimate.iterations_in(2, 0.5) == int(120 / (0.5 * estimate.OVERHEAD))
+    line = estimate.plan_line(2.4, length_mode="minutes", minutes=2, iterations=0, device="cpu", fine_tune=True,
+                              compact=False, compact_choice="x4 fast")
+    assert line.startswith("On this CPU: about 43 iterations in 2 min (2.40 s per step).")
+    assert "start from x4 fast" in line and "train 50 min or more" in line
+    quick = estimate.plan_line(0.01, length_mode="minutes", minutes=30, iterations=0, device="cpu", fine_tune=True,
+                               compact=True, compact_choice="x4 fast")
+    assert "Recommended" not in quick  # compact, and enough steps already: nothing to add
+    gpu = estimate.plan_line(0.05, length_mode="iterations", minutes=0, iterations=10_000, device="cuda",
+                             fine_tune=False, compact=False)
+    assert gpu == "On this CUDA device: 10,000 iterations take about 10 min (0.05 s per step)."

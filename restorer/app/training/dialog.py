@@ -42,6 +42,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
     runStateChanged = Signal(str)  # "running" | "stopping" | "finished" | "stopped" | "failed" | "idle"
     scanFinished = Signal()
     runsListed = Signal()
+    estimateShown = Signal()  # the New model page's estimate line was updated from a measured probe
     comparisonFinished = Signal()  # the new model's score beside its starting model is known (or failed)
 
     def __init__(self, prefs: Any = None, parent: Optional[QWidget] = None) -> None:
@@ -92,6 +93,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.refresh_runs()
         self._set_state("idle")
         self._validate()
+        self._request_estimate()
 
     def _on_tab_changed(self, index: int) -> None:
         if index == 1:
