@@ -585,8 +585,8 @@ def test_after_a_run_the_name_is_fresh_and_runs_highlights_the_shown_run(qtbot, 
     fake_worker(tmp_path, monkeypatch, FINISHING_RUN)
     asked = []
 
-    def fake_compare(config, model_id, cancel=None):  # the engine side is tested in test_training_fast.py
-        asked.append(model_id)
+    def fake_compare(config, model_id, cancel=None, start_from=None):  # the engine side: test_training_fast.py
+        asked.append((model_id, start_from))
         return compare.RunComparison(images=5, new_psnr=30.4, bicubic_psnr=29.0, base_id="x4-fast",
                                      base_title="x4 fast", base_psnr=30.0)
 
@@ -597,7 +597,7 @@ def test_after_a_run_the_name_is_fresh_and_runs_highlights_the_shown_run(qtbot, 
     dlg.name_edit.setText("garden")
     with qtbot.waitSignal(dlg.comparisonFinished, timeout=20_000):
         assert dlg.start_training()
-    assert dlg._state == "finished" and asked == ["garden"]
+    assert dlg._state == "finished" and asked == [("garden", dlg._run.gui["settings"]["init_from"] or None)]
     status = dlg.status_label.text()
     assert "+0.4 dB better than x4 fast on 5 of your photos" in status, status
     assert "30.40 dB" in status and "x4 fast: 30.00 dB" in status and "bicubic: 29.00 dB" in status

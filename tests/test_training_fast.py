@@ -398,6 +398,9 @@ def test_compare_run_scores_the_new_model_beside_the_one_it_started_from(tmp_pat
     assert same.gain_db == 0 and same.sentence().startswith("as good as tiny-x2")
     assert compare_run(dict(config, init_from=None), "mine").sentence().endswith(
         "than plain bicubic on 1 of your photos")
+    # a run ended with --resume has no init_from in its checkpoint: the dialog names the start
+    resumed = compare_run(dict(config, init_from=None), "mine", start_from="tiny-x2")
+    assert resumed.base_id == "tiny-x2" and resumed.base_psnr == cmp.base_psnr
     few = dict(config, data=str(tmp_path / "few"))
     write_photos(tmp_path / "few", 3, size=(40, 48))
     assert compare_run(few, "mine") is None  # nothing held out: nothing to compare

@@ -294,10 +294,12 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         if run.task != "sr" or not run.metrics.get("val_images"):
             return  # not an upscale model, or no photo was held out: the finished line says so
 
+        start_from = str((run.gui.get("settings") or {}).get("init_from") or "") or None
+
         def work() -> Any:
             from restorer.engine.training.compare import compare_run
 
-            return compare_run(read_run(run.run_dir).config, model_id)
+            return compare_run(read_run(run.run_dir).config, model_id, start_from=start_from)
 
         def done(result: Any, error: Any) -> None:
             run.comparing = False

@@ -53,6 +53,7 @@ class NewRunPage:
         self.folder_edit.setPlaceholderText("A folder of your photos (sub-folders too)")
         self.folder_edit.editingFinished.connect(self.scan_folder)
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Return in the folder field scans it; it does not open the file dialog
         browse.clicked.connect(self.browse_folder)
         row.addWidget(self.folder_edit, 1)
         row.addWidget(browse)

@@ -126,9 +126,13 @@ def short_title(spec: Any, fallback: str) -> str:
     return title or fallback
 
 
-def compare_run(config: dict[str, Any], new_model: str, cancel: Any = None) -> Optional[RunComparison]:
+def compare_run(config: dict[str, Any], new_model: str, cancel: Any = None,
+                start_from: Optional[str] = None) -> Optional[RunComparison]:
     """Score `new_model` (a model id or file) and the model the SR run with `config` started from on
-    the run's held-out photos; None when the run held none out (too few photos) or is not SR."""
+    the run's held-out photos; None when the run held none out (too few photos) or is not SR.
+
+    `start_from` names that model when the checkpoint's config no longer does (a run resumed or
+    ended with ``--resume`` keeps its weights and drops ``init_from``)."""
     scale = int(config.get("scale", 0) or 0)
     if scale < 2:
         return None
@@ -138,7 +142,7 @@ def compare_run(config: dict[str, Any], new_model: str, cancel: Any = None) -> O
     _spec, net = _load(new_model)
     new_psnr, bicubic_psnr = score_sr(net, crops, scale, cancel)
     result = RunComparison(images=len(crops), new_psnr=new_psnr, bicubic_psnr=bicubic_psnr)
-    base = str(config.get("init_from") or "")
+    base = str(config.get("init_from") or start_from or "")
     if base:
         try:
             base_spec, base_net = _load(base)

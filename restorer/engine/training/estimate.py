@@ -90,7 +90,7 @@ def probe_step_seconds(key: ProbeKey) -> float:
         step()
         times.append(time.perf_counter() - t0)
         spent += times[-1]
-    seconds = min(times) if times else warm
+    seconds = sum(times) / len(times) if times else warm
     log.info("training step probe %s: %.3f s/step", key, seconds)
     with _LOCK:
         _CACHE[key] = seconds
