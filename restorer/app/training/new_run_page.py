@@ -5,7 +5,8 @@ skipped). Defaults follow the compute device (restorer/engine/training/recipes.p
 :meth:`NewRunPage.settings` reads the page into a :class:`TrainingSettings`.
 
 A mixin of :class:`restorer.app.training.dialog.TrainingDialog` (which owns the signals and the
-run); it only builds and reads this page.
+run); it only builds and reads this page. long: one form, whose fields depend on each other
+(task, scale, starting model, device); its estimate line is estimate_line.py.
 """
 
 from __future__ import annotations
@@ -23,24 +24,17 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from restorer.app import messages
 from restorer.app.training.run_state import esc
 from restorer.app.workers import run_in_thread
-from restorer.engine.training import estimate, recipes
+from restorer.app.training.estimate_line import ESTIMATE_DELAY_MS, EstimateLine
+from restorer.engine.training import recipes
 from restorer.engine.training.recipes import (MIN_SR_PHOTOS_FOR_PREVIEW, TrainingSettings, defaults_for, device_kind,
                                               start_from_params)
 from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
 
 log = logging.getLogger(__name__)
 
-ESTIMATE_DELAY_MS = 300  # the estimate line waits for the fields to settle
 
 
-def estimate_title(spec: Any) -> str:
-    from restorer.engine.training.compare import short_title
-
-    return short_title(spec, spec.id)
-
-
-
-class NewRunPage:
+class NewRunPage(EstimateLine):
     """The New model page (mixed into TrainingDialog)."""
 
     def _build_new_page(self) -> QWidget:
@@ -206,55 +200,6 @@ class NewRunPage:
         for combo in (self.length_unit, self.task_combo, self.scale_combo, self.start_combo, self.device_combo):
             combo.currentIndexChanged.connect(self._request_estimate)
         return page
-
-    # ------------------------------------------------------------------ what to expect
-    def _request_estimate(self, *_args: Any) -> None:
-        """Update the estimate line soon (field changes come in bursts)."""
-        self._estimate_timer.start()
-
-    def _probe_key(self) -> Any:
-        return estimate.ProbeKey(arch=self._arch(), scale=self.scale, blocks=int(self.blocks_spin.value()),
-                                 channels=int(self.channels_spin.value()), patch=int(self.patch_spin.value()),
-                                 batch=int(self.batch_spin.value()), device=self.device)
-
-    def _update_estimate(self) -> None:
-        if self.task != "sr":
-            self.estimate_label.setText("Fill and latent models train for hours on a CPU; a GPU is much faster."
-                                        if self.device == "cpu" else "")
-            self.estimate_label.setVisible(self.device == "cpu")
-            return
-        self.estimate_label.setVisible(True)
-        key = self._probe_key()
-        step_s = estimate.cached_step_seconds(key)
-        if step_s is not None:
-            self._show_estimate(step_s)
-            return
-        if self._probing is not None:
-            return  # one probe at a time: the one running asks again when it ends
-        if self.process is not None and self.process.running:
-            self.estimate_label.setText("The estimate for this device is measured when no run is training.")
-            return
-        self.estimate_label.setText("<i>Measuring a training step on this device…</i>")
-        self._probing = key
-
-        def done(result: Any, error: Any) -> None:
-            self._probing = None
-            if error is not None:
-                log.warning("training step probe failed: %s", error)
-                self.estimate_label.setText("")
-            self._update_estimate() if error is None else None
-            self.estimateShown.emit()
-
-        run_in_thread(lambda: estimate.probe_step_seconds(key), done, self)
-
-    def _show_estimate(self, step_s: float) -> None:
-        compact = next((spec for spec, params in self._specs.values() if params.get("arch") == "compact_sr"), None)
-        self.estimate_label.setText(esc(estimate.plan_line(
-            step_s, length_mode=str(self.length_unit.currentData()), minutes=float(self.length_spin.value()),
-            iterations=int(self.length_spin.value()), device=self.device,
-            fine_tune=bool(self.start_combo.currentData()), compact=self._arch() == "compact_sr",
-            compact_choice=estimate_title(compact) if compact is not None else "")))
-        self.estimateShown.emit()
 
     @staticmethod
     def _buddy(text: str, widget: QWidget) -> QLabel:
