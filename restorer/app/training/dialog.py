@@ -308,11 +308,11 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
             else:
                 run.comparison = result
             if self._run is run and self._state == "finished":
-                self._set_state("finished", model_id)
+                self._show_finished(model_id)
             self.comparisonFinished.emit()
 
         run.comparing = True
-        self._set_state("finished", model_id)
+        self._show_finished(model_id)
         run_in_thread(work, done, self)
 
     def _spent_time_budget(self) -> bool:

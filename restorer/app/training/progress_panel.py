@@ -196,9 +196,7 @@ class ProgressPanel:
                                           "to resume.")
             self._show_progress(final=True)
         elif state == "finished":
-            score = self._score_text(run) if run is not None else ""
-            self.status_label.setText(f"<b>Finished:</b> '{esc(message or (run.name if run is not None else ''))}' is in "
-                                      f"your models and ready to use.{score}")
+            self._show_finished(message)
             self._show_progress(final=True)
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
@@ -221,6 +219,13 @@ class ProgressPanel:
         self.resume_button.setEnabled(can_resume)
         self._update_run_buttons()
         self.runStateChanged.emit(state)
+
+    def _show_finished(self, message: str = "") -> None:
+        """The finished line: the model's name and its score (updated when the comparison is in)."""
+        run = self._run
+        score = self._score_text(run) if run is not None else ""
+        self.status_label.setText(f"<b>Finished:</b> '{esc(message or (run.name if run is not None else ''))}' is in "
+                                  f"your models and ready to use.{score}")
 
     @staticmethod
     def _score_text(run: RunState) -> str:
