@@ -295,6 +295,20 @@ def test_project_a_photo_reports_the_error_and_becomes_the_selection(qtbot, wind
     expected = lp.generate(model, lp.apply_attribute(result.z, lp.load_attributes(MODEL)["tone"], 1.0))[0]
     assert np.array_equal(window.shown.image, expected)
 
+    # projecting again while an attribute is applied at +3: the strength goes back to 0 and the new
+    # projection is shown as projected, not already moved along the attribute (#18)
+    window.set_strength(3.0)
+    wait_idle(qtbot, window)
+    with qtbot.waitSignal(window.projectionDone, timeout=JOB_MS):
+        assert window.project_photo(photo)
+    wait_idle(qtbot, window)
+    assert window.strength() == 0.0 and window.strength_label.text() == "+0.00"
+    assert window.current_attribute() == "tone"  # the attribute stays chosen, only its strength is reset
+    qtbot.waitUntil(lambda: window.shown is not None and window.shown.caption == "Projected photo: generated.png",
+                    timeout=JOB_MS)
+    assert np.array_equal(window.shown.image, window.projection.image)
+    assert np.array_equal(window.preview_view.images[0], window.projection.image)
+
     # the projected latent can be an interpolation end
     window.use_a_button.click()
     click_tile(window.grid_view, 4)  # A is set and B not: this click sets B

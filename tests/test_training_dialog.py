@@ -15,6 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import json  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -35,6 +36,20 @@ RUN_TIMEOUT_MS = 120_000
 
 
 # --------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True)
+def quick_step_probe(monkeypatch):
+    """The New model page's step probe (restorer/engine/training/estimate.py, tested in
+    test_training_fast.py) answers at once here, so dialogs opened by tests do not time networks."""
+    from restorer.engine.training import estimate
+
+    def probe(key):
+        estimate._CACHE[key] = 0.5
+        return 0.5
+
+    monkeypatch.setattr(estimate, "_CACHE", {})
+    monkeypatch.setattr(estimate, "probe_step_seconds", probe)
+
+
 @pytest.fixture
 def messages(message_boxes):
     """Message boxes are recorded instead of shown; confirmations say yes (closing during a run: stop)."""
@@ -460,3 +475,224 @@ def test_a_run_folder_that_cannot_be_written_is_reported_not_raised(tmp_path, qt
     with pytest.raises(RestorerError, match="cannot start the training process"):
         proc.start(["train", "sr", "--help"])
     assert proc._popen is None and proc.pid is None  # nothing started
+
+
+# --------------------------------------------------------------------------- a CPU run that does not look frozen (#18)
+SLOW_CPU_RUN = """
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    emit("started", iteration=0, total=10000000, resumed=False, run_dir="x", config={}, device="cpu")
+    emit("progress", iteration=3, total=10000000, losses={"pixel": 0.5}, it_per_s=0.3, elapsed_s=1.0)
+    t0 = time.time()
+    while not stop and time.time() - t0 < 1.5:
+        time.sleep(0.05)
+    emit("progress", iteration=7, total=10000000, losses={"pixel": 0.4}, it_per_s=0.3, elapsed_s=2.5)
+    while not stop and time.time() - t0 < 60:
+        time.sleep(0.05)
+    emit("stopped", iteration=7, total=10000000, checkpoint="", elapsed_s=3.0)
+    sys.exit(130)
+"""
+
+
+def _seconds(text: str) -> int:
+    m, s = text.split(":")[-2:]
+    return int(m) * 60 + int(s)
+
+
+def test_progress_clock_moves_every_second_between_reports(qtbot, tmp_path, window, messages, cleanup,
+                                                            monkeypatch):
+    import re
+
+    fake_worker(tmp_path, monkeypatch, SLOW_CPU_RUN)
+    write_photos(tmp_path / "photos", 2)
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, tmp_path / "photos")
+    dlg.name_edit.setText("slow-cpu")
+    dlg.length_unit.setCurrentIndex(dlg.length_unit.findData("minutes"))
+    dlg.length_spin.setValue(2)
+    assert dlg.start_training()
+    qtbot.waitUntil(lambda: "Iteration 3" in dlg.detail_label.text(), timeout=20_000)
+    assert dlg.clock_timer.isActive() and dlg.clock_timer.interval() == 1000
+
+    def clock() -> tuple[int, int]:
+        text = dlg.detail_label.text()
+        elapsed = re.search(r"(\d+:\d\d) of 2 min", text)
+        left = re.search(r"(\d+:\d\d) left", text)
+        assert elapsed and left, text
+        return _seconds(elapsed.group(1)), _seconds(left.group(1))
+
+    e0, l0 = clock()
+    assert e0 + l0 == 120
+    qtbot.waitUntil(lambda: "Iteration 7" in dlg.detail_label.text(), timeout=10_000)  # each report moves it
+    qtbot.wait(2200)  # no report for these seconds: the clock keeps moving
+    e1, l1 = clock()
+    assert e1 >= e0 + 2 and l1 <= l0 - 2 and e1 + l1 == 120
+    assert "left" in dlg.progress_bar.text() and dlg.progress_bar.value() > 0
+    dlg.stop_training()
+    qtbot.waitUntil(lambda: dlg._state == "stopped", timeout=20_000)
+    assert not dlg.clock_timer.isActive()
+
+
+def test_loss_curve_is_smoothed_and_one_point_is_drawn(qtbot):
+    from PySide6.QtGui import QColor
+
+    from restorer.app.widgets import LossPlot
+    from restorer.app.widgets.loss_plot import ema
+
+    assert ema([]) == [] and ema([2.0]) == [2.0]
+    assert ema([0.0, 1.0, 1.0], alpha=0.5) == [0.0, 0.5, 0.75]
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(420, 220)
+    plot.add(5, {"pixel": 0.25})
+
+    def painted(color: str) -> int:
+        img = plot.grab().toImage()
+        want = QColor(color)
+        return sum(1 for y in range(0, img.height(), 1) for x in range(0, img.width(), 2)
+                   if img.pixelColor(x, y) == want)
+
+    assert painted(LossPlot.COLORS[0]) > 20  # a visible dot (and the level line), not nothing
+    noisy = [0.5 / (1 + i / 10) * (1.6 if i % 2 else 0.4) for i in range(40)]
+    plot.clear()
+    for i, v in enumerate(noisy):
+        plot.add(i + 1, {"pixel": v})
+    trend = [v for _it, v in plot.smoothed("pixel")]
+    assert [it for it, _v in plot.smoothed("pixel")] == list(range(1, 41))
+    jumps = lambda vals: sum(abs(b - a) for a, b in zip(vals, vals[1:]))  # noqa: E731
+    assert jumps(trend) < jumps(noisy) / 4  # the zig-zag is smoothed away...
+    assert trend[-1] < trend[5]  # ...and the downward trend kept
+    assert painted(LossPlot.COLORS[0]) > 50
+
+
+FINISHING_RUN = """
+    import pathlib
+    run = pathlib.Path(args[args.index("--runs-dir") + 1]) / args[args.index("--name") + 1]
+    emit("started", iteration=0, total=4, resumed=False, run_dir=str(run), config={})
+    for it in range(1, 5):
+        emit("progress", iteration=it, total=4, losses={"pixel": 1.0 / it}, it_per_s=10.0, elapsed_s=it / 10)
+    (run / "checkpoint.pt").write_bytes(b"")  # the run holds its name now
+    time.sleep(0.3)
+    emit("finished", iteration=4, total=4, elapsed_s=0.4, model_id=run.name,
+         metrics={"val_psnr_y": 30.4, "val_bicubic_psnr_y": 29.0, "val_images": 5})
+"""
+
+
+def test_after_a_run_the_name_is_fresh_and_runs_highlights_the_shown_run(qtbot, tmp_path, window, messages,
+                                                                         cleanup, monkeypatch):
+    from restorer.engine.training import compare
+
+    fake_worker(tmp_path, monkeypatch, FINISHING_RUN)
+    asked = []
+
+    def fake_compare(config, model_id, cancel=None, start_from=None):  # the engine side: test_training_fast.py
+        asked.append((model_id, start_from))
+        return compare.RunComparison(images=5, new_psnr=30.4, bicubic_psnr=29.0, base_id="x4-fast",
+                                     base_title="x4 fast", base_psnr=30.0)
+
+    monkeypatch.setattr(compare, "compare_run", fake_compare)
+    write_photos(tmp_path / "photos", 2)
+    dlg = open_dialog(qtbot, window, cleanup)
+    choose_folder(qtbot, dlg, tmp_path / "photos")
+    dlg.name_edit.setText("garden")
+    with qtbot.waitSignal(dlg.comparisonFinished, timeout=20_000):
+        assert dlg.start_training()
+    assert dlg._state == "finished" and asked == [("garden", dlg._run.gui["settings"]["init_from"] or None)]
+    status = dlg.status_label.text()
+    assert "+0.4 dB better than x4 fast on 5 of your photos" in status, status
+    assert "30.40 dB" in status and "x4 fast: 30.00 dB" in status and "bicubic: 29.00 dB" in status
+    later = Path(os.environ["RESTORER_DATA_DIR"]) / "runs" / "a-later-run"
+    later.mkdir(parents=True, exist_ok=True)
+    (later / "checkpoint.pt").write_bytes(b"")
+    future = time.time() + 3600
+    os.utime(later / "checkpoint.pt", (future, future))  # a newer run folder: it lists first
+    assert dlg.name_edit.text() == "garden-2"  # not 'garden' in red: a fresh name
+    assert not dlg.name_note.isVisible() and dlg.start_button.isEnabled()
+    with qtbot.waitSignal(dlg.runsListed, timeout=20_000):
+        dlg.tabs.setCurrentIndex(1)
+    names = [r.name for r in dlg.runs()]
+    assert names.index("a-later-run") < names.index("garden")
+    assert dlg.highlighted_run() == "garden" == dlg.run_name  # the run the progress panel shows
+    item = dlg.runs_tree.selectedItems()[0]
+    assert item.font(0).bold()
+
+
+def test_use_all_gpus_only_with_several_cuda_devices(qtbot, monkeypatch):
+    import restorer.app.training.dialog as dialog_mod
+    import restorer.app.training.new_run_page as page_mod
+    from restorer.engine.training import recipes
+
+    def open_with(count: int) -> TrainingDialog:
+        monkeypatch.setattr(recipes, "cuda_device_count", lambda: count)
+        kind = lambda pref="auto": "cpu" if pref == "cpu" or count == 0 else "cuda"  # noqa: E731
+        monkeypatch.setattr(dialog_mod, "device_kind", kind)
+        monkeypatch.setattr(page_mod, "device_kind", kind)
+        dlg = TrainingDialog(None)
+        qtbot.addWidget(dlg)
+        dlg.show()
+        dlg.folder_edit.setText("/photos")
+        dlg.name_edit.setText("multi")
+        return dlg
+
+    for count in (0, 1):
+        dlg = open_with(count)
+        assert not dlg.all_gpus_check.isVisibleTo(dlg)
+        dlg.all_gpus_check.setChecked(True)  # even if it were set, a hidden option adds nothing
+        assert "--gpus" not in dlg.settings().args()
+        dlg.close()
+
+    dlg = open_with(4)
+    assert dlg.all_gpus_check.isVisibleTo(dlg) and dlg.all_gpus_check.text() == "Use all 4 GPUs"
+    assert not dlg.all_gpus_check.isChecked() and "--gpus" not in dlg.settings().args()
+    dlg.all_gpus_check.setChecked(True)
+    args = dlg.settings().args()
+    assert args[args.index("--gpus") + 1] == "4" and args[-2:] == ["--events", "jsonl"]
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))  # a CPU run: no GPUs to use
+    assert not dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" not in dlg.settings().args()
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cuda"))
+    assert dlg.all_gpus_check.isVisibleTo(dlg) and "--gpus" in dlg.settings().args()
+
+
+def test_new_model_page_estimates_iterations_from_a_probe_off_the_gui_thread(qtbot, monkeypatch):
+    import threading
+
+    import restorer.app.training.dialog as dialog_mod
+    import restorer.app.training.new_run_page as page_mod
+    from restorer.engine.training import estimate
+
+    monkeypatch.setattr(dialog_mod, "device_kind", lambda pref="auto": "cpu")
+    monkeypatch.setattr(page_mod, "device_kind", lambda pref="auto": "cpu")
+    probed = []
+
+    def fake_probe(key):  # the real probe is tested in test_training_fast.py
+        probed.append((key, threading.current_thread() is threading.main_thread()))
+        estimate._CACHE[key] = 2.4
+        return 2.4
+
+    monkeypatch.setattr(estimate, "_CACHE", {})
+    monkeypatch.setattr(estimate, "probe_step_seconds", fake_probe)
+    dlg = TrainingDialog(None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.task_combo.setCurrentIndex(dlg.task_combo.findData("sr"))
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData(""))  # from scratch: the SRGAN-family network
+    dlg.length_unit.setCurrentIndex(dlg.length_unit.findData("minutes"))
+    with qtbot.waitSignal(dlg.estimateShown, timeout=10_000):
+        dlg.length_spin.setValue(2)
+    qtbot.waitUntil(lambda: "iterations in 2 min" in dlg.estimate_label.text(), timeout=10_000)
+    assert probed and not any(on_gui for _k, on_gui in probed)  # never on the GUI thread
+    key = probed[-1][0]
+    assert (key.arch, key.batch, key.patch, key.device) == ("srgan", dlg.batch_spin.value(), dlg.patch_spin.value(),
+                                                            "cpu")
+    text = dlg.estimate_label.text()
+    assert "On this CPU: about 43 iterations in 2 min (2.40 s per step)." in text
+    assert dlg.start_combo.findData("sr-x4-compact") >= 0
+    assert "Recommended on a CPU: start from x4 fast (compact" in text  # the compact architecture, on a CPU
+    dlg.start_combo.setCurrentIndex(dlg.start_combo.findData("sr-x4-compact"))
+    qtbot.waitUntil(lambda: "measurable gain" in dlg.estimate_label.text(), timeout=10_000)
+    assert probed[-1][0].arch == "compact_sr"
+    assert "Recommended on a CPU: train 50 min or more for a measurable gain" in dlg.estimate_label.text()
+    n = len(probed)
+    dlg.length_spin.setValue(3)  # the same network: the cached step time, no new probe
+    qtbot.waitUntil(lambda: "iterations in 3 min" in dlg.estimate_label.text(), timeout=10_000)
+    assert len(probed) == n

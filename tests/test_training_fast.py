@@ -367,3 +367,67 @@ def test_inpaint_trainer_continues_a_model_without_fourier_blocks(tmp_path):
     x, m = torch.rand(1, 3, 32, 32), (torch.rand(1, 1, 32, 32) > 0.7).float()
     with torch.no_grad():
         assert torch.equal(tr.net.eval()(x, m)[1], old.eval()(x, m)[1])
+
+
+def test_compare_run_scores_the_new_model_beside_the_one_it_started_from(tmp_path):
+    from helpers import register_tiny_sr
+    from restorer.engine.training.compare import compare_run, held_out_photos
+    from restorer.engine.training.runs import read_run
+    from restorer.engine.training.sr import SRConfig, SRTrainer
+
+    register_tiny_sr("tiny-x2", scale=2, seed=0)
+    write_photos(tmp_path / "p", 20, size=(40, 48))  # 20 photos: one is held out
+    events = []
+    cfg = SRConfig(name="mine", data=str(tmp_path / "p"), iters=3, batch=2, patch=16, scale=2, arch="srgan",
+                   num_blocks=1, channels=8, init_from="tiny-x2", runs_dir=str(tmp_path / "r"), warmup=1,
+                   log_every=1)
+    res = SRTrainer(cfg, CallbackEventSink(events.append)).run()
+    assert res.status == "finished"
+    finished = [e for e in events if e.get("event") == "finished"][-1]
+    config = read_run(tmp_path / "r" / "mine").config
+    assert len(held_out_photos(config)) == finished["metrics"]["val_images"] == 1
+    cmp = compare_run(config, "mine")
+    assert cmp.images == 1 and cmp.base_id == "tiny-x2"
+    # the same photos and protocol as the trainer's own score
+    assert cmp.new_psnr == pytest.approx(finished["metrics"]["val_psnr_y"], abs=1e-6)
+    assert cmp.bicubic_psnr == pytest.approx(finished["metrics"]["val_bicubic_psnr_y"], abs=1e-6)
+    assert cmp.base_psnr != cmp.new_psnr and cmp.gain_db == pytest.approx(cmp.new_psnr - cmp.base_psnr)
+    text = cmp.sentence()
+    assert text.endswith("than tiny-x2 on 1 of your photos") and ("better" in text) == (cmp.gain_db > 0)
+    same = compare_run(config, "tiny-x2")  # the starting model against itself
+    assert same.gain_db == 0 and same.sentence().startswith("as good as tiny-x2")
+    assert compare_run(dict(config, init_from=None), "mine").sentence().endswith(
+        "than plain bicubic on 1 of your photos")
+    # a run ended with --resume has no init_from in its checkpoint: the dialog names the start
+    resumed = compare_run(dict(config, init_from=None), "mine", start_from="tiny-x2")
+    assert resumed.base_id == "tiny-x2" and resumed.base_psnr == cmp.base_psnr
+    few = dict(config, data=str(tmp_path / "few"))
+    write_photos(tmp_path / "few", 3, size=(40, 48))
+    assert compare_run(few, "mine") is None  # nothing held out: nothing to compare
+
+
+def test_step_probe_is_measured_once_and_planned_in_plain_words(monkeypatch):
+    from restorer.engine.training import estimate
+
+    key = estimate.ProbeKey(arch="srgan", scale=2, blocks=1, channels=8, patch=8, batch=1, device="cpu")
+    estimate._CACHE.pop(key, None)
+    assert estimate.cached_step_seconds(key) is None
+    seconds = estimate.probe_step_seconds(key)
+    assert 0 < seconds < 5 and estimate.cached_step_seconds(key) == seconds
+
+    import restorer.engine.archs as archs
+
+    monkeypatch.setattr(archs, "build_arch", lambda *a, **k: pytest.fail("the probe ran again"))
+    assert estimate.probe_step_seconds(key) == seconds  # cached
+
+    assert estimate.iterations_in(2, 0.5) == int(120 / (0.5 * estimate.OVERHEAD))
+    line = estimate.plan_line(2.4, length_mode="minutes", minutes=2, iterations=0, device="cpu", fine_tune=True,
+                              compact=False, compact_choice="x4 fast")
+    assert line.startswith("On this CPU: about 43 iterations in 2 min (2.40 s per step).")
+    assert "start from x4 fast" in line and "train 50 min or more" in line
+    quick = estimate.plan_line(0.01, length_mode="minutes", minutes=30, iterations=0, device="cpu", fine_tune=True,
+                               compact=True, compact_choice="x4 fast")
+    assert "Recommended" not in quick  # compact, and enough steps already: nothing to add
+    gpu = estimate.plan_line(0.05, length_mode="iterations", minutes=0, iterations=10_000, device="cuda",
+                             fine_tune=False, compact=False)
+    assert gpu == "On this CUDA device: 10,000 iterations take about 10 min (0.05 s per step)."

@@ -204,6 +204,7 @@ class PathsAndProjection:
             self.target_caption.setText(f"Photo ({size} × {size}, as compared)")
             self.recon_caption.setText("Reconstruction")
             self.error_label.setText(self._error_text(result, steps))
+            self._reset_strength()  # the projection is shown as projected, not already moved along an attribute
             self._select_projection()
             self.statusBar().showMessage(f"Projected {name}: error {result.final_error:.4f}", 8000)
             self.projectionDone.emit()

@@ -191,6 +191,13 @@ class SamplesAndAttributes:
     def set_strength(self, value: float) -> None:
         self.strength_slider.setValue(round(value * STRENGTH_STEPS))
 
+    def _reset_strength(self) -> None:
+        """Strength 0 without rendering the current selection moved back (a new selection follows)."""
+        self.strength_slider.blockSignals(True)
+        self.strength_slider.setValue(0)
+        self.strength_slider.blockSignals(False)
+        self.strength_label.setText(f"{self.strength():+.2f}")
+
     def _on_strength_changed(self, _value: int) -> None:
         self.strength_label.setText(f"{self.strength():+.2f}")
         self.refresh_preview()

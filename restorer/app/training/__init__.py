@@ -14,8 +14,14 @@ Where things are:
 * ``run_state.py`` - :class:`RunState`, the run the progress panel shows.
 
 Qt-free, in the engine: the event stream (restorer/engine/training/events.py), run folders and
-resume arguments (runs.py), the New model page's recipes and device defaults (recipes.py), and
-the options of ``restorer train`` (options.py).
+resume arguments (runs.py), the New model page's recipes and device defaults (recipes.py), the
+estimate of what the chosen length gives on this device (estimate.py), the comparison of a
+finished model with the one it started from (compare.py), and the options of ``restorer train``
+(options.py).
+
+The progress panel's clock (a one-second QTimer) moves the elapsed time and the time left
+between the worker's reports; the New model page's step probe and the after-run comparison run
+on worker threads (restorer/app/workers.py).
 
 A run measured in minutes stops on its time budget like a stopped run; the dialog then finishes
 it (``--resume --iters <iteration reached>``), which saves the model. A finished model is

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QTabWidget
 
 from restorer.app import messages
 from restorer.app.library import model_library
+from restorer.app.workers import run_in_thread
 from restorer.app.training.models_page import ModelsPage
 from restorer.app.training.new_run_page import NewRunPage
 from restorer.app.training.process import TrainingProcess
@@ -41,6 +42,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
     runStateChanged = Signal(str)  # "running" | "stopping" | "finished" | "stopped" | "failed" | "idle"
     scanFinished = Signal()
     runsListed = Signal()
+    estimateShown = Signal()  # the New model page's estimate line was updated from a measured probe
+    comparisonFinished = Signal()  # the new model's score beside its starting model is known (or failed)
 
     def __init__(self, prefs: Any = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -90,6 +93,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.refresh_runs()
         self._set_state("idle")
         self._validate()
+        self._request_estimate()
 
     def _on_tab_changed(self, index: int) -> None:
         if index == 1:
@@ -147,7 +151,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
 
         proc = TrainingProcess(run_dir, self)
         self._run = RunState(name=name, run_dir=run_dir, task=task, kind=kind, gui=gui, iteration=iteration,
-                             total=total, ckpt_iteration=iteration if kind in ("resume", "finish") else None)
+                             total=total, ckpt_iteration=iteration if kind in ("resume", "finish") else None,
+                             launch_time=time.time())
         proc.event.connect(self._on_event)
         proc.ended.connect(self._on_ended)
         try:
@@ -161,6 +166,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         log.info("training worker %s: %s", proc.pid, " ".join(args))
         self._set_state("finishing" if kind == "finish" else "starting")
         self._validate()
+        self.refresh_runs()  # the Runs page highlights the run the panel now shows
         return True
 
     def _continue(self, info: RunInfo, *, finish: bool = False) -> bool:
@@ -201,7 +207,7 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         ok = self._launch(info.name, info.run_dir, args, kind="finish" if (finish or minutes_done) else "resume",
                           task=info.task, gui=info.gui, iteration=info.iteration, total=info.total)
         if ok:
-            self._run.elapsed_s = info.elapsed_s
+            self._run.elapsed_s = self._run.launch_elapsed_s = info.elapsed_s
             self._show_progress()
         return ok
 
@@ -212,7 +218,8 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         proc = TrainingProcess(info.run_dir, self)
         self._run = RunState(name=info.name, run_dir=info.run_dir, task=info.task, kind="attach", gui=info.gui,
                              iteration=info.iteration, total=info.total, elapsed_s=info.elapsed_s,
-                             ckpt_iteration=info.iteration if info.has_checkpoint else None)
+                             ckpt_iteration=info.iteration if info.has_checkpoint else None,
+                             launch_time=time.time(), launch_elapsed_s=info.elapsed_s)
         self.loss_plot.clear()
         self.log_view.clear()
         worker = read_json(info.run_dir / WORKER_FILE)
@@ -265,7 +272,11 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self.process = None
         if outcome == "finished":
             self._set_state("finished", message)
+            if run is not None:  # the run took its name: the New model page offers the next free one
+                self._suggest_name(used=run.name)
             self.library.notify_changed()  # the worker registered the model: everyone refreshes
+            if run is not None:
+                self._compare_with_start(run, message or run.model_id or run.name)
         elif outcome == "stopped":
             self._set_state("stopped")
         else:
@@ -276,6 +287,33 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
         self._validate()
         if isinstance(proc, TrainingProcess):
             proc.deleteLater()
+
+    def _compare_with_start(self, run: RunState, model_id: str) -> None:
+        """Score the new upscale model beside the model it started from on the run's held-out photos
+        (off the GUI thread); the finished line then says it in plain words."""
+        if run.task != "sr" or not run.metrics.get("val_images"):
+            return  # not an upscale model, or no photo was held out: the finished line says so
+
+        start_from = str((run.gui.get("settings") or {}).get("init_from") or "") or None
+
+        def work() -> Any:
+            from restorer.engine.training.compare import compare_run
+
+            return compare_run(read_run(run.run_dir).config, model_id, start_from=start_from)
+
+        def done(result: Any, error: Any) -> None:
+            run.comparing = False
+            if error is not None:
+                log.warning("cannot compare '%s' with its starting model: %s", model_id, error)
+            else:
+                run.comparison = result
+            if self._run is run and self._state == "finished":
+                self._show_finished(model_id)
+            self.comparisonFinished.emit()
+
+        run.comparing = True
+        self._show_finished(model_id)
+        run_in_thread(work, done, self)
 
     def _spent_time_budget(self) -> bool:
         run = self._run

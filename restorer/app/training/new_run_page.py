@@ -5,23 +5,27 @@ skipped). Defaults follow the compute device (restorer/engine/training/recipes.p
 :meth:`NewRunPage.settings` reads the page into a :class:`TrainingSettings`.
 
 A mixin of :class:`restorer.app.training.dialog.TrainingDialog` (which owns the signals and the
-run); it only builds and reads this page.
+run); it only builds and reads this page. long: one form, whose fields depend on each other
+(task, scale, starting model, device); its estimate line is estimate_line.py.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QRadioButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from restorer.app import messages
 from restorer.app.training.run_state import esc
 from restorer.app.workers import run_in_thread
+from restorer.app.training.estimate_line import ESTIMATE_DELAY_MS, EstimateLine
+from restorer.engine.training import recipes
 from restorer.engine.training.recipes import (MIN_SR_PHOTOS_FOR_PREVIEW, TrainingSettings, defaults_for, device_kind,
                                               start_from_params)
 from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 
-class NewRunPage:
+class NewRunPage(EstimateLine):
     """The New model page (mixed into TrainingDialog)."""
 
     def _build_new_page(self) -> QWidget:
@@ -43,6 +47,7 @@ class NewRunPage:
         self.folder_edit.setPlaceholderText("A folder of your photos (sub-folders too)")
         self.folder_edit.editingFinished.connect(self.scan_folder)
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Return in the folder field scans it; it does not open the file dialog
         browse.clicked.connect(self.browse_folder)
         row.addWidget(self.folder_edit, 1)
         row.addWidget(browse)
@@ -106,10 +111,24 @@ class NewRunPage:
         row.addWidget(self.length_spin, 1)
         row.addWidget(self.length_unit)
         form.addRow(self._buddy("&Length:", self.length_spin), row)
+        self.estimate_label = QLabel()  # what the chosen length gives on this device (a measured probe)
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setObjectName("estimateLabel")
+        form.addRow("", self.estimate_label)
+        self._estimate_timer = QTimer(page)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(ESTIMATE_DELAY_MS)
+        self._estimate_timer.timeout.connect(self._update_estimate)
+        self._probing: Any = None  # the ProbeKey being measured on a worker thread
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 512)
         self.batch_spin.setToolTip("Photos per training step: larger is smoother but needs more memory")
         form.addRow("&Batch size:", self.batch_spin)
+        self.gpu_count = recipes.cuda_device_count()  # asked once, when the dialog opens
+        self.all_gpus_check = QCheckBox(f"Use all {self.gpu_count} GPUs")
+        self.all_gpus_check.setToolTip("Train on every visible NVIDIA GPU at once (PyTorch distributed data "
+                                       "parallel): each GPU takes the batch size above")
+        form.addRow("", self.all_gpus_check)
 
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
@@ -175,6 +194,11 @@ class NewRunPage:
         self.length_unit.currentIndexChanged.connect(self._on_length_unit_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.patch_spin.valueChanged.connect(self._maybe_rescan)
+        form.setRowVisible(self.all_gpus_check, self.gpu_count > 1 and self.device == "cuda")
+        for spin in (self.length_spin, self.batch_spin, self.patch_spin, self.blocks_spin, self.channels_spin):
+            spin.valueChanged.connect(self._request_estimate)
+        for combo in (self.length_unit, self.task_combo, self.scale_combo, self.start_combo, self.device_combo):
+            combo.currentIndexChanged.connect(self._request_estimate)
         return page
 
     @staticmethod
@@ -205,6 +229,12 @@ class NewRunPage:
         self.device = device_kind(str(self.device_combo.currentData()))
         self._apply_defaults()
         self._on_start_from_changed()
+        self._update_gpus_option()
+
+    def _update_gpus_option(self) -> None:
+        """"Use all N GPUs" only where there is more than one CUDA device and the run trains on CUDA."""
+        form: QFormLayout = self.all_gpus_check.parentWidget().layout()  # type: ignore[assignment]
+        form.setRowVisible(self.all_gpus_check, self.gpu_count > 1 and self.device == "cuda")
 
     def _on_length_unit_changed(self, *_args: Any) -> None:
         if self._applying_defaults:
@@ -241,10 +271,14 @@ class NewRunPage:
             af.setRowVisible(w, show)
         self._suggest_name()
 
-    def _suggest_name(self) -> None:
+    def _suggest_name(self, used: str = "") -> None:
+        """A free name for the next model; `used` is a name a run just took (the user's own
+        name is replaced then too, by the next free one of its kind: 'tree' -> 'tree-2')."""
         base = {"sr": f"my-upscale-x{self.scale}", "inpaint": "my-fill", "latent": "my-latent"}[self.task]
         current = self.name_edit.text().strip()
-        if current and not current.startswith(("my-upscale-x", "my-fill", "my-latent")):
+        if used and current == used:
+            base = re.sub(r"-\d+$", "", used) or base
+        elif current and not current.startswith(("my-upscale-x", "my-fill", "my-latent")):
             return  # the user's own name stays
         taken = self._taken_names()
         name, n = base, 2
@@ -484,4 +518,6 @@ class NewRunPage:
             size=int(self.size_combo.currentData()),
             checkpoint_every=int(getattr(self, "_checkpoint_every", d["checkpoint_every"])),
             sample_every=int(d["sample_every"]),
-            runs_dir=str(runs_dir()))
+            runs_dir=str(runs_dir()),
+            gpus=self.gpu_count if self.gpu_count > 1 and self.device == "cuda" and self.all_gpus_check.isChecked()
+            else 0)

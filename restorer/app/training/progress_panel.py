@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -23,10 +23,12 @@ from restorer.engine.training import events as ev_mod
 from restorer.engine.training.events import (CheckpointEvent, DataEvent, ErrorEvent, FinishedEvent, InfoEvent,
                                               ProgressEvent, SampleEvent, StartedEvent, StoppedEvent,
                                               TrainingEvent, WarningEvent, read_events)
-from restorer.engine.training.recipes import MINUTES_ITERS, TASK_LABELS
+from restorer.engine.training.recipes import MIN_SR_PHOTOS_FOR_PREVIEW, MINUTES_ITERS, TASK_LABELS
 from restorer.engine.training.runs import CHECKPOINT_FILE, EVENTS_FILE, RunInfo, fmt_count, fmt_duration
 
 log = logging.getLogger(__name__)
+
+CLOCK_INTERVAL_MS = 1000  # how often the panel's clock moves
 
 
 
@@ -74,7 +76,22 @@ class ProgressPanel:
         row.addWidget(self.stop_button)
         row.addWidget(self.resume_button)
         v.addLayout(row)
+        # the clock: elapsed time and time left move every second between the worker's reports
+        # (which come every few seconds on a CPU), so a slow run never looks frozen
+        self.clock_timer = QTimer(box)
+        self.clock_timer.setInterval(CLOCK_INTERVAL_MS)
+        self.clock_timer.timeout.connect(self._tick_clock)
         return box
+
+    def _tick_clock(self) -> None:
+        if self._run is None or self._state not in ("starting", "running"):
+            self.clock_timer.stop()
+            return
+        if self._state == "running":
+            self._show_progress()
+        elif self._run.launch_time is not None:
+            waited = max(0.0, time.time() - self._run.launch_time)
+            self.detail_label.setText(f"{fmt_duration(waited)} since Start")
 
     def _load_history(self, run_dir: Path, upto: Optional[int]) -> None:
         """Replay the loss curve of earlier launches of a run from its events file."""
@@ -179,13 +196,7 @@ class ProgressPanel:
                                           "to resume.")
             self._show_progress(final=True)
         elif state == "finished":
-            metrics = run.metrics if run is not None else {}
-            score = ""
-            if "val_psnr_y" in metrics:
-                score = (f" Quality on held-out photos: {metrics['val_psnr_y']:.2f} dB PSNR "
-                         f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
-            self.status_label.setText(f"<b>Finished:</b> '{esc(message or (run.name if run is not None else ''))}' is in "
-                                      f"your models and ready to use.{esc(score)}")
+            self._show_finished(message)
             self._show_progress(final=True)
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
@@ -196,6 +207,11 @@ class ProgressPanel:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
             self.progress_bar.setFormat("failed")
+        if state in ("starting", "running"):
+            if not self.clock_timer.isActive():
+                self.clock_timer.start()
+        else:
+            self.clock_timer.stop()
         running = self.process is not None and self.process.running
         self.stop_button.setEnabled(running and state in ("starting", "running"))
         can_resume = (not running and run is not None and state in ("stopped", "failed")
@@ -204,33 +220,71 @@ class ProgressPanel:
         self._update_run_buttons()
         self.runStateChanged.emit(state)
 
+    def _show_finished(self, message: str = "") -> None:
+        """The finished line: the model's name and its score (updated when the comparison is in)."""
+        run = self._run
+        score = self._score_text(run) if run is not None else ""
+        self.status_label.setText(f"<b>Finished:</b> '{esc(message or (run.name if run is not None else ''))}' is in "
+                                  f"your models and ready to use.{score}")
+
+    @staticmethod
+    def _score_text(run: RunState) -> str:
+        """The finished line's verdict, in plain words (rich text)."""
+        cmp, metrics = run.comparison, run.metrics
+        if cmp is not None:
+            figures = [f"{cmp.new_psnr:.2f} dB PSNR"]
+            if cmp.base_psnr is not None:
+                figures.append(f"{esc(cmp.base_title or cmp.base_id)}: {cmp.base_psnr:.2f} dB")
+            figures.append(f"plain bicubic: {cmp.bicubic_psnr:.2f} dB")
+            better = cmp.gain_db > 0.005
+            color = "#2e7d32" if better else ("#c0392b" if cmp.gain_db < -0.005 else "palette(text)")
+            advice = ("" if better or cmp.base_psnr is None else
+                      f" The model you started from is as good or better: keep using it, or train longer.")
+            return (f"<br><b style='color:{color}'>{esc(cmp.sentence()[0].upper() + cmp.sentence()[1:])}</b> "
+                    f"({'; '.join(figures)}).{esc(advice)}")
+        text = ""
+        if "val_psnr_y" in metrics:
+            text = (f" Quality on {int(metrics.get('val_images', 0)) or 'the'} held-out photos: "
+                    f"{metrics['val_psnr_y']:.2f} dB PSNR "
+                    f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
+        elif run.task == "sr" and run.kind != "view":
+            text = (f" No photos were held out (it takes {MIN_SR_PHOTOS_FOR_PREVIEW} or more), so there is no "
+                    "quality score.")
+        if run.comparing:
+            start = str((run.gui.get("settings") or {}).get("init_from") or "")
+            text += (f" Comparing with {start} on the same photos…" if start else
+                     " Measuring on the held-out photos…")
+        return esc(text)
+
     def _show_progress(self, final: bool = False) -> None:
         run = self._run
         if run is None:
             return
         it, total = run.iteration, run.total
-        gui = run.gui
-        elapsed = run.elapsed_s
-        minutes_mode = run.minutes_mode and total >= MINUTES_ITERS
+        live = self._state == "running" and not final
+        now = time.time()
+        elapsed = run.live_elapsed(now) if live else run.elapsed_s
+        budget = run.budget_s
+        minutes_mode = run.minutes_mode and total >= MINUTES_ITERS and budget is not None
+        left = run.live_left(now) if live else None
         if minutes_mode:
-            budget = float(gui.get("minutes") or 0) * 60
             frac = min(1.0, elapsed / budget) if budget else 0.0
-            eta: Optional[float] = max(0.0, budget - elapsed)
             self.progress_bar.setRange(0, 1000)
             self.progress_bar.setValue(int(frac * 1000))
-            length = f"{fmt_duration(elapsed)} of {gui.get('minutes'):g} min"
+            clock = f"{fmt_duration(elapsed)} of {budget / 60:g} min"
         else:
-            eta = run.eta_s
             self.progress_bar.setRange(0, max(1, total))
             self.progress_bar.setValue(min(it, max(1, total)))
-            length = f"iteration {fmt_count(it)} of {fmt_count(total)}"
-        left = f" · {fmt_duration(eta)} left" if eta is not None and not final else ""
-        self.progress_bar.setFormat(f"%p%{left}")
-        details = [length.capitalize() if not minutes_mode else f"Iteration {fmt_count(it)}, {length}"]
+            clock = f"trained for {fmt_duration(elapsed)}" if elapsed else ""
+        self.progress_bar.setFormat(f"%p% · {fmt_duration(left)} left" if left is not None else "%p%")
+        details = [f"Iteration {fmt_count(it)}" if minutes_mode else
+                   f"Iteration {fmt_count(it)} of {fmt_count(total)}"]
+        if clock:
+            details.append(clock)
+        if left is not None:
+            details.append(f"{fmt_duration(left)} left")
         if run.it_per_s:
             details.append(f"{run.it_per_s:.2f} it/s")
-        if elapsed and not minutes_mode:
-            details.append(f"trained for {fmt_duration(elapsed)}")
         if run.device:
             details.append(f"on {run.device}")
         if run.ckpt_iteration is not None:

@@ -79,8 +79,10 @@ class RunsPage:
         run_in_thread(lambda: list_runs(runs_dir()), done, self)
 
     def _fill_runs(self) -> None:
+        """List the runs; the run the progress panel shows is the selected one (in bold)."""
         selected = self._selected_run()
-        keep = selected.name if selected else None
+        shown = next((info.name for info in self._runs if self._shows(info)), None)
+        keep = shown or (selected.name if selected else None)
         self._filling = True
         self.runs_tree.clear()
         for info in self._runs:
@@ -89,13 +91,25 @@ class RunsPage:
                                     + (f" ×{info.config.get('scale')}" if info.task == "sr" and info.config else ""),
                                     info.progress_text(), "training (see Progress)" if here else info.state_text()])
             item.setData(0, Qt.ItemDataRole.UserRole, info.name)
+            if info.name == shown:
+                font = item.font(0)
+                font.setBold(True)
+                for col in range(self.runs_tree.columnCount()):
+                    item.setFont(col, font)
+                item.setToolTip(0, "Shown in the progress panel")
             self.runs_tree.addTopLevelItem(item)
             if info.name == keep:
+                self.runs_tree.setCurrentItem(item)
                 item.setSelected(True)
         if keep is None and self.runs_tree.topLevelItemCount():
             self.runs_tree.topLevelItem(0).setSelected(True)
         self._filling = False
         self._update_run_buttons()
+
+    def highlighted_run(self) -> str:
+        """The name of the run selected on the Runs page ('' when none)."""
+        items = self.runs_tree.selectedItems()
+        return str(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else ""
 
     def runs(self) -> list[RunInfo]:
         return list(self._runs)

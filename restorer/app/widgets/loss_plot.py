@@ -12,6 +12,22 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from restorer.engine.training.runs import fmt_count
 
 
+def ema(values: Sequence[float], alpha: Optional[float] = None) -> list[float]:
+    """The exponential moving average of `values` (the first value starts it). Without `alpha`,
+    about an eighth of the series (at least 2 points, at most 50) makes up most of each value, so
+    a short CPU run is smoothed too and a long one still shows its trend."""
+    n = len(values)
+    if n == 0:
+        return []
+    if alpha is None:
+        alpha = min(0.5, max(0.02, 8.0 / n))
+    out, avg = [], float(values[0])
+    for v in values:
+        avg += alpha * (float(v) - avg)
+        out.append(avg)
+    return out
+
+
 class LossPlot(QWidget):
     """Loss curves against the iteration, drawn with QPainter (log scale when every value is > 0)."""
 
@@ -57,6 +73,11 @@ class LossPlot(QWidget):
 
     def point_count(self) -> int:
         return sum(len(v) for v in self._series.values())
+
+    def smoothed(self, name: str) -> list[tuple[int, float]]:
+        """The trend drawn for the series `name`: the EMA of its values (before the per-pixel thinning)."""
+        pts = self._series.get(name, [])
+        return list(zip((it for it, _v in pts), ema([v for _it, v in pts])))
 
     # ------------------------------------------------------------------ painting
     @staticmethod
@@ -169,7 +190,8 @@ class LossPlot(QWidget):
             v += xstep
 
         # curves: one point per pixel column (mean) so long runs stay cheap to draw; the noisy
-        # per-report values faint, their running average (the trend) on top
+        # per-report values faint, their exponential moving average (the trend) on top; a single
+        # report is a dot with a faint level line across the plot
         p.save()
         p.setClipRect(plot.adjusted(-1, -1, 1, 1))
         legend_x = left
@@ -179,25 +201,22 @@ class LossPlot(QWidget):
             for it, val in pts:
                 columns.setdefault(int(px(it)), []).append(fy(val))
             cols = [(col, sum(vals) / len(vals)) for col, vals in sorted(columns.items())]
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            if len(cols) == 1:
-                p.setPen(QPen(color, 1.6))
-                p.setBrush(color)
-                p.drawEllipse(QPointF(cols[0][0], py(cols[0][1])), 2.5, 2.5)
-                continue
-            smooth = len(cols) >= 8
             faint = QColor(color)
             faint.setAlpha(90)
-            p.setPen(QPen(faint if smooth else color, 1.0 if smooth else 1.6))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            if len(cols) == 1:
+                y = py(cols[0][1])
+                p.setPen(QPen(faint, 1.0, Qt.PenStyle.DashLine))
+                p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+                p.setPen(QPen(color, 1.6))
+                p.setBrush(color)
+                p.drawEllipse(QPointF(cols[0][0], y), 4.0, 4.0)
+                continue
+            p.setPen(QPen(faint, 1.0))
             p.drawPath(self._path([(c, py(v)) for c, v in cols]))
-            if smooth:
-                alpha = min(0.5, max(0.02, 8.0 / len(cols)))
-                avg, trend = cols[0][1], []
-                for c, v in cols:
-                    avg += alpha * (v - avg)
-                    trend.append((c, py(avg)))
-                p.setPen(QPen(color, 2.0))
-                p.drawPath(self._path(trend))
+            trend = ema([v for _c, v in cols])
+            p.setPen(QPen(color, 2.2))
+            p.drawPath(self._path([(c, py(v)) for (c, _v), v in zip(cols, trend)]))
         p.restore()
         for i, (name, pts) in enumerate(series.items()):
             color = QColor(self.COLORS[i % len(self.COLORS)])
@@ -206,4 +225,9 @@ class LossPlot(QWidget):
             p.setPen(text_color)
             p.drawText(QPointF(legend_x + 16, 4 + fm.ascent()), text)
             legend_x += 16 + fm.horizontalAdvance(text) + 14
+        if all(len(pts) == 1 for pts in series.values()):
+            p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            it = next(iter(series.values()))[0][0]
+            p.drawText(plot.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+                       f"First report, at iteration {fmt_count(it)}: the curve grows with the next ones")
         p.end()

@@ -52,6 +52,7 @@ class TrainingSettings:
     checkpoint_every: int = 500
     sample_every: int = 0  # passed only when the CLI has --sample-every; 0 = the trainer's default
     runs_dir: str = ""
+    gpus: int = 0  # > 1: train on that many local CUDA devices (`restorer train ... --gpus N`)
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):  # one folder (the New model page) or several
@@ -87,7 +88,19 @@ class TrainingSettings:
         from restorer.engine.training.options import config_argv
         from restorer.engine.training.tasks import config_class
 
-        return ["train", self.task, *config_argv(config_class(self.task), self.config()), "--events", "jsonl"]
+        gpus = ["--gpus", str(self.gpus)] if self.gpus > 1 else []  # the launcher's flag, not a config field
+        return ["train", self.task, *config_argv(config_class(self.task), self.config()), *gpus, "--events", "jsonl"]
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices this process sees (0 without CUDA); cheap: it does not start CUDA."""
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver is no reason to break the dialog
+        log.debug("cannot count CUDA devices", exc_info=True)
+        return 0
 
 
 def device_kind(preference: str = "auto") -> str:
