@@ -313,7 +313,7 @@ def _model_file(tmp_path, name="m.pt", **changes):
     ({"params.channels": 16}, "wrong shape"),  # weights for 8 channels, params say 16 (lying params)
     ({"params.num_blocks": 4}, "missing"),
     ({"arch": "evil"}, "not one for task 'sr'"),
-    ({"task": "colorize"}, "unknown task"),
+    ({"task": "segment-evil"}, "unknown task"),
     ({"params.channels": 200_000}, "outside 1..512"),  # would allocate ~1.4 TB
     ({"scale": 4}, "says scale x4"),
     ({"params.rm": "-rf"}, "unknown parameter"),
