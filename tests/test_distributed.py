@@ -100,3 +100,203 @@ def test_launcher_arguments_from_source_and_from_the_bundle():
     assert frozen[-4:] == ["--no-python", "/opt/Restorer/Restorer", "train", "sr"]
     assert D.strip_launcher_flags(["train", "sr", "--gpus", "2", "--data", "d", "--max-restarts=3"]) == \
         ["train", "sr", "--data", "d"]
+
+
+# --------------------------------------------------------------------------- the trainers, end to end
+import json  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from restorer.engine.training import events as E  # noqa: E402
+from restorer.engine.training.common import load_torch_file, reseed_rngs  # noqa: E402
+from restorer.engine.training.sr import SRConfig, SRTrainer  # noqa: E402
+
+# a tiny x2 compact network, 4 images per iteration; a big learning rate so 6 Adam steps move the weights
+# far beyond the tolerance (the warm-up of 500 iterations scales it down to 1e-3..6e-3)
+TINY = ["--device", "cpu", "--batch", "4", "--patch", "16", "--scale", "2", "--arch", "compact_sr",
+        "--channels", "8", "--lr", "0.5", "--seed", "3"]
+
+
+def _images(folder: Path, n: int = 6) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        small = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
+        Image.fromarray(np.kron(small, np.ones((4, 4, 1), dtype=np.uint8))).save(folder / f"img{i}.png")
+    return folder
+
+
+def _train_env(base: Path) -> dict[str, str]:
+    env = _env(base)
+    env["RESTORER_DATA_DIR"] = str(base / "data")
+    env["RESTORER_CONFIG_DIR"] = str(base / "config")
+    return env
+
+
+def _events(stdout: str) -> list[E.TrainingEvent]:
+    return [e for e in map(E.decode, stdout.splitlines()) if e is not None]
+
+
+def _config(data: Path, runs: Path, name: str, iters: int, **kw) -> SRConfig:
+    return SRConfig(name=name, data=[str(data)], iters=iters, batch=4, device="cpu", lr=0.5, seed=3, patch=16,
+                    scale=2, arch="compact_sr", channels=8, runs_dir=str(runs), register=False,
+                    checkpoint_every=500, **kw)
+
+
+class ShardsInOneProcess(SRTrainer):
+    """One process that draws, every iteration, exactly the shards the ranks `ranks` of a 2-worker run draw
+    (each rank's generators seeded the way `Trainer.reseed_for_rank` seeds them) and trains on them together."""
+
+    ranks: tuple[int, ...] = (0, 1)
+
+    def build(self) -> None:
+        super().build()
+        self._streams = []
+        for r in self.ranks:
+            reseed_rngs(self, D.rank_seed(self.config.seed, D.DistContext(rank=r, world_size=2)))
+            self._streams.append((self.dev_gen.get_state(), self.rng.getstate()))
+
+    def _batch(self):
+        parts = []
+        for i, (dev_state, py_state) in enumerate(self._streams):
+            self.dev_gen.set_state(dev_state)
+            self.rng.setstate(py_state)
+            self.rank_batch = self.config.batch // 2
+            parts.append(super()._batch())
+            self._streams[i] = (self.dev_gen.get_state(), self.rng.getstate())
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(tmp_path_factory):
+    """`restorer train sr --gpus 2 --device cpu`: two gloo workers through PyTorch's elastic launcher."""
+    base = tmp_path_factory.mktemp("ddp")
+    data = _images(base / "images")
+    cmd = [sys.executable, "-m", "restorer", "train", "sr", "--data", str(data), "--name", "d2", "--gpus", "2",
+           "--iters", "6", "--runs-dir", str(base / "runs"), "--events", "jsonl", *TINY]
+    proc = subprocess.run(cmd, env=_train_env(base), timeout=240, capture_output=True, text=True)
+    return base, data, proc
+
+
+def test_two_workers_through_restorer_train_gpus_equal_one_process_with_the_same_shards(two_worker_run, tmp_path):
+    """Two gloo workers (`--gpus 2 --device cpu`, batch 4: 2 images each) against one process that draws, every
+    iteration, rank 0's 2 images and rank 1's 2 images with the ranks' own seeds and trains on the 4 together.
+
+    Comparing against a process that draws the same per-rank shards (rather than an unrelated single run)
+    makes the claim exact: DDP's averaged gradient of the two shard means is the gradient of the mean over
+    the whole batch, so the weights agree to float rounding. A control run on rank 0's shard alone (what a
+    worker would learn without gradient averaging) must differ.
+    """
+    base, data, proc = two_worker_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = _events(proc.stdout)
+    started = [e for e in events if e.event_kind is E.EventKind.STARTED]
+    assert len(started) == 1  # only rank 0 speaks
+    assert (started[0].world_size, started[0].rank_batch, started[0].batch) == (2, 2, 4)
+    assert started[0].lr == pytest.approx(0.5)
+    assert any(e.event_kind is E.EventKind.FINISHED for e in events)
+    assert (base / "data" / "models" / "d2.pt").is_file()  # rank 0 registered the model
+    two = load_torch_file(base / "runs" / "d2" / "checkpoint.pt")
+    assert two["world_size"] == 2 and two["iteration"] == 6
+    assert not any(k.startswith("module.") for k in two["state"]["generator"])  # unwrapped state dicts
+
+    one = ShardsInOneProcess(_config(data, tmp_path / "runs", "ref", 6))
+    one.run()
+    ref = load_torch_file(one.checkpoint_path)
+    alone = type("RankZeroAlone", (ShardsInOneProcess,), {"ranks": (0,)})(_config(data, tmp_path / "runs", "r0", 6))
+    alone.run()
+    solo = load_torch_file(alone.checkpoint_path)
+    moved = worst = control = 0.0
+    for key, value in two["state"]["generator"].items():
+        worst = max(worst, (value - ref["state"]["generator"][key]).abs().max().item())
+        control = max(control, (value - solo["state"]["generator"][key]).abs().max().item())
+    for key, value in two["state"]["ema"].items():
+        worst = max(worst, (value - ref["state"]["ema"][key]).abs().max().item())
+    init = SRTrainer(_config(data, tmp_path / "runs", "init", 1))
+    init._seed()
+    init.build()
+    for key, value in init.net.state_dict().items():
+        moved = max(moved, (value - two["state"]["generator"][key]).abs().max().item())
+    assert moved > 5e-3, "the weights must have moved for the comparison to mean anything"
+    assert worst < 2e-5, worst
+    assert control > 50 * max(worst, 1e-6), (control, worst)
+
+
+def test_a_run_of_two_workers_resumes_on_one(two_worker_run, tmp_path):
+    import shutil
+
+    base, data, proc = two_worker_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = tmp_path / "runs"
+    shutil.copytree(base / "runs" / "d2", runs / "d2")
+    seen: list[dict] = []
+    trainer = SRTrainer(_config(data, runs, "d2", 9), E.CallbackEventSink(seen.append))
+    result = trainer.run(resume=True)
+    assert result.status == "finished" and result.iteration == 9
+    after = load_torch_file(trainer.checkpoint_path)
+    assert after["world_size"] == 1 and after["iteration"] == 9
+    assert any("saved on 2 worker(s) on 1" in str(e.get("message", "")) for e in seen), seen
+    started = [e for e in seen if e["event"] == "started"][0]
+    assert started["resumed"] and started["world_size"] == 1 and started["rank_batch"] == 4
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _rank_of(pid: int):
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers through /proc")
+def test_a_killed_worker_leaves_a_loadable_checkpoint_and_max_restarts_resumes_from_it(tmp_path):
+    data = _images(tmp_path / "images")
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "restorer", "train", "sr", "--data", str(data), "--name", "k2", "--gpus", "2",
+           "--max-restarts", "1", "--iters", "60", "--checkpoint-every", "10", "--runs-dir", str(runs),
+           "--events", "jsonl", *TINY]
+    proc = subprocess.Popen(cmd, env=_train_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait for the first checkpoint of the first launch
+            lines.append(line)
+            event = E.decode(line)
+            if event is not None and event.event_kind is E.EventKind.CHECKPOINT:
+                break
+        workers = [p for p in _children(proc.pid) if _rank_of(p) is not None]
+        victim = [p for p in workers if _rank_of(p) == 1]
+        assert victim, (workers, "".join(lines)[-2000:])
+        os.kill(victim[0], signal.SIGKILL)
+        ckpt = load_torch_file(runs / "k2" / "checkpoint.pt")  # the last completed save, never a torn one
+        assert ckpt["iteration"] % 10 == 0 and ckpt["iteration"] >= 10
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = _events("".join(lines) + out)
+    started = [e for e in events if e.event_kind is E.EventKind.STARTED]
+    assert proc.returncode == 0, err[-3000:]
+    assert len(started) == 2 and not started[0].resumed and started[1].resumed, [e.event_kind for e in events]
+    assert started[1].iteration >= 10 and started[1].iteration % 10 == 0
+    assert events[-1].event_kind is E.EventKind.FINISHED and events[-1].iteration == 60
+    assert load_torch_file(runs / "k2" / "checkpoint.pt")["iteration"] == 60
