@@ -391,7 +391,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Exception as exc:
         trainer.events.emit("error", message=str(exc))  # a null sink on ranks > 0: rank 0 speaks for the run
         raise
-    if args.events != "jsonl":
+    if args.events != "jsonl" and trainer.dist.is_main:  # rank 0 speaks for the run
         if result.status == "finished":
             print(f"finished: model '{result.model_id}' saved to {result.model_file}")
         else:
@@ -420,13 +420,11 @@ def _launch_workers(args: argparse.Namespace, config) -> int:
         return EXIT_INTERRUPTED
     if code:
         return EXIT_RUNTIME
+    # rank 0 printed the outcome; a clean stop (--minutes) exits 0 in the workers so the launcher does
+    # not restart them: tell it from the checkpoint
     checkpoint = run_dir_for(config) / "checkpoint.pt"
     if checkpoint.exists() and int(load_torch_file(checkpoint, "checkpoint").get("iteration", 0)) < config.iters:
-        if args.events != "jsonl":
-            print(f"stopped; resume with --resume (checkpoint {checkpoint})")
         return EXIT_INTERRUPTED
-    if args.events != "jsonl":
-        print(f"finished: {args.gpus} worker(s) trained '{config.name}'")
     return EXIT_OK
 
 

@@ -418,6 +418,7 @@ class Trainer(ABC):
             if self.dist.is_main:
                 return self._run_main(resume)
             self.events = NullEventSink()  # rank 0 speaks for the run
+            logging.getLogger("restorer").setLevel(max(logging.WARNING, logging.getLogger("restorer").level))
             return self._run_locked(resume)
         finally:
             distributed.destroy_process_group(self.dist)
