@@ -300,3 +300,47 @@ def test_a_killed_worker_leaves_a_loadable_checkpoint_and_max_restarts_resumes_f
     assert started[1].iteration >= 10 and started[1].iteration % 10 == 0
     assert events[-1].event_kind is E.EventKind.FINISHED and events[-1].iteration == 60
     assert load_torch_file(runs / "k2" / "checkpoint.pt")["iteration"] == 60
+
+
+GAN_WORKER = textwrap.dedent('''
+    import sys, torch
+    from pathlib import Path
+    from restorer.engine.training.inpaint import InpaintConfig, InpaintTrainer
+    data, runs, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    common = dict(data=[data], iters=2, batch=4, device="cpu", runs_dir=runs, register=False, checkpoint_every=0,
+                  sample_every=0)
+    inpaint = InpaintTrainer(InpaintConfig(name="inp", crop=32, base_channels=4, critic_channels=4, local_size=16,
+                                           gan_start=0, mask_pool=8, freq_weight=0.0, **common))
+    inpaint.run()
+    rank = inpaint.dist.rank
+    torch.save({"rank": rank, "world": inpaint.dist.world_size, "rank_batch": inpaint.rank_batch,
+                "d_global": inpaint.d_global.state_dict(), "d_local": inpaint.d_local.state_dict(),
+                "G": inpaint.net.state_dict()}, out / f"rank{rank}.pt")
+''')
+
+
+def test_wgan_gp_critics_stay_identical_on_every_rank_through_averaged_gradients(tmp_path):
+    """The inpainting critics (WGAN-GP: double backward, so no DDP) get their gradients averaged after
+    backward: after GAN steps on different shards they are still equal on both ranks, as is the DDP-wrapped
+    generator. (Without the averaging each rank's critics would follow their own shard and drift apart.)"""
+    data = tmp_path / "images"
+    from PIL import Image
+
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        Image.fromarray((rng.random((72, 72, 3)) * 255).astype(np.uint8)).save(data / f"p{i}.png")
+    script = tmp_path / "gan_worker.py"
+    script.write_text(GAN_WORKER)
+    argv = D.launcher_argv(2, [sys.executable, str(script), str(data), str(tmp_path / "runs"), str(tmp_path)])
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv], env=_train_env(tmp_path),
+                          timeout=150, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert (a["world"], a["rank_batch"], b["rank"]) == (2, 2, 1)
+    for part in ("d_global", "d_local", "G"):
+        for key, value in a[part].items():
+            if value.is_floating_point():
+                assert torch.allclose(value, b[part][key], atol=1e-6), (part, key)
+    inp = load_torch_file(tmp_path / "runs" / "inp" / "checkpoint.pt")
+    assert inp["world_size"] == 2 and inp["iteration"] == 2

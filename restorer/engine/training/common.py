@@ -326,6 +326,12 @@ class Trainer(ABC):
             distributed.average_gradients([p for m in modules if m is not None for p in m.parameters()],
                                           self.dist)
 
+    def learning_rate(self) -> float:
+        """The (generator's) learning rate the run states in its `started` event."""
+        resolved = getattr(self.config, "resolved_lr", None)  # latent: None means the loss's default
+        value = resolved() if callable(resolved) else self.config.lr
+        return float(value) if value is not None else 0.0
+
     def _wrap_modules(self) -> None:
         for name in self.ddp_modules:
             module = getattr(self, name, None)
@@ -504,7 +510,7 @@ class Trainer(ABC):
                          total=cfg.iters, device=str(self.device), resumed=resume,
                          run_dir=str(self.run_dir), config=cfg.to_json(),
                          world_size=self.dist.world_size, rank_batch=self.rank_batch, batch=cfg.batch,
-                         lr=float(cfg.lr))
+                         lr=self.learning_rate())
 
         t0 = time.monotonic()
         window_t, window_it = t0, self.iteration
