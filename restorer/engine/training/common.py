@@ -4,6 +4,8 @@ A task-specific trainer subclasses :class:`Trainer` and implements `build`, `ste
 `state`/`load_state`, `sample` and `export`. The loop here owns iteration counting,
 time budgets, periodic checkpoints, progress events, cancellation (CancelToken, SIGINT,
 SIGTERM) and registration of the finished model in the user's model library.
+long: the loop, its checkpoints, resume and the data-parallel stop agreement share one state (iteration,
+random streams, run lock, which rank writes); split apart, one protocol would be spread over files.
 
 Data-parallel runs (issue #16; `restorer train ... --gpus N` or torchrun) go through the same loop: each
 worker joins the process group from the launcher's environment, trains on its shard of every batch
@@ -581,9 +583,10 @@ class Trainer(ABC):
                 if main and cfg.sample_every and self.iteration % cfg.sample_every == 0:
                     self._emit_sample()
                 if ckpt_due:
-                    if diverged:  # never save diverged weights over the last good checkpoint
-                        next_agree = self.iteration
-                        continue
+                    # every rank read its losses just now: agree that none diverged before rank 0 saves
+                    # (never diverged weights over the last good checkpoint)
+                    if dist_on and self._agree(False, diverged, 0.0)[1]:
+                        raise diverged_error()
                     self._checkpoint_now(elapsed_before + time.monotonic() - t0)
                     last_ckpt = self.iteration
             if dist_on and self._agree(False, diverged, 0.0)[1]:  # a rank diverged on the last iterations
