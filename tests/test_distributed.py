@@ -344,3 +344,25 @@ def test_wgan_gp_critics_stay_identical_on_every_rank_through_averaged_gradients
                 assert torch.allclose(value, b[part][key], atol=1e-6), (part, key)
     inp = load_torch_file(tmp_path / "runs" / "inp" / "checkpoint.pt")
     assert inp["world_size"] == 2 and inp["iteration"] == 2
+
+
+def test_the_latent_gan_trains_on_two_workers_through_restorer_train_gpus(tmp_path):
+    """WGAN-GP critic averaged by hand, generator and encoder in DDP: a real 2-worker run finishes and registers."""
+    from PIL import Image
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(8):
+        Image.fromarray((rng.random((72, 72, 3)) * 255).astype(np.uint8)).save(data / f"p{i}.png")
+    cmd = [sys.executable, "-m", "restorer", "train", "latent", "--data", str(data), "--name", "lat2", "--gpus", "2",
+           "--device", "cpu", "--size", "64", "--channels", "4", "--iters", "2", "--batch", "4", "--loss", "wgan-gp",
+           "--runs-dir", str(tmp_path / "runs"), "--events", "jsonl"]
+    proc = subprocess.run(cmd, env=_train_env(tmp_path), timeout=150, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = _events(proc.stdout)
+    started = [e for e in events if e.event_kind is E.EventKind.STARTED]
+    assert len(started) == 1 and (started[0].world_size, started[0].rank_batch) == (2, 2)
+    assert events[-1].event_kind is E.EventKind.FINISHED
+    assert load_torch_file(tmp_path / "runs" / "lat2" / "checkpoint.pt")["world_size"] == 2
+    assert (tmp_path / "data" / "models" / "lat2.pt").is_file()
