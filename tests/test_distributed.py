@@ -366,3 +366,15 @@ def test_the_latent_gan_trains_on_two_workers_through_restorer_train_gpus(tmp_pa
     assert events[-1].event_kind is E.EventKind.FINISHED
     assert load_torch_file(tmp_path / "runs" / "lat2" / "checkpoint.pt")["world_size"] == 2
     assert (tmp_path / "data" / "models" / "lat2.pt").is_file()
+
+
+def test_train_gpus_refuses_bad_layouts_before_starting_workers(tmp_path, capsys):
+    from restorer import cli
+
+    data = _images(tmp_path / "images", 2)
+    base = ["train", "sr", "--data", str(data), "--name", "bad", "--device", "cpu", "--runs-dir", str(tmp_path)]
+    assert cli.main([*base, "--gpus", "2", "--batch", "5"]) == 2
+    assert "does not split over 2 workers" in capsys.readouterr().err
+    assert cli.main([*base, "--gpus", "0"]) == 2
+    assert "--gpus must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
