@@ -568,7 +568,7 @@ class Trainer(ABC):
                                 "finite); the last checkpoint is kept - try a lower learning rate")
                         diverged = True  # all ranks stop together at the next agreement
                         next_agree = self.iteration
-                if progress_now:
+                if progress_now and (log_now or losses):  # by time: once there are losses to show
                     if now > window_t:
                         rate = (self.iteration - window_it) / (now - window_t)
                     window_t, window_it, last_progress = now, self.iteration, now
