@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -299,18 +300,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     config_cls = config_class(args.task)
     fields = config_values(args, config_cls)
     fields["data"] = [str(d) for d in fields["data"]]  # --data DIR [--data DIR2 ...]: every folder is scanned
+    if args.gpus is not None:  # data-parallel: PyTorch's elastic launcher runs N copies of this command
+        return _launch_workers(args, config_cls(**fields))
     events = _event_sink(args.events)
     trainer = trainer_class(args.task)(config_cls(**fields), events)
     try:
         result = trainer.run(resume=args.resume)
     except Exception as exc:
-        events.emit("error", message=str(exc))
+        trainer.events.emit("error", message=str(exc))  # a null sink on ranks > 0: rank 0 speaks for the run
         raise
-    if args.events != "jsonl":
+    if args.events != "jsonl" and trainer.dist.is_main:  # rank 0 speaks for the run
         if result.status == "finished":
             print(f"finished: model '{result.model_id}' saved to {result.model_file}")
         else:
             print(f"stopped at iteration {result.iteration}; resume with --resume (checkpoint {result.checkpoint})")
+    if os.environ.get("TORCHELASTIC_RUN_ID"):  # a launched worker: a clean stop is no failure to restart
+        return EXIT_OK
     return EXIT_OK if result.status == "finished" else EXIT_INTERRUPTED
 
 
@@ -343,6 +348,33 @@ def cmd_detect(args: argparse.Namespace) -> int:
     print(dest)
     return EXIT_OK
 # --- end old photos
+
+
+def _launch_workers(args: argparse.Namespace, config) -> int:
+    """`restorer train ... --gpus N`: N local workers through torch.distributed.run (the code behind torchrun).
+
+    The workers run this same command line without --gpus/--max-restarts (each reads its rank from the
+    environment the launcher sets). Exit code: 0 finished, 130 stopped (Ctrl+C, --minutes), else 1.
+    """
+    from restorer.engine.training import distributed
+    from restorer.engine.training.common import load_torch_file, run_dir_for
+
+    if args.gpus < 1:
+        raise UsageError(f"--gpus must be at least 1, got {args.gpus}")
+    if args.max_restarts < 0:
+        raise UsageError(f"--max-restarts must be 0 or more, got {args.max_restarts}")
+    distributed.shard_batch(config.batch, distributed.DistContext(world_size=args.gpus))  # bad split: exit 2
+    code = distributed.launch_local(args.gpus, args.raw_argv, args.max_restarts)
+    if code == EXIT_INTERRUPTED or code < 0:
+        return EXIT_INTERRUPTED
+    if code:
+        return EXIT_RUNTIME
+    # rank 0 printed the outcome; a clean stop (--minutes) exits 0 in the workers so the launcher does
+    # not restart them: tell it from the checkpoint
+    checkpoint = run_dir_for(config) / "checkpoint.pt"
+    if checkpoint.exists() and int(load_torch_file(checkpoint, "checkpoint").get("iteration", 0)) < config.iters:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -472,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--resume", action="store_true", help="continue the run of this name")
         tp.add_argument("--events", choices=["log", "jsonl"], default="log",
                         help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
+        # launcher options, not trainer config: the workers get the argv without them (strip_launcher_flags)
+        tp.add_argument("--gpus", type=int, default=None, metavar="N",
+                        help="train on N local workers (GPUs; CPU processes with --device cpu) through "
+                             "PyTorch's elastic launcher; the batch is split between them")
+        tp.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                        help="with --gpus: restart the workers up to N times after a failure, resuming "
+                             "from the last checkpoint")
         tp.set_defaults(func=cmd_train)
     return p
 
@@ -512,6 +551,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         argv = _photo_means_gui(parser, argv)
         args = parser.parse_args(argv)
+        args.raw_argv = list(argv)  # `train --gpus N` relaunches this command line
         if args.command is None:  # `restorer [--debug] [-q]`: the app (global options stay before the command)
             args = parser.parse_args([*argv, "gui"])
     except UsageError as exc:

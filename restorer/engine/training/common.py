@@ -4,6 +4,16 @@ A task-specific trainer subclasses :class:`Trainer` and implements `build`, `ste
 `state`/`load_state`, `sample` and `export`. The loop here owns iteration counting,
 time budgets, periodic checkpoints, progress events, cancellation (CancelToken, SIGINT,
 SIGTERM) and registration of the finished model in the user's model library.
+long: the loop, its checkpoints, resume and the data-parallel stop agreement share one state (iteration,
+random streams, run lock, which rank writes); split apart, one protocol would be spread over files.
+
+Data-parallel runs (issue #16; `restorer train ... --gpus N` or torchrun) go through the same loop: each
+worker joins the process group from the launcher's environment, trains on its shard of every batch
+(`rank_batch`) with its own seeds, and only rank 0 takes the run lock and writes checkpoints, samples,
+events and the model file. A trainer opts in by naming the attributes to wrap in DistributedDataParallel
+(`ddp_modules`) and by calling `average_gradients` for critics trained with a gradient penalty (double
+backward, which DDP does not support). Stop requests are agreed by all ranks at the same iteration
+(`_agree`, about once a second of training, never every step). See training/distributed.py.
 """
 
 from __future__ import annotations
@@ -32,11 +42,17 @@ from restorer.engine.fileutil import atomic_write, remove_stale_temp_files
 from restorer.engine.locks import FileLock, LockBusy
 from restorer.engine.modelfile import ExportedModel, atomic_torch_save  # noqa: F401 - re-exported for trainers
 from restorer.engine.progress import CancelToken
+from restorer.engine.training import distributed
 from restorer.engine.training.options import option
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "restorer-checkpoint/1"
+
+#: A progress event at least this often (wall seconds), however slow the iterations are.
+PROGRESS_SECONDS = 3.0
+#: Ranks of a data-parallel run agree on stop requests about this often (wall seconds of training).
+AGREE_SECONDS = 1.0
 
 
 # --------------------------------------------------------------------------- events
@@ -137,8 +153,8 @@ class LossAccumulator:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module behind torch.compile's wrapper."""
-    return getattr(model, "_orig_mod", model)
+    """The plain module behind torch.compile's and DistributedDataParallel's wrappers."""
+    return distributed.unwrap(model)
 
 
 # --------------------------------------------------------------------------- config
@@ -231,6 +247,10 @@ class Trainer(ABC):
     """Base of all trainers. Subclasses build models in `build` and do one iteration in `step`."""
 
     task: str = ""
+    #: attributes holding the networks (their training callables) that DistributedDataParallel wraps after
+    #: `build` in a data-parallel run, e.g. ("train_net",). Critics trained with a gradient penalty are not
+    #: listed: their step calls `self.average_gradients(critic)` after backward instead (see distributed.py).
+    ddp_modules: tuple[str, ...] = ()
 
     def __init__(self, config: TrainConfig, events: Optional[EventSink] = None,
                  cancel: Optional[CancelToken] = None) -> None:
@@ -242,6 +262,8 @@ class Trainer(ABC):
         self.iteration = 0
         self.device = torch.device("cpu")
         self.train_seconds = 0.0  # training time so far, resumed runs included
+        self.dist: distributed.DistContext = distributed.SINGLE  # this process's place in a data-parallel run
+        self.rank_batch = config.batch  # images this process draws per iteration (the whole batch alone)
 
     # ---- hooks
     @abstractmethod
@@ -283,10 +305,40 @@ class Trainer(ABC):
         return {}
 
     # ---- machinery
-    def _seed(self) -> None:
-        random.seed(self.config.seed)
-        np.random.seed(self.config.seed % (2**32))
-        torch.manual_seed(self.config.seed)
+    def _seed(self, seed: Optional[int] = None) -> None:
+        seed = self.config.seed if seed is None else seed
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
+
+    def reseed_for_rank(self) -> None:
+        """Reseed every random source of this process from the run's seed, this rank and the iteration.
+
+        Used in data-parallel runs (each rank draws other crops, degradations and masks) and when a run
+        resumes on another number of workers than it saved with (the checkpoint holds rank 0's random
+        state only). The trainer's own generators (torch.Generator / random.Random / numpy Generator
+        attributes) are found by type and seeded by name, so a trainer needs no code for this.
+        """
+        reseed_rngs(self, distributed.rank_seed(self.config.seed, self.dist) + 7919 * self.iteration)
+
+    def average_gradients(self, *modules: Optional[nn.Module]) -> None:
+        """Average the gradients of `modules` over the ranks (no-op alone): for networks not wrapped in
+        DDP, i.e. critics trained with a WGAN gradient penalty (double backward is not supported by DDP)."""
+        if self.dist.enabled:
+            distributed.average_gradients([p for m in modules if m is not None for p in m.parameters()],
+                                          self.dist)
+
+    def learning_rate(self) -> float:
+        """The (generator's) learning rate the run states in its `started` event."""
+        resolved = getattr(self.config, "resolved_lr", None)  # latent: None means the loss's default
+        value = resolved() if callable(resolved) else self.config.lr
+        return float(value) if value is not None else 0.0
+
+    def _wrap_modules(self) -> None:
+        for name in self.ddp_modules:
+            module = getattr(self, name, None)
+            if isinstance(module, nn.Module):
+                setattr(self, name, distributed.wrap_module(module, self.dist, self.device))
 
     def save_checkpoint(self, elapsed: float) -> Path:
         payload = {
@@ -297,6 +349,7 @@ class Trainer(ABC):
             "config": self.config.to_json(),
             "state": self.state(),
             "torch_rng": torch.get_rng_state(),
+            "world_size": self.dist.world_size,
         }
         if self.device.type == "cuda":
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -304,15 +357,28 @@ class Trainer(ABC):
         self.events.emit("checkpoint", iteration=self.iteration, path=str(self.checkpoint_path))
         return self.checkpoint_path
 
+    def _checkpoint_now(self, elapsed: float) -> None:
+        """Rank 0 writes the checkpoint (atomically) while the other ranks wait for it."""
+        if self.dist.is_main:
+            self.save_checkpoint(elapsed)
+        distributed.barrier(self.dist)
+
     def _load_checkpoint(self) -> float:
         ckpt = load_torch_file(self.checkpoint_path, "checkpoint")
         if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("task") != self.task:
             raise RestorerError(f"checkpoint '{self.checkpoint_path}' is not a {self.task} training checkpoint")
         self.load_state(ckpt["state"])
         self.iteration = int(ckpt["iteration"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if self.device.type == "cuda" and "cuda_rng" in ckpt:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+        saved_world = int(ckpt.get("world_size", 1))
+        if saved_world == 1 and not self.dist.enabled:  # the same layout: continue the exact random streams
+            torch.set_rng_state(ckpt["torch_rng"])
+            if self.device.type == "cuda" and "cuda_rng" in ckpt:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+        else:  # saved by rank 0 of another layout: every rank gets its own streams from seed and iteration
+            self.reseed_for_rank()
+        if saved_world != self.dist.world_size:
+            self.events.emit("info", message=f"resuming a run saved on {saved_world} worker(s) on "
+                                             f"{self.dist.world_size}")
         return float(ckpt.get("elapsed_s", 0.0))
 
     def _model_is_this_runs(self) -> bool:
@@ -339,72 +405,150 @@ class Trainer(ABC):
         is named), and a library model of this name that this run did not make (unless `replace`).
         A start that fails leaves no empty run folder; stale temp files of killed checkpoint
         writes are removed.
+
+        Under a distributed launcher (WORLD_SIZE > 1 in the environment) this process first joins the
+        process group; only rank 0 takes the lock and checks the names, the others wait for its verdict.
+        A worker the elastic launcher restarted (TORCHELASTIC_RESTART_COUNT > 0) resumes from the last
+        checkpoint when there is one.
         """
+        ctx = distributed.context_from_env()
+        restarts = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        if restarts not in ("", "0") and self.checkpoint_path.exists():
+            log.info("restart %s of the distributed run: resuming from %s", restarts, self.checkpoint_path)
+            resume = True
+        if not ctx.enabled:
+            return self._run_main(resume)
+        from restorer.engine.devices import pick_device
+
+        self.device = distributed.device_for(ctx, pick_device(self.config.device))
+        self.dist = distributed.init_process_group(ctx, self.device)
+        try:
+            if self.dist.is_main:
+                return self._run_main(resume)
+            self.events = NullEventSink()  # rank 0 speaks for the run
+            logging.getLogger("restorer").setLevel(max(logging.WARNING, logging.getLogger("restorer").level))
+            return self._run_locked(resume)
+        finally:
+            distributed.destroy_process_group(self.dist)
+
+    def _run_main(self, resume: bool) -> RunResult:
         from restorer.engine import registry
 
         cfg = self.config
+        self._started = False  # set once all ranks agreed to start (see _run_locked)
         lock = FileLock(self.run_dir.parent / f".{cfg.name}.lock", timeout=0,
                         busy_message=f"the training run '{cfg.name}' is in use by process {{pid}}; "
                                      "wait for it to finish or stop it, or choose another name")
-        try:
-            lock.acquire()
-        except LockBusy as exc:
-            raise InputError(str(exc)) from None
         existed = self.run_dir.is_dir()
         try:
-            if cfg.register and registry.has_user_model(cfg.name) and not self._may_replace_model():
-                raise InputError(f"a model named '{cfg.name}' is already in your library; choose another "
-                                 "name, or replace it (--replace)")
-            if existed:
-                for stale in (remove_stale_temp_files(self.run_dir, ".checkpoint.pt.*.tmp")
-                              + remove_stale_temp_files(self.run_dir, ".sample_*.tmp")):
-                    log.info("removed %s, left by an interrupted write", stale.name)
-            return self._run_locked(resume)
+            try:
+                lock.acquire()
+            except LockBusy as exc:
+                raise InputError(str(exc)) from None
+            try:
+                if cfg.register and registry.has_user_model(cfg.name) and not self._may_replace_model():
+                    raise InputError(f"a model named '{cfg.name}' is already in your library; choose another "
+                                     "name, or replace it (--replace)")
+                if existed:
+                    for stale in (remove_stale_temp_files(self.run_dir, ".checkpoint.pt.*.tmp")
+                                  + remove_stale_temp_files(self.run_dir, ".sample_*.tmp")):
+                        log.info("removed %s, left by an interrupted write", stale.name)
+                return self._run_locked(resume)
+            finally:
+                lock.release()
         except BaseException:
+            if self.dist.enabled and not self._started:  # tell the waiting ranks not to start
+                try:
+                    distributed.any_rank(True, self.dist, self.device)
+                except Exception:  # noqa: BLE001 - the group is going away anyway
+                    pass
             if not existed:
                 try:
                     self.run_dir.rmdir()  # only when empty: a failed start leaves nothing behind
                 except OSError:
                     pass
             raise
-        finally:
-            lock.release()
+
+    def _agree(self, stop: bool, diverged: bool, seconds_per_iter: float) -> tuple[bool, bool, int]:
+        """All ranks: (stop, diverged, iterations until the next agreement); one small all-reduce."""
+        values = torch.tensor([float(stop), float(diverged), seconds_per_iter], device=self.device)
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        stop_all, diverged_all, slowest = values.tolist()
+        every = int(AGREE_SECONDS / slowest) if slowest > 0 else 1
+        return stop_all > 0, diverged_all > 0, max(1, min(self.config.log_every, every))
 
     def _run_locked(self, resume: bool = False) -> RunResult:
         from restorer.engine.devices import pick_device
 
         cfg = self.config
-        self.device = pick_device(cfg.device)
-        if not resume and self.checkpoint_path.exists():
-            raise InputError(
-                f"a training run named '{cfg.name}' already exists in {self.run_dir}; "
-                "resume it (--resume) or choose another name")
-        if resume and not self.checkpoint_path.exists():
-            raise InputError(f"nothing to resume: no checkpoint for '{cfg.name}' in {self.run_dir}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._seed()
+        dist_on = self.dist.enabled
+        main = self.dist.is_main
+        if not dist_on:
+            self.device = pick_device(cfg.device)
+        if main:
+            if not resume and self.checkpoint_path.exists():
+                raise InputError(
+                    f"a training run named '{cfg.name}' already exists in {self.run_dir}; "
+                    "resume it (--resume) or choose another name")
+            if resume and not self.checkpoint_path.exists():
+                raise InputError(f"nothing to resume: no checkpoint for '{cfg.name}' in {self.run_dir}")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if dist_on:
+            self._started = True
+            if distributed.any_rank(False, self.dist, self.device):  # rank 0 refused the start
+                raise RestorerError(f"rank 0 could not start the run '{cfg.name}' (see its error)")
+        self.rank_batch = distributed.shard_batch(cfg.batch, self.dist)
+        self._seed()  # the same seed on every rank: identical networks and held-out images
         self.build()
         elapsed_before = self._load_checkpoint() if resume else 0.0
+        if dist_on and not resume:
+            self.reseed_for_rank()  # each rank its own crops, degradations and masks
+        self._wrap_modules()
         start_iter = self.iteration
         self.events.emit("started", task=self.task, name=cfg.name, iteration=self.iteration,
                          total=cfg.iters, device=str(self.device), resumed=resume,
-                         run_dir=str(self.run_dir), config=cfg.to_json())
+                         run_dir=str(self.run_dir), config=cfg.to_json(),
+                         world_size=self.dist.world_size, rank_batch=self.rank_batch, batch=cfg.batch,
+                         lr=self.learning_rate())
 
         t0 = time.monotonic()
         window_t, window_it = t0, self.iteration
+        last_progress = t0
         rate = 0.0
         last_ckpt = self.iteration
         losses: dict[str, float] = {}
         accumulated = LossAccumulator()
         status = "finished"
+        diverged = False
+        next_agree, agree_t, agree_it = self.iteration + 1, t0, self.iteration
+
+        def over_time() -> bool:
+            return cfg.max_minutes is not None and time.monotonic() - t0 >= cfg.max_minutes * 60
+
+        def diverged_error() -> RestorerError:
+            return RestorerError(
+                f"training diverged by iteration {self.iteration} (a loss is not finite); "
+                "the last checkpoint is kept - try a lower learning rate")
+
         with stop_on_signals(self.cancel):
             while self.iteration < cfg.iters:
-                if self.cancel.cancelled:
-                    status = "stopped"
-                    break
-                if cfg.max_minutes is not None and time.monotonic() - t0 >= cfg.max_minutes * 60:
-                    status = "stopped"
-                    break
+                if not dist_on:  # host flags only: no device sync
+                    if self.cancel.cancelled or over_time():
+                        status = "stopped"
+                        break
+                elif self.iteration >= next_agree:  # every rank reaches this at the same iteration
+                    now = time.monotonic()
+                    per_iter = (now - agree_t) / max(1, self.iteration - agree_it)
+                    stop, bad_any, every = self._agree(self.cancel.cancelled or over_time(), diverged, per_iter)
+                    if bad_any:
+                        raise diverged_error()
+                    agree_t, agree_it, next_agree = now, self.iteration, self.iteration + every
+                    if stop:
+                        status = "stopped"
+                        break
                 self.train_seconds = elapsed_before + time.monotonic() - t0
                 # the step returns device tensors: they are summed here and read (one host sync) only
                 # when an event needs them or a checkpoint is due, so the step never waits for the GPU
@@ -412,34 +556,50 @@ class Trainer(ABC):
                 self.iteration += 1
                 log_now = self.iteration % cfg.log_every == 0 or self.iteration == cfg.iters
                 ckpt_due = bool(cfg.checkpoint_every) and self.iteration - last_ckpt >= cfg.checkpoint_every
-                if (log_now or ckpt_due) and accumulated:
+                now = time.monotonic()
+                progress_now = main and (log_now or now - last_progress >= PROGRESS_SECONDS)
+                if (progress_now or ckpt_due or log_now) and accumulated:
                     losses = accumulated.read()
-                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                    if bad:
-                        raise RestorerError(
-                            f"training diverged by iteration {self.iteration} (loss {', '.join(bad)} is not finite); "
-                            "the last checkpoint is kept - try a lower learning rate")
-                if log_now:
-                    now = time.monotonic()
+                    if any(not math.isfinite(v) for v in losses.values()):
+                        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                        if not dist_on:
+                            raise RestorerError(
+                                f"training diverged by iteration {self.iteration} (loss {', '.join(bad)} is not "
+                                "finite); the last checkpoint is kept - try a lower learning rate")
+                        diverged = True  # all ranks stop together at the next agreement
+                        next_agree = self.iteration
+                if progress_now and (log_now or losses):  # by time: once there are losses to show
                     if now > window_t:
                         rate = (self.iteration - window_it) / (now - window_t)
-                    window_t, window_it = now, self.iteration
+                    window_t, window_it, last_progress = now, self.iteration, now
                     eta = (cfg.iters - self.iteration) / rate if rate > 0 else None
+                    if cfg.max_minutes is not None:  # the time budget ends the run first?
+                        left = max(0.0, cfg.max_minutes * 60 - (now - t0))
+                        eta = left if eta is None else min(eta, left)
                     self.events.emit("progress", iteration=self.iteration, total=cfg.iters,
                                      losses={k: float(v) for k, v in losses.items()},
                                      it_per_s=rate, eta_s=eta,
                                      elapsed_s=elapsed_before + now - t0)
-                if cfg.sample_every and self.iteration % cfg.sample_every == 0:
+                if main and cfg.sample_every and self.iteration % cfg.sample_every == 0:
                     self._emit_sample()
                 if ckpt_due:
-                    self.save_checkpoint(elapsed_before + time.monotonic() - t0)
+                    # every rank read its losses just now: agree that none diverged before rank 0 saves
+                    # (never diverged weights over the last good checkpoint)
+                    if dist_on and self._agree(False, diverged, 0.0)[1]:
+                        raise diverged_error()
+                    self._checkpoint_now(elapsed_before + time.monotonic() - t0)
                     last_ckpt = self.iteration
+            if dist_on and self._agree(False, diverged, 0.0)[1]:  # a rank diverged on the last iterations
+                raise diverged_error()
         elapsed = elapsed_before + time.monotonic() - t0
-        ckpt = self.save_checkpoint(elapsed)
+        self._checkpoint_now(elapsed)
+        ckpt = self.checkpoint_path
         result = RunResult(status=status, iteration=self.iteration, checkpoint=ckpt)
         if status == "stopped":
             self.events.emit("stopped", iteration=self.iteration, total=cfg.iters,
                              checkpoint=str(ckpt), elapsed_s=elapsed)
+            return result
+        if not main:  # rank 0 validates, exports and registers the model
             return result
         self._emit_sample()
         metrics = self.validate()
@@ -452,7 +612,7 @@ class Trainer(ABC):
                 "source_folder": ", ".join(map(str, cfg.data)) if isinstance(cfg.data, (list, tuple)) else str(cfg.data), "iterations": self.iteration,
                 "train_seconds": round(elapsed, 1), "device": str(self.device),
                 "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": metrics,
-                "config": cfg.to_json(),
+                "config": cfg.to_json(), "world_size": self.dist.world_size,
             })
             spec = registry.register_user_model(cfg.name, exported, replace=self._may_replace_model())
             result.model_id, result.model_file = spec.id, Path(spec.file)
@@ -475,6 +635,24 @@ class Trainer(ABC):
             with atomic_write(target, "wb") as fh:
                 fh.write(buf.getvalue())
         self.events.emit("sample", iteration=self.iteration, path=str(path))
+
+
+def reseed_rngs(obj: Any, seed: int) -> None:
+    """Seed the global random sources and every generator attribute of `obj` (by name) from `seed`."""
+    import zlib
+
+    seed = int(seed) % (2**63)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    for name, value in sorted(vars(obj).items()):
+        sub = (seed + zlib.crc32(name.encode())) % (2**63)
+        if isinstance(value, torch.Generator):
+            value.manual_seed(sub)
+        elif isinstance(value, random.Random):
+            value.seed(sub)
+        elif isinstance(value, np.random.Generator):
+            value.bit_generator.state = np.random.default_rng(sub).bit_generator.state
 
 
 def auto_workers(requested: int) -> int:

@@ -89,11 +89,32 @@ def init_process_group(ctx: DistContext, device: torch.device) -> DistContext:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         try:
-            dist.init_process_group(backend=backend, timeout=TIMEOUT)
+            store = _restart_store(ctx)
+            if store is not None:
+                dist.init_process_group(backend=backend, timeout=TIMEOUT, store=store, rank=ctx.rank,
+                                        world_size=ctx.world_size)
+            else:
+                dist.init_process_group(backend=backend, timeout=TIMEOUT)
         except Exception as exc:  # rendezvous failures, a missing MASTER_ADDR ...
             raise RestorerError(f"cannot join the distributed run (rank {ctx.rank} of {ctx.world_size}, "
                                 f"{backend}): {exc}") from exc
     return DistContext(rank=ctx.rank, local_rank=ctx.local_rank, world_size=ctx.world_size, backend=backend)
+
+
+def _restart_store(ctx: DistContext):
+    """After an elastic restart, the launcher's store with this attempt's prefix (None: the default env://).
+
+    The elastic agent keeps one key-value store for all attempts; the workers of a restarted attempt
+    would otherwise read the addresses the dead attempt's workers published there and fail to connect.
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if attempt in ("", "0") or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from torch.distributed import PrefixStore, TCPStore
+
+    base = TCPStore(host_name=os.environ["MASTER_ADDR"], port=int(os.environ["MASTER_PORT"]),
+                    world_size=ctx.world_size, is_master=False, timeout=TIMEOUT)
+    return PrefixStore(f"restorer/attempt_{attempt}", base)
 
 
 def destroy_process_group(ctx: DistContext) -> None:
@@ -140,7 +161,11 @@ def wrap_module(module: nn.Module, ctx: DistContext, device: torch.device) -> nn
     if not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(module, device_ids=ids, broadcast_buffers=False)
+    import warnings
+
+    with warnings.catch_warnings():  # rank-local buffers (batch-norm statistics) are meant: no broadcast
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        return DDP(module, device_ids=ids, broadcast_buffers=False)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -237,6 +262,19 @@ def launch_local(nproc: int, train_argv: Sequence[str], max_restarts: int = 0) -
         torchrun.main(argv)
     except SystemExit as exc:  # the launcher exits with the workers' code
         return int(exc.code or 0)
-    except Exception as exc:  # ChildFailedError: a worker died and no restart was left
-        raise RestorerError(f"distributed training failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__}") from exc
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if type(exc).__name__ == "SignalException":  # Ctrl+C / SIGTERM: the workers saved a checkpoint and stopped
+            log.warning("the launcher got signal %s; the workers were asked to stop", getattr(exc, "sigval", "?"))
+            return 130
+        raise _failed(exc) from exc
     return 0
+
+
+def _failed(exc: BaseException) -> RestorerError:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else exc.__class__.__name__
+    return RestorerError(f"distributed training failed: {first} (the last completed checkpoint is kept; "
+                         "resume with --resume)")
+

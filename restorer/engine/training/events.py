@@ -33,7 +33,7 @@ class EventKind(str, Enum):
     """Every kind of event the training worker sends."""
 
     STARTED = "started"  # the run is built (and resumed); training begins
-    PROGRESS = "progress"  # every `log_every` iterations: losses and speed
+    PROGRESS = "progress"  # every `log_every` iterations and at least every few seconds: losses and speed
     SAMPLE = "sample"  # a preview image was written
     CHECKPOINT = "checkpoint"  # a checkpoint was saved
     FINISHED = "finished"  # the run reached its iterations; the model is in the library
@@ -73,6 +73,10 @@ class StartedEvent(TrainingEvent):
     resumed: bool = False
     run_dir: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1  # data-parallel workers (1: a plain run)
+    rank_batch: int = 0  # images each worker draws per iteration
+    batch: int = 0  # the effective batch: rank_batch * world_size
+    lr: float = 0.0  # the learning rate (not scaled with the number of workers)
 
 
 @dataclass

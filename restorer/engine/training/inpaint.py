@@ -52,6 +52,7 @@ from restorer.engine.archs import build_arch
 from restorer.engine.archs.inpaint import GlobalCritic, LocalCritic
 from restorer.engine.errors import InputError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
+from restorer.engine.training.distributed import rank_seed
 from restorer.engine.training.options import option
 from restorer.engine.training.data import (ImageBank, LoaderFeed, read_rgb, require_images, scan_folder,
                                            split_holdout, to_uint8_image)
@@ -157,6 +158,9 @@ def crop_boxes(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
 class InpaintTrainer(Trainer):
     task = "inpaint"
     config: InpaintConfig
+    # data-parallel (--gpus N): the generator goes into DDP; the two WGAN-GP critics do not (their gradient
+    # penalty is a double backward, which DDP does not support): their gradients are averaged after backward
+    ddp_modules = ("train_net",)
 
     # ------------------------------------------------------------------ build
     def build(self) -> None:
@@ -189,7 +193,8 @@ class InpaintTrainer(Trainer):
             kept = f"{len(self.bank)} training images kept in memory"
         else:
             self.bank = None
-            self.feed = LoaderFeed(train_paths, cfg.crop, cfg.batch, dev, auto_workers(cfg.workers), seed=cfg.seed)
+            self.feed = LoaderFeed(train_paths, cfg.crop, self.rank_batch, dev, auto_workers(cfg.workers),
+                                   seed=rank_seed(cfg.seed, self.dist))
             kept = f"{len(train_paths)} training images streamed from disk (folder larger than the preload budget)"
         self.events.emit("info", message=f"{scan.summary()}; {kept}; {len(self.val_paths)} held out",
                          usable=n, skipped=len(scan.skipped))
@@ -222,8 +227,8 @@ class InpaintTrainer(Trainer):
         cfg = self.config
 
         def probe(compiled: torch.nn.Module) -> None:
-            x = torch.rand(cfg.batch, 3, cfg.crop, cfg.crop, device=self.device)  # the training shape
-            m = (torch.rand(cfg.batch, 1, cfg.crop, cfg.crop, device=self.device) > 0.7).float()
+            x = torch.rand(self.rank_batch, 3, cfg.crop, cfg.crop, device=self.device)  # the training shape
+            m = (torch.rand(self.rank_batch, 1, cfg.crop, cfg.crop, device=self.device) > 0.7).float()
             with autocast(self.device):
                 c, r = compiled(channels_last(x, self.device), channels_last(m, self.device))
             (c.float().mean() + r.float().mean()).backward()
@@ -270,7 +275,7 @@ class InpaintTrainer(Trainer):
     def _images(self) -> torch.Tensor:
         cfg = self.config
         if self.bank is not None:
-            img = self.bank.crops(cfg.batch, cfg.crop, self.dev_gen)
+            img = self.bank.crops(self.rank_batch, cfg.crop, self.dev_gen)  # this rank's share
         else:
             assert self.feed is not None
             img = self.feed.next()
@@ -279,7 +284,7 @@ class InpaintTrainer(Trainer):
     def _holes(self) -> torch.Tensor:
         """(B, 1, S, S) float masks from the pool, each flipped/transposed at random, shifted per batch."""
         cfg = self.config
-        B, S = cfg.batch, cfg.crop
+        B, S = self.rank_batch, cfg.crop
         g = self.dev_gen
         idx = torch.randint(self.masks.shape[0], (B,), generator=g, device=g.device)
         flags = torch.randint(2, (3, B, 1, 1), generator=g, device=g.device, dtype=torch.bool)
@@ -340,6 +345,7 @@ class InpaintTrainer(Trainer):
                 d_loss, wdist, gp = self._critic_loss(img, fake, boxes, amp)
                 self.opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
+                self.average_gradients(self.d_global, self.d_local)  # data-parallel: critics are not in DDP
                 self.opt_d.step()
             out.update(critic=d_loss.detach(), wasserstein=-wdist.detach(), gp=gp.detach())
 

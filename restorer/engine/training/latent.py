@@ -366,6 +366,9 @@ def images_to_uint8(x: torch.Tensor) -> np.ndarray:
 class LatentTrainer(Trainer):
     task = "latent"
     config: LatentConfig
+    # data-parallel (--gpus N): the generator's and encoder's callables go into DDP; the critic D does not
+    # (WGAN-GP: double backward; it also runs frozen in the generator step): average_gradients after backward
+    ddp_modules = ("_g", "_e")
 
     def __init__(self, config: LatentConfig, events=None, cancel=None) -> None:
         super().__init__(config, events, cancel)
@@ -418,7 +421,8 @@ class LatentTrainer(Trainer):
         self.ema = EMA(self.G, cfg.ema_decay)
 
         # CUDA graphs need the crops made on the GPU (a CPU bank would be frozen into the graph)
-        self._use_graph = bool(cfg.cuda_graph and cuda and self.bank.device.type == "cuda")
+        self._use_graph = bool(cfg.cuda_graph and cuda and self.bank.device.type == "cuda"
+                               and not self.dist.enabled)  # DDP's collectives are not captured here
         if cfg.compile and self._use_graph:
             self._use_graph = False  # torch.compile brings its own graphs; do not stack the two
         self._graph: Optional[torch.cuda.CUDAGraph] = None
@@ -470,7 +474,7 @@ class LatentTrainer(Trainer):
 
     def _real_batch(self) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         assert self.bank is not None
-        x, y = self.bank.sample(self.config.batch, self.config.size, self.config.crop_scale)
+        x, y = self.bank.sample(self.rank_batch, self.config.size, self.config.crop_scale)
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         return x, (y.to(self.device) if self.num_classes else None)
 
@@ -487,7 +491,7 @@ class LatentTrainer(Trainer):
         real and fake batches under "_real" / "_fake"."""
         cfg = self.config
         wgan = cfg.loss == "wgan-gp"
-        B = cfg.batch
+        B = self.rank_batch  # this rank's share of the batch
         out: dict[str, torch.Tensor] = {}
         real = fake = y = None
         for k in range(self.n_critic):
@@ -515,6 +519,7 @@ class LatentTrainer(Trainer):
                 total_d = loss_d
             self.opt_d.zero_grad(set_to_none=True)
             total_d.backward()
+            self.average_gradients(self.D)  # data-parallel: D is not in DDP (gradient penalty: double backward)
             self.opt_d.step()
         out["d_loss"] = loss_d.detach()
         if wgan:
@@ -591,8 +596,8 @@ class LatentTrainer(Trainer):
         cfg = self.config
         g = self.ema.module
         g.eval()
-        z = torch.randn(cfg.batch, cfg.latent_dim, device=self.device)
-        y = self.bank.random_labels(cfg.batch).to(self.device) if self.num_classes else None
+        z = torch.randn(self.rank_batch, cfg.latent_dim, device=self.device)
+        y = self.bank.random_labels(self.rank_batch).to(self.device) if self.num_classes else None
         with torch.no_grad(), self._autocast():
             img = g(z, y)
         img = img.float().contiguous(memory_format=self.memory_format)

@@ -34,6 +34,7 @@ from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError
 from restorer.engine.metrics import sr_scores
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
+from restorer.engine.training.distributed import rank_seed
 from restorer.engine.training.options import option
 from restorer.engine.vocab import SR_TRAIN_SCALES
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
@@ -86,6 +87,10 @@ def generator_params(cfg: SRConfig) -> tuple[str, dict[str, Any]]:
 class SRTrainer(Trainer):
     task = "sr"
     config: SRConfig
+    # data-parallel (--gpus N): the generator's training callable goes into DDP; the GAN discriminator is
+    # averaged with average_gradients after its backward (it also runs in the generator step with its
+    # parameters frozen, which DDP's reducer does not allow)
+    ddp_modules = ("train_net",)
 
     def build(self) -> None:
         cfg = self.config
@@ -114,8 +119,8 @@ class SRTrainer(Trainer):
             self.events.emit("info", message=f"{len(self.bank)} training images kept in memory")
         else:
             self.bank = None
-            self.feed = LoaderFeed(train_paths, hr_size, cfg.batch, dev, auto_workers(cfg.workers),
-                                   prefetch=cfg.prefetch, seed=cfg.seed)
+            self.feed = LoaderFeed(train_paths, hr_size, self.rank_batch, dev, auto_workers(cfg.workers),
+                                   prefetch=cfg.prefetch, seed=rank_seed(cfg.seed, self.dist))
         self.events.emit("info", message=scan.summary(), usable=len(scan.usable), skipped=len(scan.skipped))
 
         self.arch, self.arch_params = generator_params(cfg)
@@ -152,7 +157,7 @@ class SRTrainer(Trainer):
         cfg = self.config
 
         def probe(compiled: torch.nn.Module) -> None:
-            x = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch, device=self.device)  # the training shape
+            x = torch.rand(self.rank_batch, 3, cfg.patch, cfg.patch, device=self.device)  # the training shape
             with autocast(self.device):
                 compiled(channels_last(x, self.device)).float().mean().backward()
 
@@ -207,7 +212,7 @@ class SRTrainer(Trainer):
         cfg = self.config
         hr_size = cfg.patch * cfg.scale
         if self.bank is not None:
-            hr = self.bank.crops(cfg.batch, hr_size, self.dev_gen)
+            hr = self.bank.crops(self.rank_batch, hr_size, self.dev_gen)  # this rank's share
         else:
             assert self.feed is not None
             hr = self.feed.next()
@@ -244,6 +249,7 @@ class SRTrainer(Trainer):
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
+        self.average_gradients(self.disc)  # data-parallel: the critic is not in DDP (see ddp_modules)
         self.d_opt.step()
         # generator
         self.disc.requires_grad_(False)
