@@ -74,151 +74,68 @@ def _choose_sr_spec(model_id: Optional[str], scale: int, device_type: str = "cpu
     return choice.spec
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    import os
-
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
-    except OSError:
-        return False
-
-
 def _check_quality(quality: int) -> None:
     if not 1 <= int(quality) <= 100:
         raise UsageError(f"--quality must be between 1 and 100, got {quality}")
 
 
-def _plan_outputs(pairs: Sequence[tuple[Path, Path]], inputs: Sequence[Path], *, fmt: Optional[str], quality: int,
-                  overwrite: bool, batch: bool) -> list[tuple[Path, str]]:
-    """Check every destination of a command before any work (issue 17 items 5 and 8).
+def _plan_outputs(*args: Any, **kwargs: Any):
+    """Every destination checked before any work: restorer/engine/batch.py (shared with the app's batch)."""
+    from restorer.engine.batch import plan_outputs
 
-    Refused outright (UsageError): a destination that is one of the command's inputs (even with
-    --overwrite: originals are never modified), and two inputs with the same destination. Each
-    destination then passes `imageio.check_output` (extension, quality, existing file, writable
-    folder); in a batch those problems are returned as (input, reason) to skip that input,
-    otherwise raised.
-    """
-    import os
-
-    from restorer.engine.errors import InputError
-    from restorer.engine.imageio import check_output
-
-    seen: dict[str, Path] = {}
-    for src, dest in pairs:
-        for other in inputs:
-            if _same_path(dest, other):
-                raise UsageError(f"the result of '{src}' would be written over the input '{other}'; "
-                                 "choose another output (-o) or --format")
-        key = os.path.normcase(os.path.abspath(dest))
-        if key in seen:
-            raise UsageError(f"'{seen[key]}' and '{src}' would both be written to '{dest}'; "
-                             "use --format or separate folders")
-        seen[key] = src
-    skipped: list[tuple[Path, str]] = []
-    for src, dest in pairs:
-        try:
-            check_output(dest, format=fmt, quality=quality, overwrite=overwrite, protect=inputs)
-        except InputError as exc:
-            if not batch:
-                raise
-            skipped.append((src, str(exc)))
-    return skipped
+    return plan_outputs(*args, **kwargs)
 
 
 def _output_path(src: Path, out: Optional[Path], many: bool, fmt: Optional[str], suffix_tag: str) -> Path:
-    ext = f".{fmt}" if fmt else (src.suffix if src.suffix else ".png")
-    if ext.lower() == ".jpeg":
-        ext = ".jpg"
-    if out is None:
-        return src.with_name(f"{src.stem}_{suffix_tag}{ext}")
-    if many or out.is_dir():
-        return out / (src.stem + ext)
-    return out if not fmt else out.with_suffix(ext)
+    from restorer.engine.batch import output_path
 
-
-def _collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], bool]:
-    """Expand folders (not recursive) into image files; returns (files, came_from_folder_or_many)."""
-
-    files: list[Path] = []
-    many = len(inputs) > 1
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            many = True
-            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
-            files.extend(found)
-        else:
-            files.append(p)
-    if not files:
-        raise UsageError("no input files")
-    return files, many
+    return output_path(src, out, many, fmt, suffix_tag)
 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from restorer.engine import budget, registry
+    from restorer.engine import registry
+    from restorer.engine.batch import check_memory, plan_upscale, upscale_item
     from restorer.engine.devices import pick_device
     from restorer.engine.errors import RestorerError
-    from restorer.engine.imageio import image_size, is_image_file, load_image, save_image
-    from restorer.engine.pipelines.upscale import MIN_TILE, upscale_image
+    from restorer.engine.pipelines.upscale import MIN_TILE
 
     _check_quality(args.quality)
     if args.tile is not None and args.tile < MIN_TILE:
         raise UsageError(f"--tile must be at least {MIN_TILE} px")
-    files, many = _collect_inputs(args.inputs)
-    out = Path(args.output) if args.output else None
-    if many and out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"'{out}' is a file; give a folder for several inputs")
-    failures: list[tuple[Path, str]] = []
-    pairs: list[tuple[Path, Path]] = []
-    for src in files:
-        if many and not is_image_file(src):
-            failures.append((src, "not a supported image file"))
-            continue
-        pairs.append((src, _output_path(src, out, many, args.format, f"x{args.scale}")))
+    if args.width is not None and args.height is not None:
+        raise UsageError("give --width or --height, not both (the aspect ratio is kept)")
+    for name in ("width", "height"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be a positive number of pixels")
     # everything that can be known before the work is checked before it: destinations, model, memory
-    skipped = _plan_outputs(pairs, files, fmt=args.format, quality=args.quality, overwrite=args.overwrite,
-                            batch=many)
-    skip = {src for src, _ in skipped}
-    failures += skipped
+    # (the planning is restorer/engine/batch.py, shared with the app's File > Batch Upscale…)
+    plan = plan_upscale(args.inputs, args.output, scale=args.scale, width=args.width, height=args.height,
+                        fmt=args.format, quality=args.quality, overwrite=args.overwrite)
+    many, files, failures = plan.many, plan.files, plan.failures
     device = pick_device(args.device)
-    spec = _choose_sr_spec(args.model, args.scale, device.type)
-    channels = int(spec.params.get("channels", 64))
-    todo: list[tuple[Path, Path]] = []
-    for src, dest in pairs:
-        if src in skip:
-            continue
-        try:
-            size = image_size(src)
-            budget.check_upscale(size, args.scale, spec.scale, tile=args.tile, channels=channels,
-                                 name=f"upscaling '{src.name}'")
-        except RestorerError as exc:
-            if not many:
-                raise
-            failures.append((src, str(exc)))
-            continue
-        todo.append((src, dest))
-    if many and out is not None and todo:
-        out.mkdir(parents=True, exist_ok=True)
-    model = registry.load_model(spec) if todo else None
-    log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
+    specs = {f: _choose_sr_spec(args.model, f, device.type)
+             for f in (plan.factors() if (args.width or args.height) else [args.scale])}
+    check_memory(plan, specs.__getitem__, tile=args.tile)
+    if many and plan.output is not None and plan.items:
+        plan.output.mkdir(parents=True, exist_ok=True)
+    needed = {specs[item.factor].id: specs[item.factor] for item in plan.items}
+    models = {sid: registry.load_model(spec) for sid, spec in needed.items()}  # a broken model stops it all
+    for spec in specs.values():
+        log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
     done = 0
-    for i, (src, dest) in enumerate(todo, 1):
+    for i, item in enumerate(plan.items, 1):
+        spec = specs[item.factor]
         try:
-            image = load_image(src)
-            bar = ProgressBar(f"[{i}/{len(todo)}] {src.name}" if many else src.name)
-            result = upscale_image(image, model, spec.scale, args.scale, device=device, tile=args.tile,
-                                   progress=bar)
-            save_image(result.image, dest, format=args.format, quality=args.quality,
-                       overwrite=args.overwrite, protect=files)
+            bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
+            dest = upscale_item(item, models[spec.id], spec, device=device, tile=args.tile, fmt=args.format,
+                                quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar)
             done += 1
             print(dest)
         except RestorerError as exc:
             if not many:
                 raise
-            failures.append((src, str(exc)))
+            failures.append((item.src, str(exc)))
     if failures:
         print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
         for path, why in failures:
@@ -452,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     u.add_argument("-o", "--output", help="output file (one input) or folder (several inputs / a folder)")
     u.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 8])
+    u.add_argument("--width", type=int, help="output width in pixels, aspect ratio kept (instead of --scale): "
+                                              "the smallest factor that reaches it, then a Lanczos resize")
+    u.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept (instead of --scale)")
     u.add_argument("--model", help="model id (see `restorer models`); default: the best installed one")
     u.add_argument("--tile", type=int, help="tile side in input pixels (default: from free memory)")
     u.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

@@ -91,6 +91,7 @@ class CanvasWidget(QWidget):
     maskOpacityChanged = Signal(float)
     compareChanged = Signal(bool)
     strokeFinished = Signal()
+    editRefused = Signal()  # a paint press while the mask is read-only (a job runs): the window says why
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -652,6 +653,9 @@ class CanvasWidget(QWidget):
             event.accept()
             return
         if not self._editable or self._compare or button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            if not self._editable and not self._compare and button in (Qt.MouseButton.LeftButton,
+                                                                      Qt.MouseButton.RightButton):
+                self.editRefused.emit()
             event.ignore()
             return
         erase = button == Qt.MouseButton.RightButton or bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import html
 import platform
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QSlider,
-                               QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QSizePolicy,
+                               QSlider, QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
 
 from restorer.app.preferences import UPSCALE_FACTORS
 
@@ -122,34 +122,83 @@ class SaveOptionsDialog(QDialog):
         self.note.setVisible(bool(notes))
 
 
+def format_duration(seconds: float) -> str:
+    """A rough, readable duration: "about 40 s", "about 3 min", "about 1 h 20 min"."""
+    s = max(1, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{round(s / 60)} min"
+    return f"{s // 3600} h {round((s % 3600) / 60)} min"
+
+
 class UpscaleDialog(QDialog):
-    """Choose an SR model (or automatic) and a factor; unusable factors are disabled."""
+    """Choose an SR model (or Automatic, with its reason) and the output size (a factor, or a width or
+    height in pixels); shows the result size, the memory it needs and, once a short probe on this
+    machine has run, the time it should take. A job that cannot fit in memory cannot be started."""
 
     AUTO = ""
+    SIZE_MODES = (("factor", "By factor"), ("width", "To width"), ("height", "To height"))
 
     def __init__(self, specs: Sequence[Any], image_size: tuple[int, int], *, model_id: str = "", factor: int = 2,
+                 device_type: str = "cpu", device: str = "auto",
+                 probe: Optional[Callable[[Any, Callable[[], None]], Optional[float]]] = None,
                  parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Upscale")
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(480)
         self._specs = list(specs)
         self._size = image_size
+        self._device_type = device_type
+        self._device = device
+        self._probe = probe  # probe(spec, when_ready) -> cached seconds per output Mpx, or None (then it calls back)
+        self.fits = True
+        self.refusal = ""
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.model_combo = QComboBox()
-        self.model_combo.addItem("Automatic (best installed model for the factor)", self.AUTO)
+        self.model_combo.addItem("Automatic (fastest as good on a CPU, best on a GPU)" if device_type == "cpu"
+                                 else "Automatic (the best installed model for the factor)", self.AUTO)
         for spec in self._specs:
             origin = "shipped" if spec.source == "shipped" else "yours"
             self.model_combo.addItem(f"{spec.title or spec.id}  (×{spec.scale}, {origin})", spec.id)
         idx = self.model_combo.findData(model_id)
         self.model_combo.setCurrentIndex(idx if idx >= 0 else 0)
         form.addRow("&Model:", self.model_combo)
+        self.reason_label = QLabel()  # why Automatic picks the model it picks (engine/choice.py)
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setStyleSheet("color: palette(dark);")
+        form.addRow("", self.reason_label)
+        size_row = QHBoxLayout()
+        self.size_mode = QComboBox()
+        for key, label in self.SIZE_MODES:
+            self.size_mode.addItem(label, key)
         self.factor_combo = QComboBox()
         for f in UPSCALE_FACTORS:
             self.factor_combo.addItem(f"×{f}", f)
-        form.addRow("&Factor:", self.factor_combo)
+        self.pixels_spin = QSpinBox()
+        self.pixels_spin.setRange(1, 8 * max(image_size))
+        self.pixels_spin.setSuffix(" px")
+        self.pixels_spin.setValue(2 * image_size[0])
+        size_row.addWidget(self.size_mode)
+        size_row.addWidget(self.factor_combo)
+        size_row.addWidget(self.pixels_spin, 1)
+        self.factor_label = QLabel("&Size:")
+        self.factor_label.setBuddy(self.size_mode)
+        form.addRow(self.factor_label, size_row)
         self.info = QLabel()
         self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         form.addRow("Result:", self.info)
+        self.estimate_label = QLabel()
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        form.addRow("Estimate:", self.estimate_label)
+        self.refusal_label = QLabel()
+        self.refusal_label.setWordWrap(True)
+        self.refusal_label.setStyleSheet("color: #b00020;")
+        self.refusal_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Upscale")
         buttons.accepted.connect(self.accept)
@@ -157,9 +206,13 @@ class UpscaleDialog(QDialog):
         self._ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.refusal_label)
         layout.addWidget(buttons)
         self.model_combo.currentIndexChanged.connect(self._refresh_factors)
         self.factor_combo.currentIndexChanged.connect(self._refresh_info)
+        self.size_mode.currentIndexChanged.connect(self._on_size_mode)
+        self.pixels_spin.valueChanged.connect(self._on_pixels)
+        self._on_size_mode()
         self._refresh_factors(preferred=factor)
 
     @property
@@ -169,6 +222,55 @@ class UpscaleDialog(QDialog):
     @property
     def factor(self) -> int:
         return int(self.factor_combo.currentData())
+
+    @property
+    def size_mode_key(self) -> str:
+        return str(self.size_mode.currentData())
+
+    @property
+    def target_size(self) -> Optional[tuple[int, int]]:
+        """The exact output size asked for by width or height (aspect kept), or None for a plain factor."""
+        from restorer.engine.outsize import target_size
+
+        mode = self.size_mode_key
+        if mode == "factor":
+            return None
+        value = int(self.pixels_spin.value())
+        return target_size(self._size, width=value) if mode == "width" else target_size(self._size, height=value)
+
+    def output_size(self) -> tuple[int, int]:
+        w, h = self._size
+        return self.target_size or (w * self.factor, h * self.factor)
+
+    def _on_size_mode(self, *_args: Any) -> None:
+        by_factor = self.size_mode_key == "factor"
+        self.factor_combo.setEnabled(by_factor)
+        self.pixels_spin.setVisible(not by_factor)
+        if not by_factor:
+            w, h = self._size
+            side = w if self.size_mode_key == "width" else h
+            self.pixels_spin.blockSignals(True)
+            self.pixels_spin.setValue(side * self.factor)
+            self.pixels_spin.blockSignals(False)
+        self._on_pixels()
+
+    def _on_pixels(self, *_args: Any) -> None:
+        """Width / height mode: the factor follows (the smallest one at or above the size asked)."""
+        target = self.target_size
+        if target is None:
+            self._refresh_info()
+            return
+        from restorer.engine.outsize import factor_for_size
+
+        allowed = self.available_factors() or list(UPSCALE_FACTORS)
+        try:
+            f = factor_for_size(self._size, target, allowed)
+        except Exception:
+            f = allowed[-1]
+        self.factor_combo.blockSignals(True)
+        self.factor_combo.setCurrentIndex(max(0, self.factor_combo.findData(f)))
+        self.factor_combo.blockSignals(False)
+        self._refresh_info()
 
     def available_factors(self) -> list[int]:
         """Factors the current choice can produce (a xN model also does every factor below N)."""
@@ -189,48 +291,83 @@ class UpscaleDialog(QDialog):
         if current not in allowed and allowed:
             current = allowed[0] if current < allowed[0] else allowed[-1]
         idx = self.factor_combo.findData(current)
+        self.factor_combo.blockSignals(True)
         self.factor_combo.setCurrentIndex(max(0, idx))
-        self._ok.setEnabled(bool(allowed))
-        self._refresh_info()
+        self.factor_combo.blockSignals(False)
+        self._on_pixels()
 
     def chosen_spec(self) -> Optional[Any]:
         """The spec that will run: the chosen one, or the automatic pick for the factor."""
-        from restorer.engine.pipelines.upscale import model_scale_for
-        from restorer.engine.registry import default_model
-
         if self.model_id != self.AUTO:
             return next((s for s in self._specs if s.id == self.model_id), None)
+        choice = self.automatic_choice()
+        return choice.spec if choice is not None else None
+
+    def automatic_choice(self) -> Optional[Any]:
+        """The Automatic pick for the factor on this device, with its reason (engine/choice.py)."""
+        from restorer.engine.choice import choose_upscaler
+
         try:
-            scale = model_scale_for(self.factor, [s.scale for s in self._specs])
-            return default_model("sr", scale)
+            return choose_upscaler(self.factor, self._device_type, specs=self._specs)
         except Exception:
             return None
 
     def _refresh_info(self, *_args: Any) -> None:
+        from restorer.engine import budget
+        from restorer.engine.errors import InputError
+        from restorer.engine.outsize import factor_for_size
+
         w, h = self._size
         f = self.factor
+        ow, oh = self.output_size()
+        choice = self.automatic_choice() if self.model_id == self.AUTO else None
+        self.reason_label.setText(f"Automatic: {choice.reason}" if choice is not None else "")
+        self.reason_label.setVisible(choice is not None)
         spec = self.chosen_spec()
-        text = f"{w * f} × {h * f} px ({w * h * f * f / 1e6:.1f} Mpx)"
-        if spec is not None:
-            text += f" with {spec.title or spec.id}"
-            if spec.scale != f:
-                text += f" (runs ×{spec.scale}, then resizes to ×{f})"
+        lines = [f"{ow} × {oh} px ({ow * oh / 1e6:.1f} Mpx)"]
+        self.fits, self.refusal = True, ""
+        if self.target_size is not None:
+            try:
+                factor_for_size(self._size, self.target_size, self.available_factors() or UPSCALE_FACTORS)
+            except InputError as exc:
+                self.fits, self.refusal = False, str(exc)
+        if spec is None:
+            lines.append("no installed model can do this factor")
+            self.fits = False
         else:
-            text += " - no model can do this factor"
-        self.fits = True
-        if spec is not None:  # the same estimate the engine checks before it starts (engine.budget)
-            from restorer.engine import budget
-
-            est = budget.upscale_estimate((w, h), f, spec.scale, channels=int(spec.params.get("channels", 64)))
+            how = f"with {spec.title or spec.id}"
+            if self.target_size is not None:  # the model runs at its own factor, then one resize
+                f = spec.scale
+                if (ow, oh) != (w * f, h * f):
+                    how += f" (runs ×{f}, then resized to {ow} × {oh})"
+            elif spec.scale != f:
+                how += f" (runs ×{spec.scale}, then resizes to ×{f})"
+            lines.append(how)
+        est_text = ""
+        if spec is not None:  # the same estimate and check the engine makes before it starts (engine.budget)
+            channels = int(spec.params.get("channels", 64))
+            est = budget.upscale_estimate((w, h), f, spec.scale, channels=channels)
             free = budget.available_memory()
-            text += f"; needs about {est.total / 1e9:.1f} GB of memory"
-            if free is not None:
-                text += f" ({free / 1e9:.1f} GB free)"
-                self.fits = est.total <= free
-                if not self.fits:
-                    text += " - too large for this machine: choose a smaller factor"
+            memory = f"{est.total / 1e9:.1f} GB" + (f" of {free / 1e9:.1f} GB free" if free is not None else "")
+            try:
+                budget.check_upscale((w, h), f, spec.scale, channels=channels, name="this upscale")
+            except InputError as exc:
+                self.fits, self.refusal = False, f"Cannot start: {exc}"
+            rate = self._probe(spec, self._refresh_info) if self._probe is not None else None
+            model_mpx = w * h * spec.scale * spec.scale / 1e6
+            if rate is not None and rate != rate:  # the probe failed: memory only
+                est_text = memory
+            elif rate is not None:
+                est_text = f"about {format_duration(rate * model_mpx)}, {memory}"
+            elif self._probe is not None:
+                est_text = f"measuring the speed on this machine…; {memory}"
+            else:
+                est_text = memory
+        self.info.setText("\n".join(lines))
+        self.estimate_label.setText(est_text)
+        self.refusal_label.setText(self.refusal)
+        self.refusal_label.setVisible(bool(self.refusal))
         self._ok.setEnabled(bool(self.available_factors()) and self.fits)
-        self.info.setText(text)
 
 
 class PreferencesDialog(QDialog):

@@ -326,6 +326,23 @@ class Document(QObject):
         self.maskChanged.emit(box_to_rect(box))
         self.undo_stack.push(MaskEditCommand(self, box, None, "Invert mask"))
 
+    def replace_mask(self, mask: np.ndarray, text: str = "Load mask") -> bool:
+        """Make `mask` (bool, the image's size) the mask, as one undoable step; False when nothing changes."""
+        mask = np.asarray(mask, dtype=np.bool_)
+        if mask.shape != self._mask.shape:
+            h, w = self._mask.shape
+            raise ValueError(f"the mask is {mask.shape[1]} x {mask.shape[0]} px, the photo {w} x {h} px")
+        diff = mask ^ self._mask
+        box = true_bbox(diff)
+        if box is None:
+            return False
+        y0, x0, y1, x1 = box
+        diff = diff[y0:y1, x0:x1].copy()
+        self._mask[y0:y1, x0:x1] ^= diff
+        self.maskChanged.emit(box_to_rect(box))
+        self.undo_stack.push(MaskEditCommand(self, box, diff, text))
+        return True
+
     def _xor_mask(self, box: Box, diff: Optional[np.ndarray]) -> None:
         y0, x0, y1, x1 = box
         region = self._mask[y0:y1, x0:x1]

@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import shiboken6
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
@@ -100,7 +101,16 @@ class MainWindow(QMainWindow):
         self._job_started = 0.0
         self._job_text = ""
         self._device_text = ""
+        self._probing: set[tuple[str, str, str]] = set()  # speed probes running (Upscale dialog estimate)
+        self._probe_failed: set[tuple[str, str, str]] = set()
+        self.upscale_dialog_shown: Optional[UpscaleDialog] = None
+        self.batch_dialog: Optional[Any] = None  # the last File > Batch Upscale… dialog
+        self._count_started: Optional[float] = None  # when the job's counted steps began (time left)
+        self._count_base = 0
+        self._count_total = 0
         self._doc_connections: list[tuple[Any, Any]] = []
+        self._applying_brush = False
+        self._notice_until = 0.0  # until then, job progress leaves the status bar's notice alone
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
 
@@ -126,6 +136,7 @@ class MainWindow(QMainWindow):
         self.canvas.brushSizeChanged.connect(self._on_brush_size_changed)
         self.canvas.maskOpacityChanged.connect(self._on_opacity_changed)
         self.canvas.compareChanged.connect(self._on_compare_changed)
+        self.canvas.editRefused.connect(self._on_edit_refused)
 
         self.resize(1200, 800)
         self._restore_geometry()
@@ -169,12 +180,15 @@ class MainWindow(QMainWindow):
         self.act_open = a("&Open…", self.open_dialog, [SK.Open], icon_name="open", tip="Open a photo")
         self.act_save = a("&Save", self.save, [SK.Save], icon_name="save", tip="Save the photo")
         self.act_save_as = a("Save &As…", self.save_as, [SK.SaveAs, "Ctrl+Shift+S"])
+        self.act_batch = a("&Batch Upscale…", lambda: self.batch_upscale_dialog(), ["Ctrl+Shift+U"],
+                           tip="Upscale a folder or a list of photos into an output folder")
         self.act_close_doc = a("&Close Photo", self.close_document, [SK.Close])
         self.act_quit = a("&Quit", self.close, [SK.Quit, "Ctrl+Q"])
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
 
         self.act_undo = a("&Undo", self.undo, [SK.Undo], icon_name="undo")
-        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", SK.Redo], icon_name="redo")
+        # both redo keys everywhere (the platform's SK.Redo is only one of them on Linux and Windows)
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y", SK.Redo], icon_name="redo")
         self.act_paste = a("&Paste", self.paste, [SK.Paste], tip="Open the image on the clipboard")
         self.act_brush = a("&Brush", lambda: self.canvas.set_tool("brush"), ["B"], icon_name="brush",
                            tip="Brush: paint the area to fill (right-drag erases)", checkable=True)
@@ -192,6 +206,10 @@ class MainWindow(QMainWindow):
                                 tip="Clear the mask")
         self.act_invert_mask = a("&Invert Mask", self.invert_mask, ["Ctrl+Shift+I"], icon_name="invert",
                                  tip="Invert the mask")
+        self.act_save_mask = a("&Save Mask…", self.save_mask_dialog,
+                               tip="Save the mask as a black-and-white PNG (white = fill)")
+        self.act_load_mask = a("&Load Mask…", self.load_mask_dialog,
+                               tip="Load a black-and-white image of the photo's size as the mask (white = fill)")
         self.act_prefs = a("Pre&ferences…", self.preferences_dialog, [SK.Preferences, "Ctrl+,"])
         self.act_prefs.setMenuRole(QAction.MenuRole.PreferencesRole)
 
@@ -229,6 +247,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_save)
         m.addAction(self.act_save_as)
         m.addSeparator()
+        m.addAction(self.act_batch)
+        m.addSeparator()
         m.addAction(self.act_close_doc)
         m.addAction(self.act_quit)
 
@@ -241,10 +261,14 @@ class MainWindow(QMainWindow):
         for act in (self.act_brush, self.act_eraser, self.act_rect, self.act_smaller, self.act_larger):
             m.addAction(act)
         m.addSeparator()
+        m.addAction(self.act_prefs)
+
+        m = mb.addMenu("&Mask")  # as IOPaint users expect: the mask as a file, white = fill
         m.addAction(self.act_clear_mask)
         m.addAction(self.act_invert_mask)
         m.addSeparator()
-        m.addAction(self.act_prefs)
+        m.addAction(self.act_save_mask)
+        m.addAction(self.act_load_mask)
 
         m = mb.addMenu("&View")
         for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual):
@@ -400,14 +424,17 @@ class MainWindow(QMainWindow):
         for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
-        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask):
+        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask, self.act_load_mask):
             act.setEnabled(has_doc and not busy)
+        self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
+        self.act_batch.setEnabled(not busy)
         self.act_paste.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
-        self.act_undo.setEnabled(bool(stack is not None and stack.canUndo() and not busy))
-        self.act_redo.setEnabled(bool(stack is not None and stack.canRedo() and not busy))
+        # enabled while a job runs too: pressing them then says why nothing happens (undo / redo)
+        self.act_undo.setEnabled(bool(stack is not None and stack.canUndo()))
+        self.act_redo.setEnabled(bool(stack is not None and stack.canRedo()))
         self.act_undo.setText(f"&Undo {stack.undoText()}" if stack is not None and stack.canUndo() else "&Undo")
         self.act_redo.setText(f"&Redo {stack.redoText()}" if stack is not None and stack.canRedo() else "&Redo")
         self.act_compare.setEnabled(self.canvas.has_before())
@@ -435,6 +462,8 @@ class MainWindow(QMainWindow):
 
     def _on_brush_size_changed(self, size: int) -> None:
         self.prefs.brush_size = size
+        if self.document is not None and not self._applying_brush:
+            self.prefs.brush_fraction = size / max(self.document.size)
         for w, v in ((self.brush_slider, min(500, size)), (self.brush_spin, size)):
             if w.value() != v:
                 w.blockSignals(True)
@@ -467,6 +496,15 @@ class MainWindow(QMainWindow):
             self._doc_connections = []
         self.document = doc
         self.canvas.set_document(doc)
+        if doc is not None and old is not doc and self.prefs.brush_fraction <= 0:  # first photo: remember it
+            self.prefs.brush_fraction = self.canvas.brush_size / max(doc.size)
+        elif doc is not None and old is not doc:
+            # the brush keeps its size relative to the photo: 211 px on a 12000 px photo is 18 px on a 1024 px one
+            self._applying_brush = True
+            try:
+                self.canvas.set_brush_size(round(self.prefs.brush_fraction * max(doc.size)))
+            finally:
+                self._applying_brush = False
         self.history_view.setStack(doc.undo_stack if doc is not None else None)
         if doc is not None and old is not doc:
             st = doc.undo_stack
@@ -578,7 +616,9 @@ class MainWindow(QMainWindow):
         mime = event.mimeData()
         path = dropped_file(mime)
         event.acceptProposedAction()
-        if path:
+        if path and Path(path).is_dir():  # a folder: Batch Upscale with it as the input
+            QTimer.singleShot(0, lambda: self.batch_upscale_dialog([path]))
+        elif path:
             QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first
         elif mime is not None and mime.hasImage():
             qimage = mime.imageData()
@@ -726,12 +766,82 @@ class MainWindow(QMainWindow):
 
     # ================================================================== editing
     def undo(self) -> None:
-        if self.document is not None and not self.job_running:
+        if self.document is not None and not self._refuse_while_busy("undo"):
             self.document.undo_stack.undo()
 
     def redo(self) -> None:
-        if self.document is not None and not self.job_running:
+        if self.document is not None and not self._refuse_while_busy("redo"):
             self.document.undo_stack.redo()
+
+    def _on_edit_refused(self) -> None:
+        self._refuse_while_busy("paint")
+
+    # mask files (Mask > Save Mask… / Load Mask…) -------------------------------------------
+    def save_mask_dialog(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        stem = doc.path.stem if doc.path is not None else "photo"
+        folder = doc.path.parent if doc.path is not None else Path(self.prefs.last_folder or Path.home())
+        path_s, _ = QFileDialog.getSaveFileName(self, "Save Mask", str(folder / f"{stem}_mask.png"),
+                                                "PNG image (*.png)")
+        if not path_s:
+            return False
+        path = Path(path_s)
+        if path.suffix.lower() != ".png":
+            path = path.with_name(path.name + ".png")
+        return self.save_mask(path)
+
+    def save_mask(self, path: "str | os.PathLike[str]") -> bool:
+        """Write the mask as an 8-bit grey PNG, white = fill (atomic and verified, like a photo)."""
+        doc = self.document
+        if doc is None:
+            return False
+        path = Path(path)
+        plane = np.where(doc.mask, np.uint8(255), np.uint8(0))
+        image = ImageData(rgb=np.repeat(plane[:, :, None], 3, axis=2), gray=True)
+        protect = [doc.path] if doc.path is not None else []
+        try:
+            save_image(image, path, format="PNG", overwrite=True, protect=protect)
+        except RestorerError as exc:
+            show_error(self, "Cannot save mask", str(exc))
+            return False
+        self.statusBar().showMessage(f"Saved the mask to {path.name}", 5000)
+        return True
+
+    def load_mask_dialog(self) -> bool:
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        folder = doc.path.parent if doc.path is not None else Path(self.prefs.last_folder or Path.home())
+        path_s, _ = QFileDialog.getOpenFileName(self, "Load Mask", str(folder), OPEN_FILTER)
+        return self.load_mask(path_s) if path_s else False
+
+    def load_mask(self, path: "str | os.PathLike[str]") -> bool:
+        """Make a black-and-white image (white = fill; alpha 0 = keep) the mask, as one undoable step."""
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        path = Path(path)
+        try:
+            image = load_image(path)
+        except RestorerError as exc:
+            show_error(self, "Cannot load mask", str(exc))
+            return False
+        if image.size != doc.size:
+            show_error(self, "Cannot load mask",
+                       f"'{path.name}' is {image.size[0]} × {image.size[1]} px and the photo "
+                       f"{doc.size[0]} × {doc.size[1]} px: a mask must be the photo's size")
+            return False
+        half = 128 if image.bit_depth == 8 else 32768
+        mask = image.rgb.max(axis=2) >= half
+        if image.alpha is not None:
+            mask &= image.alpha >= half
+        if not doc.replace_mask(mask, "Load mask"):
+            self.statusBar().showMessage(f"{path.name} is the mask already", 5000)
+            return True
+        self.statusBar().showMessage(f"Loaded the mask from {path.name} ({int(mask.sum())} px to fill)", 5000)
+        return True
 
     def clear_mask(self) -> None:
         if self.document is not None and not self.job_running:
@@ -763,10 +873,14 @@ class MainWindow(QMainWindow):
         self.act_fullscreen.setChecked(self.isFullScreen())
 
     # ================================================================== jobs
-    def _refuse_while_busy(self) -> bool:
+    def _refuse_while_busy(self, what: str = "") -> bool:
+        """True (and the status bar says why) while a job runs."""
         if self._job is None:
             return False
-        self.statusBar().showMessage(f"{self._job.title} is running: wait for it or press Cancel", 5000)
+        reason = {"paint": "the mask cannot change", "undo": "undo waits", "redo": "redo waits"}.get(what, "")
+        self.statusBar().showMessage(f"{self._job.title} is running{': ' + reason if reason else ''}: "
+                                     "wait for it or press Cancel (Esc)", 5000)
+        self._notice_until = time.monotonic() + 4.0  # the job's progress does not overwrite it at once
         return True
 
     def _device_pref(self) -> str:
@@ -831,18 +945,83 @@ class MainWindow(QMainWindow):
                       "or install a Restorer build that ships its models.")
             return False
         dialog = UpscaleDialog(specs, doc.size, model_id=self.prefs.default_upscale_model,
-                               factor=self.prefs.default_upscale_factor, parent=self)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return False
+                               factor=self.prefs.default_upscale_factor, device_type=self._device_type(),
+                               device=self._device_pref(), probe=self._probe_rate, parent=self)
+        self.upscale_dialog_shown = dialog  # tests and screenshots reach the open dialog here
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return False
+        finally:
+            self.upscale_dialog_shown = None
         self.prefs.default_upscale_model = dialog.model_id
         self.prefs.default_upscale_factor = dialog.factor
         self.prefs.save()
-        return self.start_upscale(dialog.model_id, dialog.factor)
+        return self.start_upscale(dialog.model_id, dialog.factor, size=dialog.target_size)
 
-    def start_upscale(self, model_id: str = "", factor: int = 2) -> bool:
-        """Upscale by `factor` with model `model_id` ("" = the best installed one for the factor)."""
+    def _device_type(self) -> str:
+        try:
+            from restorer.engine.devices import pick_device
+
+            return pick_device(self._device_pref()).type
+        except Exception:
+            return "cpu"
+
+    def _probe_rate(self, spec: Any, when_ready: Callable[[], None]) -> Optional[float]:
+        """The Upscale dialog's speed figure: seconds per output Mpx of `spec` here, from the session's
+        cache; otherwise None, and a probe starts on a worker thread and calls `when_ready` when done."""
+        from restorer.app.workers import RATE_CACHE, probe_upscale_rate, rate_key, run_in_thread
+
+        try:
+            key = rate_key(spec, self._device_pref())
+        except Exception:
+            return float("nan")
+        if key in RATE_CACHE:
+            return RATE_CACHE[key]
+        if key in self._probe_failed:
+            return float("nan")
+        if key not in self._probing:
+            self._probing.add(key)
+            device = self._device_pref()
+
+            def done(_result: Any, error: Any) -> None:
+                self._probing.discard(key)
+                if error is not None:
+                    log.warning("speed probe of %s failed: %s", spec.id, error)
+                    self._probe_failed.add(key)
+                try:
+                    when_ready()
+                except RuntimeError:  # the dialog was closed meanwhile
+                    pass
+
+            run_in_thread(lambda: probe_upscale_rate(spec, device), done, owner=self)
+        return None
+
+    def batch_upscale_dialog(self, inputs: Sequence["str | os.PathLike[str]"] = ()) -> Optional[Any]:
+        """File > Batch Upscale… (also a folder dropped on the window): opens the window-modal dialog
+        (restorer/app/batch.py) and returns it; None when no model is installed or a job runs."""
+        from restorer.app.batch import BatchUpscaleDialog
+
+        if self._refuse_while_busy():
+            return None
+        specs = self._models("sr")
+        if specs is None:
+            return None
+        if not specs:
+            show_info(self, "No upscale model installed",
+                      "Upscaling needs a super-resolution model, and none is installed.")
+            return None
+        dialog = BatchUpscaleDialog(specs, [str(p) for p in inputs], device=self._device_pref(),
+                                    tile=self.prefs.tile_size or None, factor=self.prefs.default_upscale_factor,
+                                    parent=self)
+        self.batch_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def start_upscale(self, model_id: str = "", factor: int = 2, size: Optional[tuple[int, int]] = None) -> bool:
+        """Upscale by `factor` with model `model_id` ("" = the Automatic choice, engine/choice.py); with
+        `size` (w, h) the result is then resized to exactly that size (a target width or height)."""
         from restorer.engine import registry
-        from restorer.engine.pipelines.upscale import model_scale_for
+        from restorer.engine.choice import choose_upscaler
 
         doc = self.document
         if doc is None or self._refuse_while_busy():
@@ -852,27 +1031,31 @@ class MainWindow(QMainWindow):
             if specs is not None:
                 show_info(self, "No upscale model installed", "No super-resolution model is installed.")
             return False
+        reason = ""
         try:
             if model_id:
                 spec = registry.get_spec(model_id, task="sr")
                 if spec.scale < factor:
                     raise RestorerError(f"model '{model_id}' is ×{spec.scale} and cannot upscale ×{factor}")
             else:
-                spec = registry.default_model("sr", model_scale_for(factor, [s.scale for s in specs]))
+                choice = choose_upscaler(factor, self._device_type(), specs=specs)
+                spec, reason = choice.spec, choice.reason
+                log.info("Automatic model: %s", reason)
         except RestorerError as exc:
             show_error(self, "Cannot upscale", str(exc))
             return False
         tile = self.prefs.tile_size or None
-        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile)
+        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile, size=size)
+        what = f"to {size[0]} × {size[1]}" if size is not None else f"×{factor}"
 
         def apply(result: Any) -> None:
-            doc.apply_operation(result.image, f"Upscale ×{factor}")
+            doc.apply_operation(result.image, f"Upscale {what}")
             w, h = result.image.size
             self.statusBar().showMessage(
-                f"Upscaled ×{factor} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
+                f"Upscaled {what} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
                 " — press \\ to compare", 10000)
 
-        return self._start_job(fn, f"Upscale ×{factor}", apply, f"Upscaling ×{factor} with {spec.title or spec.id}")
+        return self._start_job(fn, f"Upscale {what}", apply, f"Upscaling {what} with {spec.title or spec.id}")
 
     def _elapsed(self) -> str:
         s = time.monotonic() - self._job_started
@@ -921,12 +1104,30 @@ class MainWindow(QMainWindow):
         elif total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
-            self.progress_bar.setFormat(f"{message} (%p%)" if message else "%p%")
-        if self.statusBar().currentMessage() != self._job_text and not self.cancel_button.text().startswith("Cancelling"):
+            left = self.time_left(done, total)
+            pct = f"%p% · {left} left" if left else "%p%"
+            self.progress_bar.setFormat(f"{message} ({pct})" if message else pct)
+        if (self.statusBar().currentMessage() != self._job_text and time.monotonic() >= self._notice_until
+                and not self.cancel_button.text().startswith("Cancelling")):
             self.statusBar().showMessage(self._job_text)
         self.jobProgressed.emit(done, total, message)
 
+    def time_left(self, done: int, total: int, now: Optional[float] = None) -> str:
+        """Time left of the running job from the rate of its counted steps so far (wall time since its
+        first counted report), e.g. "40 s"; "" until a step is done."""
+        from restorer.app.dialogs import format_duration
+
+        now = time.monotonic() if now is None else now
+        if self._count_started is None or done < self._count_base or total != self._count_total:
+            self._count_started, self._count_base, self._count_total = now, done, total
+            return ""
+        steps = done - self._count_base
+        if steps <= 0 or done >= total:
+            return ""
+        return format_duration((now - self._count_started) / steps * (total - done))
+
     def _end_job(self, outcome: str) -> None:
+        self._count_started = None
         self._job = None
         self._job_apply = None
         self._job_doc = None

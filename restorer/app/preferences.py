@@ -56,7 +56,8 @@ class Preferences:
     default_upscale_factor: int = 2
     default_inpaint_model: str = ""  # model id; "" = the default installed one
     mask_opacity: float = 0.5  # 0..1
-    brush_size: int = 40  # diameter in image pixels
+    brush_size: int = 40  # diameter in image pixels (of the last photo)
+    brush_fraction: float = 0.0  # the same diameter as a fraction of that photo's longer side (0 = unknown)
     save_format: str = "png"  # last format chosen in the save dialog
     save_quality: int = 92  # JPEG/WebP quality
 
@@ -72,6 +73,7 @@ class Preferences:
             self.default_upscale_factor = defaults.default_upscale_factor
         self.mask_opacity = max(0.05, min(1.0, float(self.mask_opacity)))
         self.brush_size = max(1, min(2000, int(self.brush_size)))
+        self.brush_fraction = max(0.0, min(1.0, float(self.brush_fraction)))
         if self.save_format not in SAVE_FORMATS:
             self.save_format = defaults.save_format
         self.save_quality = max(1, min(100, int(self.save_quality)))

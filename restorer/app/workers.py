@@ -248,21 +248,69 @@ LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # the explorer's la
 
 # --------------------------------------------------------------------------- jobs
 def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto",
-                tile: Optional[int] = None) -> JobFunction:
-    """A job upscaling `image` by `scale` with the SR model `spec`; returns an UpscaleResult."""
+                tile: Optional[int] = None, size: Optional[tuple[int, int]] = None) -> JobFunction:
+    """A job upscaling `image` by `scale` with the SR model `spec`, then (when `size` is given) resizing
+    it to exactly `size` with Lanczos (engine/outsize.py); returns an UpscaleResult."""
 
     def run(progress: ProgressCallback, cancel: CancelToken) -> Any:
+        from dataclasses import replace
+
         from restorer.engine.devices import pick_device
+        from restorer.engine.outsize import resize_to
         from restorer.engine.pipelines.upscale import upscale_image
 
         dev = pick_device(device)
         progress(Progress(0, 1, f"loading {spec.id}"))
         model = MODEL_CACHE.get(spec)
         cancel.raise_if_cancelled()
-        return upscale_image(image, model, spec.scale, scale, device=dev, tile=tile or None,
-                             progress=progress, cancel=cancel)
+        # an exact size: the model runs at its own factor and one Lanczos resize makes the size
+        factor = spec.scale if size is not None else scale
+        result = upscale_image(image, model, spec.scale, factor, device=dev, tile=tile or None,
+                               progress=progress, cancel=cancel)
+        if size is not None and tuple(size) != result.image.size:
+            cancel.raise_if_cancelled()
+            result = replace(result, image=resize_to(result.image, tuple(size)))
+        return result
 
     return run
+
+
+# --------------------------------------------------------------------------- speed probe
+#: Seconds per output megapixel measured by `probe_upscale_rate`, by (model id, device type, precision),
+#: for the session: the Upscale dialog's time estimate.
+RATE_CACHE: dict[tuple[str, str, str], float] = {}
+PROBE_SIDE = 64  # input side of the probe tile (a 4x model makes 256 x 256 px of output)
+
+
+def rate_key(spec: Any, device: str = "auto") -> tuple[str, str, str]:
+    from restorer.engine.devices import pick_device
+
+    dev = pick_device(device)
+    return (str(spec.id), dev.type, "fp16" if dev.type == "cuda" else "fp32")
+
+
+def probe_upscale_rate(spec: Any, device: str = "auto", side: int = PROBE_SIDE) -> float:
+    """Seconds per output megapixel of `spec` on `device`: one small tile through the model on this
+    machine (after a smaller warm-up run), cached in RATE_CACHE. Runs off the GUI thread."""
+    key = rate_key(spec, device)
+    if key in RATE_CACHE:
+        return RATE_CACHE[key]
+    from restorer.engine.devices import pick_device
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    dev = pick_device(device)
+    model = MODEL_CACHE.get(spec)
+    rng = np.random.default_rng(0)
+    warm = ImageData(rgb=rng.integers(0, 256, (side // 2, side // 2, 3), dtype=np.uint8))
+    upscale_image(warm, model, spec.scale, spec.scale, device=dev, tile=side)
+    probe = ImageData(rgb=rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+    t0 = time.perf_counter()
+    upscale_image(probe, model, spec.scale, spec.scale, device=dev, tile=side)
+    seconds = time.perf_counter() - t0
+    rate = seconds / ((side * spec.scale) ** 2 / 1e6)
+    RATE_CACHE[key] = rate
+    log.info("speed probe: %s on %s: %.1f s per output Mpx", spec.id, dev, rate)
+    return rate
 
 
 def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = "auto") -> JobFunction:
@@ -277,7 +325,92 @@ def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = 
         progress(Progress(0, 1, f"loading {spec.id}"))
         model = MODEL_CACHE.get(spec)
         cancel.raise_if_cancelled()
-        rgb = inpaint_image(image.rgb, mask, model, device=dev, progress=progress, cancel=cancel)
+        # the ImageData itself, not its rgb: the engine keeps a grey photo grey (ImageData.gray)
+        rgb = inpaint_image(image, mask, model, device=dev, progress=progress, cancel=cancel)
         return image.with_pixels(rgb, image.alpha)
+
+    return run
+
+
+# --------------------------------------------------------------------------- batch
+#: Progress steps per file of a batch job: done / total of its progress events count files in these
+#: units, so one signal carries both the overall and the current file's progress.
+FILE_STEPS = 1000
+
+
+class BatchOutcome:
+    """What a batch job has done so far (written on the job thread, read on the GUI thread when it ended):
+    the files written, the failures (path, reason), and whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.written: list[Any] = []
+        self.failures: list[tuple[Any, str]] = []
+
+    def add(self, written: Any = None, failure: Optional[tuple[Any, str]] = None) -> None:
+        with self._lock:
+            if written is not None:
+                self.written.append(written)
+            if failure is not None:
+                self.failures.append(failure)
+
+
+def batch_upscale_job(plan: Any, model_id: str, *, device: str = "auto", tile: Optional[int] = None,
+                      fmt: Optional[str] = None, quality: int = 95, overwrite: bool = False,
+                      outcome: Optional[BatchOutcome] = None) -> JobFunction:
+    """A job upscaling every file of an `engine.batch.BatchPlan`, the same path as `restorer upscale DIR`
+    (each file's budget check, then load, upscale, save); a failed file is listed and the next one runs.
+    Returns the BatchOutcome (also filled in as it goes, for a cancelled job)."""
+    outcome = outcome if outcome is not None else BatchOutcome()
+    for failure in plan.failures:
+        outcome.add(failure=failure)
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> BatchOutcome:
+        from restorer.engine import registry
+        from restorer.engine.batch import check_memory, upscale_item
+        from restorer.engine.choice import choose_upscaler
+        from restorer.engine.devices import pick_device
+
+        dev = pick_device(device)
+        specs: dict[int, Any] = {}
+        for f in plan.factors():
+            if model_id:
+                spec = registry.get_spec(model_id, task="sr")
+                if spec.scale < f:
+                    raise RestorerError(f"model '{model_id}' is x{spec.scale} and cannot upscale x{f}")
+                specs[f] = spec
+            else:
+                specs[f] = choose_upscaler(f, dev.type).spec
+        before = len(plan.failures)
+        check_memory(plan, specs.__getitem__, tile=tile)
+        for failure in plan.failures[before:]:
+            outcome.add(failure=failure)
+        n = len(plan.items)
+        if plan.output is not None and plan.items:
+            plan.output.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(plan.items):
+            cancel.raise_if_cancelled()
+            name = item.src.name
+            progress(Progress(i * FILE_STEPS, n * FILE_STEPS, f"{i + 1}/{n} {name}: loading"))
+
+            def file_progress(p: Progress, i: int = i, name: str = name) -> None:
+                frac = p.done / p.total if p.total else 0.0
+                progress(Progress(i * FILE_STEPS + int(frac * (FILE_STEPS - 1)), n * FILE_STEPS,
+                                  f"{i + 1}/{n} {name}"))
+
+            try:
+                spec = specs[item.factor]
+                model = MODEL_CACHE.get(spec)
+                dest = upscale_item(item, model, spec, device=dev, tile=tile, fmt=fmt, quality=quality,
+                                    overwrite=overwrite, protect=plan.files, progress=file_progress, cancel=cancel)
+                outcome.add(written=dest)
+            except Cancelled:
+                raise
+            except RestorerError as exc:
+                outcome.add(failure=(item.src, str(exc)))
+            except MemoryError:
+                outcome.add(failure=(item.src, "not enough memory for this file"))
+            progress(Progress((i + 1) * FILE_STEPS, n * FILE_STEPS, f"{i + 1}/{n} {name}: done"))
+        return outcome
 
     return run
