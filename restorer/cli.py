@@ -37,6 +37,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- helpers
+PRECISIONS = ("auto", "fp32", "bf16")  # restorer.engine.devices.PRECISION_CHOICES, without importing torch
+
+
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (default: a reduced precision only where the device runs it natively, "
+                             "e.g. bf16 on CPUs with native bf16), fp32 (full precision) or bf16")
+
+
 class ProgressBar:
     """A one-line text progress bar on stderr (only when stderr is a terminal)."""
 
@@ -130,7 +139,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         try:
             bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
             dest = upscale_item(item, models[spec.id], spec, device=device, tile=args.tile, fmt=args.format,
-                                quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar)
+                                quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
+                                precision=args.precision)
             done += 1
             print(dest)
         except RestorerError as exc:
@@ -166,7 +176,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model = registry.load_model(spec)
     log.info("model %s on %s; filling %.1f%% of the image", spec.id, device, 100.0 * mask.mean())
-    rgb = inpaint_image(image, mask, model, device=device, progress=ProgressBar(src.name))
+    rgb = inpaint_image(image, mask, model, device=device, progress=ProgressBar(src.name),
+                        precision=args.precision)
     dest = save_image(image.with_pixels(rgb, image.alpha), out, format=args.format, quality=args.quality,
                       overwrite=args.overwrite, protect=[src, mask_path])
     print(dest)
@@ -407,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--model", help="model id (see `restorer models`); default: the best installed one")
     u.add_argument("--tile", type=int, help="tile side in input pixels (default: from free memory)")
     u.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _add_precision(u)
     u.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
     u.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -418,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output")
     i.add_argument("--model", help="inpainting model id (default: the shipped one)")
     i.add_argument("--device", default="auto")
+    _add_precision(i)
     i.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"])
     i.add_argument("--quality", type=int, default=95)
     i.add_argument("--overwrite", action="store_true")

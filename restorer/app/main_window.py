@@ -11,8 +11,9 @@ launcher (:func:`main`).
   command line.  A file that cannot be read shows the engine's one-line reason.
 * The document (`restorer.app.document`) holds the pixels, the mask and the undo history;
   the canvas (`restorer.app.canvas`) shows and edits it.
-* Fill and Upscale run through `restorer.app.workers.JobWorker`, with a progress bar and a
-  Cancel button in the status bar; the result becomes one undoable step.
+* Fill, Upscale and Mask > Detect Damage run through `restorer.app.workers.JobWorker`, with a
+  progress bar and a Cancel button in the status bar; the result becomes one undoable step
+  (Detect Damage adds what it finds to the mask, which the user corrects before Fill).
 * Saving never replaces the original photo without asking; closing with unsaved changes
   asks first.  Preferences (`restorer.app.preferences`) are written when they change.
 """
@@ -46,7 +47,7 @@ from restorer.app.icons import app_icon, icon
 from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
 from restorer.app.library import model_library
 from restorer.app.preferences import Preferences
-from restorer.app.workers import JobWorker, inpaint_job, upscale_job
+from restorer.app.workers import JobWorker, detect_job, inpaint_job, upscale_job
 from restorer.engine import vocab
 from restorer.engine.errors import RestorerError
 from restorer.engine.imageio import ImageData, load_image, save_image
@@ -210,6 +211,8 @@ class MainWindow(QMainWindow):
                                tip="Save the mask as a black-and-white PNG (white = fill)")
         self.act_load_mask = a("&Load Mask…", self.load_mask_dialog,
                                tip="Load a black-and-white image of the photo's size as the mask (white = fill)")
+        self.act_detect = a("&Detect Damage", self.start_detect, ["Ctrl+Shift+D"], tip=(
+                            "Mark scratches, dust and stains automatically (added to the mask: check it, then Fill)"))
         self.act_prefs = a("Pre&ferences…", self.preferences_dialog, [SK.Preferences, "Ctrl+,"])
         self.act_prefs.setMenuRole(QAction.MenuRole.PreferencesRole)
 
@@ -264,6 +267,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_prefs)
 
         m = mb.addMenu("&Mask")  # as IOPaint users expect: the mask as a file, white = fill
+        m.addAction(self.act_detect)
+        m.addSeparator()
         m.addAction(self.act_clear_mask)
         m.addAction(self.act_invert_mask)
         m.addSeparator()
@@ -424,7 +429,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
-        for act in (self.act_fill, self.act_upscale, self.act_clear_mask, self.act_invert_mask, self.act_load_mask):
+        for act in (self.act_fill, self.act_upscale, self.act_detect, self.act_clear_mask, self.act_invert_mask,
+                    self.act_load_mask):
             act.setEnabled(has_doc and not busy)
         self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
@@ -929,6 +935,55 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Filled with {spec.title or spec.id} in {self._elapsed()}", 8000)
 
         return self._start_job(fn, "Fill", apply, f"Filling with {spec.title or spec.id}")
+
+    def detect_spec(self) -> Optional[Any]:
+        """The damage-detection model to use, or None after telling the user why there is none."""
+        specs = self._models("detect")
+        if specs is None:
+            return None
+        if not specs:
+            show_info(self, "No damage-detection model installed",
+                      "Detect Damage needs a damage-detection model, and none is installed.\n\n"
+                      "Paint the scratches with the brush instead, or install a Restorer build that "
+                      "ships its models.")
+            return None
+        from restorer.engine.registry import default_model
+
+        try:
+            return default_model("detect")
+        except RestorerError as exc:
+            show_error(self, "Model library", str(exc))
+            return None
+
+    def start_detect(self) -> bool:
+        """Mask > Detect Damage: run the detector on a worker thread; what it finds is added to the
+        mask as one undoable step (an ordinary mask: brush, erase or undo it before Fill)."""
+        doc = self.document
+        if doc is None or self._refuse_while_busy():
+            return False
+        spec = self.detect_spec()
+        if spec is None:
+            return False
+        fn = detect_job(doc.image, spec, device=self._device_pref())
+
+        def apply(result: Any) -> None:
+            found = result.mask
+            share = 100.0 * float(found.mean())
+            pct = f"{share:.2f}" if share < 0.1 else f"{share:.1f}"
+            if not found.any():
+                self.statusBar().showMessage("No damage found; paint any you see with the brush", 10000)
+                return
+            if not self.act_show_mask.isChecked():  # the user must see what was marked
+                self.act_show_mask.setChecked(True)
+                self.canvas.set_mask_visible(True)
+            if not doc.replace_mask(doc.mask | found, "Detect damage"):
+                self.statusBar().showMessage(f"{pct}% of the photo marked as damage, all of it in the mask "
+                                             "already", 10000)
+                return
+            self.statusBar().showMessage(f"{pct}% of the photo marked as damage — check the mask before Fill",
+                                         15000)
+
+        return self._start_job(fn, "Detect damage", apply, f"Finding damage with {spec.title or spec.id}")
 
     def upscale_dialog(self) -> bool:
         doc = self.document

@@ -242,7 +242,7 @@ def _load_latent(spec: Any, device: str) -> Any:
 
 
 # The loaded models, cleared by restorer/app/library.py whenever the library changes.
-MODEL_CACHE = ModelCache()  # upscale and fill models, by spec
+MODEL_CACHE = ModelCache()  # upscale, fill and damage-detection models, by spec
 LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # the explorer's latent models, by spec and device
 
 
@@ -328,6 +328,23 @@ def inpaint_job(image: ImageData, mask: np.ndarray, spec: Any, *, device: str = 
         # the ImageData itself, not its rgb: the engine keeps a grey photo grey (ImageData.gray)
         rgb = inpaint_image(image, mask, model, device=dev, progress=progress, cancel=cancel)
         return image.with_pixels(rgb, image.alpha)
+
+    return run
+
+
+def detect_job(image: ImageData, spec: Any, *, device: str = "auto") -> JobFunction:
+    """A job finding scratches, dust and stains in `image` with the detect model `spec`
+    (restorer/engine/pipelines/detect.py); returns a DetectResult (its mask is the photo's size)."""
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> Any:
+        from restorer.engine.devices import pick_device
+        from restorer.engine.pipelines.detect import detect_damage
+
+        dev = pick_device(device)
+        progress(Progress(0, 1, f"loading {spec.id}"))
+        model = MODEL_CACHE.get(spec)
+        cancel.raise_if_cancelled()
+        return detect_damage(image, model, device=dev, progress=progress, cancel=cancel)
 
     return run
 

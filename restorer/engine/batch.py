@@ -183,8 +183,10 @@ def check_memory(plan: BatchPlan, spec_for: Callable[[int], Any], tile: Optional
 
 def upscale_item(item: BatchItem, model: Any, spec: Any, *, device: Any, tile: Optional[int] = None,
                  fmt: Optional[str] = None, quality: int = 95, overwrite: bool = False,
-                 protect: Sequence[Path] = (), progress: Any = None, cancel: Any = None) -> Path:
-    """Load, upscale (and resize to the exact target size when the item has one), save; returns the path."""
+                 protect: Sequence[Path] = (), progress: Any = None, cancel: Any = None,
+                 precision: str = "auto") -> Path:
+    """Load, upscale (and resize to the exact target size when the item has one), save; returns the path.
+    `precision` is "auto" | "fp32" | "bf16" (restorer.engine.devices.resolve_precision)."""
     from restorer.engine.imageio import load_image, save_image
     from restorer.engine.outsize import resize_to
     from restorer.engine.pipelines.upscale import upscale_image
@@ -193,7 +195,7 @@ def upscale_item(item: BatchItem, model: Any, spec: Any, *, device: Any, tile: O
     # an exact target size: the model runs at its own factor, then one Lanczos resize makes the size
     factor = spec.scale if item.size is not None else item.factor
     result = upscale_image(image, model, spec.scale, factor, device=device, tile=tile, progress=progress,
-                           cancel=cancel).image
+                           cancel=cancel, precision=precision).image
     if item.size is not None and result.size != item.size:
         result = resize_to(result, item.size)
     if cancel is not None:
