@@ -1,5 +1,9 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
+long: one argparse front door for every subcommand (gui, upscale, inpaint, detect, train, models, explore);
+each command is a short function over engine calls, kept together so `restorer --help` and the exit codes
+have one home.
+
 It is also the training worker's protocol: `restorer train ... --events jsonl` prints one JSON
 object per line: the kinds and fields are defined once in restorer/engine/training/events.py.
 

@@ -1,5 +1,8 @@
 """Reading and writing images for the engine (Pillow + numpy only, never Qt).
 
+long: loading (every Pillow mode, EXIF, ICC, limits) and saving (formats, bit depth, verified atomic
+writes) share the format tables and the colour-mode rules, so they stay one module.
+
 Everything the engine processes goes through :func:`load_image` and leaves through
 :func:`save_image`.  Pixels travel as numpy arrays inside :class:`ImageData`, together
 with the metadata worth writing back (EXIF, ICC profile).

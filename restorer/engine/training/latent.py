@@ -1,5 +1,8 @@
 """Training the latent explorer's generator: a DCGAN (optionally conditional) on photo crops.
 
+long: the config, the crop bank, the GAN step with its CUDA-graph capture and the encoder phase are one
+trainer; split, each piece would only make sense beside the others.
+
 Data
     Every usable image of the folder (recursive; see `data.scan_folder`) is decoded once,
     shrunk so its shorter side is at most `load_side` (default 4x the model size) and kept in
