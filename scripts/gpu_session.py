@@ -512,6 +512,28 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+DEVICE_TREE_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, untracked files, carried paths
+
+
+def tree_bytes(root: Path = ROOT) -> int:
+    """Bytes of the files that travel with the working tree (tracked, plus untracked files git does not ignore)."""
+    out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         capture_output=True, check=True).stdout
+    total = 0
+    for name in out.split(b"\0"):
+        if name:
+            try:
+                total += (root / os.fsdecode(name)).stat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def carry_budget_mb(margin_mb: float = 1.5) -> float:
+    """MiB left for `.gpu_data` in one device call once the tree is counted."""
+    return (DEVICE_TREE_LIMIT - tree_bytes()) / 2**20 - margin_mb
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -519,8 +541,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     pk.add_argument("--train", action="append", type=Path, required=True)
     pk.add_argument("--val", type=Path, required=True)
     pk.add_argument("--out", type=Path, default=ROOT / ".gpu_data")
-    pk.add_argument("--budget-mb", type=float, default=23.0,
-                    help="room for data in the 64 MiB the device call carries (the tree takes ~40 MiB)")
+    pk.add_argument("--budget-mb", type=float, default=None,
+                    help="room for data in the 64 MiB the device call carries (default: 64 MiB less the "
+                         "tracked tree and a 1.5 MiB margin)")
     pk.add_argument("--val-images", type=int, default=40, help="photos-val images to gate on (the first N; 0: all)")
     rn = sub.add_parser("run", help="the GPU session (or, with --cpu --tiny, its dry run)")
     rn.add_argument("--out", default=os.environ.get("OUT", "out"))
@@ -539,7 +562,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.cmd == "pack":
-        print(json.dumps(pack(args.train, args.val, args.out, args.budget_mb, args.val_images), indent=2))
+        budget_mb = args.budget_mb if args.budget_mb is not None else carry_budget_mb()
+        log.info("packing within %.1f MiB", budget_mb)
+        print(json.dumps(pack(args.train, args.val, args.out, budget_mb, args.val_images), indent=2))
         return 0
     summary = run_session(args)
     print(json.dumps({k: summary[k] for k in ("check", "handed_back", "wall_s")}, default=str))

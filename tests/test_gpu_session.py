@@ -142,3 +142,10 @@ def test_throughput_benchmark_measures_a_tiny_recipe_on_cpu(tmp_path):
     assert res["it_per_s"] > 0 and res["images_per_s"] == pytest.approx(res["it_per_s"] * res["batch"])
     assert res["step_tflop"] > 0 and 0 < res["mfu"] < 1 and 0 <= res["data_wait_share"] <= 1
     assert "| sr-x4-faithful |" in mod._row(res)
+
+
+def test_pack_budget_leaves_room_for_the_tree_in_one_device_call():
+    gs = _script("gpu_session")
+    tree = gs.tree_bytes()
+    assert tree > 1_000_000  # the shipped weights alone are tens of MB
+    assert gs.carry_budget_mb() * 2**20 + tree < gs.DEVICE_TREE_LIMIT
