@@ -7,7 +7,7 @@ The tiled upscale (``pipelines/upscale.py``) writes finished rows straight into 
 array (uint8, or uint16 until the Lanczos step of a factor the model lacks) and blends tiles in a
 float32 strip one tile-row high, so its memory is the output itself, the strip, the tile's
 activations (on a CPU the tile is sized to keep the largest activation near
-``upscale.CPU_TILE_BYTES``; about three such tensors are alive at once) and the saved copy of the
+``CPU_TILE_BYTES``; about three such tensors are alive at once) and the saved copy of the
 result. Measured with ``ru_maxrss`` on a 1024x768 photo x4 with sr-x4-compact: 1.11 GB peak, of
 which 0.93 GB is the interpreter, torch and the model; the estimate gives the job about 1 GB.
 Inpainting
@@ -40,6 +40,8 @@ SAVED_COPIES = 1.5  # saving the result: Pillow's copy of it and the encoded byt
 CONTEXT_PX = 24  # the context a tile is run with on each side (upscale.py)
 INPAINT_WINDOW_BYTES = 1_500_000_000  # one 512 px model window with contextual attention (measured 1.45 GB)
 DEFAULT_TILE = 256
+#: on a CPU, upscale tiles keep their largest activation near this (pipelines/upscale.py: cpu_tile)
+CPU_TILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,6 @@ def _gb(n: float) -> str:
 def upscale_estimate(size: tuple[int, int], scale: int, model_scale: Optional[int] = None, *,
                      tile: Optional[int] = None, channels: int = 64, bytes_per_channel: int = 1) -> Estimate:
     """Memory an upscale of an image of `size` (w, h) by `scale` with a x`model_scale` model needs."""
-    from restorer.engine.pipelines.upscale import CPU_TILE_BYTES
-
     w, h = (int(v) for v in size)
     ms = int(model_scale or scale)
     channels = max(1, int(channels))

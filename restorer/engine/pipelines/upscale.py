@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from restorer.engine import budget
+from restorer.engine.budget import CPU_TILE_BYTES
 from restorer.engine.devices import free_memory_bytes, resolve_precision
 from restorer.engine.errors import InputError, ModelError
 from restorer.engine.imageio import ImageData, from_float01, keep_colour_mode, resize_plane, to_float01
@@ -86,8 +88,6 @@ def cpu_tile(model: nn.Module, scale: int) -> int:
     side = int(math.sqrt(CPU_TILE_BYTES / (channels * 4)) * 2 / max(1, scale))
     return max(2 * margin + 64, min(256, side // 16 * 16))
 
-
-CPU_TILE_BYTES = 256 * 1024 * 1024
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
@@ -251,8 +251,6 @@ def upscale_image(image: ImageData, model: nn.Module, model_scale: int, scale: i
     if tile is not None and tile < MIN_TILE:
         raise InputError(f"tile size must be at least {MIN_TILE} px")
     w, h = image.size
-    from restorer.engine import budget
-
     channels = max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=64)
     budget.check_upscale((w, h), scale, model_scale, tile=tile, channels=channels,
                          bytes_per_channel=image.rgb.dtype.itemsize)
