@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from restorer.engine.errors import InputError
-from restorer.engine.imageio import ImageData, from_float01, to_float01
+from restorer.engine.imageio import ImageData, resize_plane
 
 FACTORS = (2, 3, 4, 8)
 
@@ -44,26 +44,16 @@ def factor_for_size(size: tuple[int, int], target: tuple[int, int], factors: Seq
                      f"(x{math.ceil(need * 10) / 10:g} needed)")
 
 
-def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(plane, mode="F").resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
-
-
 def resize_to(image: ImageData, size: tuple[int, int]) -> ImageData:
     """`image` resized to exactly `size` (w, h) with Lanczos; same bit depth, alpha and colour mode."""
     size = (int(size[0]), int(size[1]))
     if image.size == size:
         return image
-    src = to_float01(image.rgb)
-    planes = [_resize_plane(np.ascontiguousarray(src[..., 0]), size)]
+    src = image.rgb
     if image.gray:  # three equal channels: resize one, keep them equal
-        planes = planes * 3
+        plane = resize_plane(np.ascontiguousarray(src[..., 0]), size)
+        rgb = np.repeat(plane[:, :, None], 3, axis=2)
     else:
-        planes += [_resize_plane(np.ascontiguousarray(src[..., c]), size) for c in (1, 2)]
-    rgb = from_float01(np.clip(np.stack(planes, axis=-1), 0.0, 1.0), image.rgb.dtype)
-    alpha = None
-    if image.alpha is not None:
-        a = _resize_plane(np.ascontiguousarray(to_float01(image.alpha)), size)
-        alpha = from_float01(np.clip(a, 0.0, 1.0), image.alpha.dtype)
+        rgb = np.stack([resize_plane(np.ascontiguousarray(src[..., c]), size) for c in range(3)], axis=-1)
+    alpha = resize_plane(image.alpha, size) if image.alpha is not None else None
     return image.with_pixels(np.ascontiguousarray(rgb), alpha)
