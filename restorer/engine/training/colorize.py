@@ -213,8 +213,7 @@ class ColorizeTrainer(Trainer):
 
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
-    from restorer.engine.errors import RestorerError
-    from restorer.engine.training.common import LogEventSink
+    from restorer.engine.training.common import LogEventSink, run_from_command_line
 
     ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.colorize",
                                  description="Train a pix2pix colorization model on folders of colour photos.")
@@ -238,13 +237,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                          max_minutes=args.minutes, batch=args.batch, crop=args.crop, base_channels=args.channels,
                          device=args.device, seed=args.seed, checkpoint_every=args.checkpoint_every,
                          sample_every=args.sample_every, runs_dir=args.runs_dir)
-    try:
-        result = ColorizeTrainer(cfg, LogEventSink()).run(resume=args.resume)
-    except RestorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    log.info("%s at iteration %d; metrics %s", result.status, result.iteration, result.metrics)
-    return 0 if result.status == "finished" else 130
+    return run_from_command_line(ColorizeTrainer(cfg, LogEventSink()), resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -660,3 +660,17 @@ def auto_workers(requested: int) -> int:
         return requested
     n = os.cpu_count() or 1
     return max(0, min(8, n - 1)) if n > 2 else 0
+
+
+def run_from_command_line(trainer: "Trainer", resume: bool = False) -> int:
+    """Run `trainer` for a task's own `python -m restorer.engine.training.TASK` command: one error line, the
+    outcome logged, exit 0 finished / 130 stopped / the error's code (2 bad input, 1 otherwise)."""
+    import sys
+
+    try:
+        result = trainer.run(resume=resume)
+    except RestorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    log.info("%s at iteration %d; metrics %s", result.status, result.iteration, result.metrics)
+    return 0 if result.status == "finished" else 130

@@ -291,7 +291,7 @@ def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str,
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
     from restorer.engine.errors import RestorerError
-    from restorer.engine.training.common import LogEventSink
+    from restorer.engine.training.common import LogEventSink, run_from_command_line
 
     ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect",
                                  description="Train a damage-detection model on folders of clean photos.")
@@ -337,13 +337,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not 0.0 <= args.clean_share < 1.0:
             ap.error("--clean-share must be in [0, 1)")
         cfg.damage = replace(cfg.damage, p_clean=args.clean_share)
-    try:
-        result = DetectTrainer(cfg, LogEventSink()).run(resume=args.resume)
-    except RestorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    log.info("%s at iteration %d; metrics %s", result.status, result.iteration, result.metrics)
-    return 0 if result.status == "finished" else 130
+    return run_from_command_line(DetectTrainer(cfg, LogEventSink()), resume=args.resume)
 
 
 if __name__ == "__main__":
