@@ -353,7 +353,12 @@ class TrainingDialog(NewRunPage, RunsPage, ModelsPage, ProgressPanel, QDialog):
 
     def closeEvent(self, event: Any) -> None:
         # the run goes on; its progress is here when the dialog is opened again
+        self._estimate_timer.stop()  # a closed dialog measures nothing (showEvent asks again)
         event.accept()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._request_estimate()
 
     def app_closing(self, keep_training: bool) -> None:
         """The main window is closing: stop the run (it saves a checkpoint), or let it train on.

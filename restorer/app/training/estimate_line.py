@@ -39,6 +39,8 @@ class EstimateLine:
                                  batch=int(self.batch_spin.value()), device=self.device)
 
     def _update_estimate(self) -> None:
+        if not self.isVisible():  # closed (or not shown yet): showEvent asks again
+            return
         if self.task != "sr":
             self.estimate_label.setText("Fill and latent models train for hours on a CPU; a GPU is much faster."
                                         if self.device == "cpu" else "")
