@@ -652,6 +652,9 @@ def _to_pil(image: ImageData, fmt: str, path: Path) -> tuple[Image.Image, bool]:
     return Image.fromarray(np.dstack([rgb, alpha])), False  # RGBA
 
 
+PNG_COMPRESS_LEVEL = 3
+
+
 def _save_params(image: ImageData, fmt: str, is_gray: bool, quality: int, path: Path) -> dict:
     params: dict = {}
     if fmt == "JPEG":
@@ -660,7 +663,9 @@ def _save_params(image: ImageData, fmt: str, is_gray: bool, quality: int, path: 
     elif fmt == "WEBP":
         params.update(quality=quality, method=4)
     elif fmt == "PNG":
-        params.update(compress_level=6)
+        # zlib level 3: a 13 MP PNG encodes in about 1.0 s instead of 3.0 s at Pillow's usual 6, for a
+        # file about 5% larger (measured on a x4 photo, 2-core CPU); the pixels are the same (lossless)
+        params.update(compress_level=PNG_COMPRESS_LEVEL)
     elif fmt == "TIFF":
         from PIL import features
 
