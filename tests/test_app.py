@@ -240,6 +240,19 @@ def test_drop_and_paste_open_images(qtbot, window, dirs):
     assert tuple(doc.image.rgb[0, 0]) == (0x33, 0x66, 0x99)
 
 
+def test_drop_of_image_data_opens_it(qtbot, window):
+    qimg = QImage(21, 13, QImage.Format.Format_RGB32)
+    qimg.fill(0xFF102030)
+    mime = QMimeData()
+    mime.setImageData(qimg)  # e.g. dragged out of a browser: pixels, no file
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+    qtbot.waitUntil(lambda: window.document is not None)
+    assert window.document.size == (21, 13) and window.document.path is None
+    assert tuple(window.document.image.rgb[5, 5]) == (0x10, 0x20, 0x30)
+
+
 # --------------------------------------------------------------------------- painting
 def test_brush_stroke_with_mouse_undo_redo(qtbot, window, dirs):
     window.open_path(write_photo(dirs / "p.png"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPixmap
 
 from restorer.engine.imageio import SUPPORTED_SUFFIXES, ImageData
 
@@ -102,4 +102,16 @@ def dropped_file(mime: Any) -> Optional[str]:
     for url in mime.urls():
         if url.isLocalFile():
             return url.toLocalFile()
+    return None
+
+
+def dropped_image(mime: Any) -> Optional[ImageData]:
+    """The pixels of drag-and-drop (or clipboard) data that carry an image rather than a file, or None."""
+    if mime is None or not mime.hasImage():
+        return None
+    qimage = mime.imageData()
+    if isinstance(qimage, QPixmap):
+        qimage = qimage.toImage()
+    if isinstance(qimage, QImage) and not qimage.isNull():
+        return imagedata_from_qimage(qimage)
     return None

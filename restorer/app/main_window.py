@@ -32,7 +32,7 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
-                           QImage, QKeySequence, QPixmap)
+                           QKeySequence)
 from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox, QToolBar, QUndoView,
                                QWidget)
@@ -44,7 +44,7 @@ from restorer.app.dialogs import (SAVE_FORMATS, AboutDialog, PreferencesDialog, 
                                   filter_for_format, format_for_filter, format_for_suffix, save_file_filter)
 from restorer.app.document import Document
 from restorer.app.icons import app_icon, icon
-from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
+from restorer.app.imaging import OPEN_FILTER, dropped_file, dropped_image, imagedata_from_qimage
 from restorer.app.library import model_library
 from restorer.app.preferences import Preferences
 from restorer.app.workers import JobWorker, detect_job, inpaint_job, upscale_job
@@ -626,13 +626,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self.batch_upscale_dialog([path]))
         elif path:
             QTimer.singleShot(0, lambda: self.open_path(path))  # let the drag finish first
-        elif mime is not None and mime.hasImage():
-            qimage = mime.imageData()
-            if isinstance(qimage, QPixmap):
-                qimage = qimage.toImage()
-            if isinstance(qimage, QImage) and not qimage.isNull():
-                image = imagedata_from_qimage(qimage)
-                QTimer.singleShot(0, lambda: self.open_image_data(image, "Dropped image"))
+        elif (image := dropped_image(mime)) is not None:
+            QTimer.singleShot(0, lambda: self.open_image_data(image, "Dropped image"))
 
     # recent files ---------------------------------------------------------
     def _rebuild_recent_menu(self) -> None:

@@ -13,13 +13,13 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from PySide6.QtCore import QPoint, QTimer
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from restorer.app import messages
 from restorer.app.explorer.jobs import gif_job, interpolation_job, projection_job
 from restorer.app.explorer.state import COLOR_A, COLOR_B, Latent
-from restorer.app.imaging import OPEN_FILTER, dropped_file, imagedata_from_qimage
+from restorer.app.imaging import OPEN_FILTER, dropped_file, dropped_image
 from restorer.engine.errors import RestorerError
 from restorer.engine.imageio import ImageData
 
@@ -250,10 +250,5 @@ class PathsAndProjection:
         event.acceptProposedAction()
         if path:
             QTimer.singleShot(0, lambda: self.project_photo(path))
-        elif mime is not None and mime.hasImage():
-            qimage = mime.imageData()
-            if isinstance(qimage, QPixmap):
-                qimage = qimage.toImage()
-            if isinstance(qimage, QImage) and not qimage.isNull():
-                data = imagedata_from_qimage(qimage)
-                QTimer.singleShot(0, lambda: self.project_photo(data, "the dropped image"))
+        elif (data := dropped_image(mime)) is not None:
+            QTimer.singleShot(0, lambda: self.project_photo(data, "the dropped image"))
