@@ -182,3 +182,40 @@ def test_half_precision_run_leaves_the_callers_model_untouched():
     assert out.shape == (48, 48, 3)
     after = model.state_dict()
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
+class _TilesOver40PxRunOutOfMemory(torch.nn.Module):
+    """x2 nearest upscale that fails like torch's CPU allocator on inputs over 40 px."""
+
+    scale = 2
+    receptive_margin = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > 40:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: not enough memory: "
+                               "you tried to allocate 123456789 bytes.")
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def test_run_tiled_halves_the_tile_when_the_cpu_allocator_fails():
+    rgb = (np.random.default_rng(3).random((70, 70, 3)) * 255).astype(np.uint8)
+    net = _TilesOver40PxRunOutOfMemory()
+    out, tile, n = run_tiled(rgb, net, 2, device=torch.device("cpu"), tile=64, precision="fp32", out_dtype=np.uint8)
+    assert tile == 32 and n > 1 and max(net.sizes) > 40  # it failed at 64 px, then ran at 32 px
+    assert np.array_equal(out, rgb.repeat(2, axis=0).repeat(2, axis=1))
+
+
+def test_out_of_memory_is_told_apart_from_other_failures():
+    from restorer.engine.errors import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("expected 4D input"))
+    assert not is_out_of_memory(ValueError("out of memory"))  # only allocator failures (RuntimeError) count

@@ -30,7 +30,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Si
 
 from restorer.app import gcguard
 
-from restorer.engine.errors import Cancelled, RestorerError
+from restorer.engine.errors import Cancelled, RestorerError, is_out_of_memory
 from restorer.engine.imageio import ImageData
 from restorer.engine.progress import CancelToken, Progress, ProgressCallback
 
@@ -121,7 +121,7 @@ class JobWorker(QObject):
             self.failed.emit("not enough memory for this job; try a smaller image, a smaller tile size or the CPU")
         except Exception as exc:  # a bug or a torch failure: one line for the user, details in the log
             log.exception("job %r failed", self.title)
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 self.failed.emit("the device ran out of memory; try a smaller tile size in Preferences")
             else:
                 self.failed.emit(f"unexpected {exc.__class__.__name__}: {exc}")
@@ -132,10 +132,6 @@ class JobWorker(QObject):
                 self.finished.emit(result)
         finally:
             self._done.set()
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower()
 
 
 # --------------------------------------------------------------------------- short calls

@@ -29,3 +29,13 @@ class UnknownModelError(ModelError):
 
 class Cancelled(RestorerError):
     """A long job was cancelled through its CancelToken."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A torch allocation failure: CUDA's OutOfMemoryError ("CUDA out of memory") or the CPU
+    allocator's RuntimeError ("DefaultCPUAllocator: not enough memory"). Told apart by message, so
+    this module needs no torch."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "not enough memory" in text)

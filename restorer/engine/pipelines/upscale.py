@@ -28,7 +28,7 @@ from torch import nn
 from restorer.engine import budget
 from restorer.engine.budget import CPU_TILE_BYTES
 from restorer.engine.devices import free_memory_bytes, resolve_precision
-from restorer.engine.errors import InputError, ModelError
+from restorer.engine.errors import InputError, ModelError, is_out_of_memory
 from restorer.engine.imageio import ImageData, from_float01, keep_colour_mode, resize_plane, to_float01
 from restorer.engine.progress import CancelToken, ProgressCallback, cancel_between_layers, check, report
 
@@ -110,12 +110,6 @@ def _positions(size: int, tile: int, overlap: int) -> list[int]:
     return pos
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
 def _compute_plan(device: torch.device, precision: str, half: Optional[bool]) -> torch.dtype:
     if half is not None:  # the older boolean switch: fp16 or fp32
         return torch.float16 if half else torch.float32
@@ -155,7 +149,7 @@ def run_tiled(rgb: np.ndarray, model: nn.Module, scale: int, *, device: torch.de
                                np.dtype(out_dtype))
             return out, tile, n
         except Exception as exc:
-            if not _is_oom(exc) or tile <= MIN_TILE:
+            if not is_out_of_memory(exc) or tile <= MIN_TILE:
                 raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
