@@ -30,9 +30,8 @@ from restorer.engine.imageio import ImageData
 log = logging.getLogger(__name__)
 
 NO_MODEL_TEXT = ("Clean Up needs a x1 clean-up model (such as restore-x1), and none is installed.\n\n"
-                 "Train one on your own photos with\n"
-                 "    restorer train sr --scale 1 --arch compact_sr --degradation realistic --data FOLDER --name NAME\n"
-                 "or install a Restorer build that ships its models.")
+                 "Install a Restorer build that ships its models, or import a x1 model file "
+                 "(Tools ▸ Train a Model… ▸ My models ▸ Import…, or `restorer models import FILE`).")
 NO_MODEL_TIP = "No clean-up model is installed (a x1 model such as restore-x1)"
 ACTION_TIP = "Remove noise, JPEG blocks and mild blur without changing the size"
 
