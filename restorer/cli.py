@@ -1,6 +1,6 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
-long: one argparse front door for every subcommand (gui, upscale, inpaint, detect, train, models, explore);
+long: one argparse front door for every subcommand (gui, upscale, clean, inpaint, detect, train, models, explore);
 each command is a short function over engine calls, kept together so `restorer --help` and the exit codes
 have one home.
 
@@ -130,19 +130,24 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     specs = {f: _choose_sr_spec(args.model, f, device.type)
              for f in (plan.factors() if (args.width or args.height) else [args.scale])}
+    chains = _strength_chains(args, specs)  # --strength: checked before any work too
     check_memory(plan, specs.__getitem__, tile=args.tile)
     if many and plan.output is not None and plan.items:
         plan.output.mkdir(parents=True, exist_ok=True)
-    needed = {specs[item.factor].id: specs[item.factor] for item in plan.items}
-    models = {sid: registry.load_model(spec) for sid, spec in needed.items()}  # a broken model stops it all
-    for spec in specs.values():
-        log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
+    if chains:
+        models = {f: _strength_network(chains[f], args.strength) for f in {item.factor for item in plan.items}}
+    else:
+        needed = {specs[item.factor].id: specs[item.factor] for item in plan.items}
+        loaded = {sid: registry.load_model(spec) for sid, spec in needed.items()}  # a broken model stops it all
+        models = {f: loaded[spec.id] for f, spec in specs.items() if spec.id in loaded}
+        for spec in specs.values():
+            log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
     done = 0
     for i, item in enumerate(plan.items, 1):
         spec = specs[item.factor]
         try:
             bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
-            dest = upscale_item(item, models[spec.id], spec, device=device, tile=args.tile, fmt=args.format,
+            dest = upscale_item(item, models[item.factor], spec, device=device, tile=args.tile, fmt=args.format,
                                 quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
                                 precision=args.precision)
             done += 1
@@ -157,6 +162,119 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             print(f"  {path}: {why}", file=sys.stderr)
         return EXIT_RUNTIME if done else EXIT_USAGE
     return EXIT_OK
+
+
+# --- real photos (issue #12): `upscale --strength` and `restorer clean`
+def _add_strength(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strength", type=float, default=None, metavar="0..1",
+                        help="denoise / detail strength from faithful (0) to strong (1): interpolates the weights "
+                             "of the factor's faithful, photo and sharp models of one architecture "
+                             "(0.5 is the photo model when all three are installed); default: the model as it is")
+
+
+def _strength_chains(args: argparse.Namespace, specs: dict) -> dict:
+    """`upscale --strength`: the strength chain (engine/blend.py) of every planned factor, or {} without
+    --strength. A factor without a chain, or a --model outside it, is a usage error (before any work)."""
+    if args.strength is None:
+        return {}
+    from restorer.engine.blend import check_strength, no_chain_reason, strength_chain
+
+    check_strength(args.strength)
+    chains = {}
+    for factor, spec in specs.items():
+        chain = strength_chain(factor, around=spec if args.model else None)
+        if chain is None:
+            if args.model:
+                raise UsageError(f"--strength: model '{args.model}' has no faithful / photo / sharp partner of its "
+                                 f"architecture installed ({no_chain_reason(spec.scale)})")
+            raise UsageError(f"--strength: {no_chain_reason(spec.scale)}")
+        chains[factor] = chain
+        specs[factor] = chain.at(args.strength)[0]  # the budget check and the pipeline use the chain's factor
+    return chains
+
+
+def _strength_network(chain: Any, strength: float) -> Any:
+    from restorer.engine.blend import chain_network
+
+    log.info("model %s (x%d, strength %.2f)", chain.describe(strength), chain.scale, strength)
+    return chain_network(chain, strength)
+
+
+def _add_clean_parser(sub: Any) -> None:
+    c = sub.add_parser("clean", help="remove noise, JPEG blocks and mild blur without changing the size")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    c.add_argument("-o", "--output", help="output file (one input) or folder (several inputs / a folder); "
+                                          "default: INPUT_clean.EXT beside each input")
+    c.add_argument("--model", help="x1 clean-up model id (see `restorer models`); default: the shipped one")
+    c.add_argument("--strength", type=float, default=1.0, metavar="0..1",
+                   help="how much of the clean-up to apply: 0 keeps the photo as it is (faithful), "
+                        "1 is the model's full output (strong; the default)")
+    c.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _add_precision(c)
+    c.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
+    c.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
+    c.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    c.set_defaults(func=cmd_clean)
+
+
+def _clean_spec(model_id: Optional[str]) -> Any:
+    """The named clean-up model (a x1 SR model), or the default one (UnknownModelError, exit 2, when none)."""
+    from restorer.engine import registry
+    from restorer.engine.pipelines.clean import clean_models, default_clean_model
+
+    if not model_id:
+        return default_clean_model()
+    spec = registry.get_spec(model_id, task="sr")
+    if spec.scale != 1:
+        known = ", ".join(s.id for s in clean_models()) or "none installed"
+        raise UsageError(f"model '{model_id}' is a x{spec.scale} upscaler; clean needs a x1 model ({known})")
+    return spec
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """`restorer clean photo.jpg -o out.png`: a x1 model over the photo, same size, depth, alpha and metadata."""
+    from restorer.engine import registry
+    from restorer.engine.batch import check_memory, clean_item, plan_upscale
+    from restorer.engine.blend import check_strength
+    from restorer.engine.devices import pick_device
+    from restorer.engine.errors import RestorerError
+    from restorer.engine.pipelines.upscale import MIN_TILE
+
+    _check_quality(args.quality)
+    strength = check_strength(args.strength)
+    if args.tile is not None and args.tile < MIN_TILE:
+        raise UsageError(f"--tile must be at least {MIN_TILE} px")
+    spec = _clean_spec(args.model)  # no clean-up model: one line, exit 2, before anything else
+    plan = plan_upscale(args.inputs, args.output, scale=1, fmt=args.format, quality=args.quality,
+                        overwrite=args.overwrite, tag="clean")
+    many, files, failures = plan.many, plan.files, plan.failures
+    check_memory(plan, lambda _factor: spec, tile=args.tile, verb="cleaning")
+    if many and plan.output is not None and plan.items:
+        plan.output.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    model = registry.load_model(spec) if plan.items else None
+    log.info("model %s on %s, strength %.2f", spec.id, device, strength)
+    done = 0
+    for i, item in enumerate(plan.items, 1):
+        try:
+            bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
+            dest = clean_item(item, model, strength=strength, device=device, tile=args.tile, fmt=args.format,
+                              quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
+                              precision=args.precision)
+            done += 1
+            print(dest)
+        except RestorerError as exc:
+            if not many:
+                raise
+            failures.append((item.src, str(exc)))
+    if failures:
+        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return EXIT_RUNTIME if done else EXIT_USAGE
+    return EXIT_OK
+# --- end real photos
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
@@ -426,7 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
     u.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
     u.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_strength(u)
     u.set_defaults(func=cmd_upscale)
+
+    _add_clean_parser(sub)
 
     i = sub.add_parser("inpaint", help="fill the white areas of a mask in a photo")
     i.add_argument("image")

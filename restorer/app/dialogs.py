@@ -1,4 +1,8 @@
-"""Small dialogs: save options, upscale options, preferences and About."""
+"""Small dialogs: save options, upscale options, preferences and About.
+
+long: the Upscale dialog (model, size, memory, time, the strength slider and its live preview) is most of
+this module; the strength widgets it shares with Clean Up are in widgets/before_after.py.
+"""
 
 from __future__ import annotations
 
@@ -143,7 +147,8 @@ class UpscaleDialog(QDialog):
     def __init__(self, specs: Sequence[Any], image_size: tuple[int, int], *, model_id: str = "", factor: int = 2,
                  device_type: str = "cpu", device: str = "auto",
                  probe: Optional[Callable[[Any, Callable[[], None]], Optional[float]]] = None,
-                 parent: Optional[QWidget] = None) -> None:
+                 parent: Optional[QWidget] = None, image: Optional[Any] = None,
+                 centre: Optional[tuple[float, float]] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Upscale")
         self.setMinimumWidth(480)
@@ -159,12 +164,19 @@ class UpscaleDialog(QDialog):
         self.model_combo = QComboBox()
         self.model_combo.addItem("Automatic (fastest as good on a CPU, best on a GPU)" if device_type == "cpu"
                                  else "Automatic (the best installed model for the factor)", self.AUTO)
+        from restorer.engine.choice import STYLE_HINT, style_name
+
         for spec in self._specs:
             origin = "shipped" if spec.source == "shipped" else "yours"
-            self.model_combo.addItem(f"{spec.title or spec.id}  (×{spec.scale}, {origin})", spec.id)
+            style = style_name(spec)
+            self.model_combo.addItem(f"{spec.title or spec.id}  (×{spec.scale}, {origin}"
+                                     f"{', ' + style if style else ''})", spec.id)
         idx = self.model_combo.findData(model_id)
         self.model_combo.setCurrentIndex(idx if idx >= 0 else 0)
         form.addRow("&Model:", self.model_combo)
+        self.style_hint = QLabel(STYLE_HINT)  # which kind of model fits which photo, in one line
+        self.style_hint.setWordWrap(True)
+        form.addRow("", self.style_hint)
         self.reason_label = QLabel()  # why Automatic picks the model it picks (engine/choice.py)
         self.reason_label.setWordWrap(True)
         self.reason_label.setStyleSheet("color: palette(dark);")
@@ -195,6 +207,7 @@ class UpscaleDialog(QDialog):
         self.estimate_label.setWordWrap(True)
         self.estimate_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         form.addRow("Estimate:", self.estimate_label)
+        self._init_strength(form, image, centre)
         self.refusal_label = QLabel()
         self.refusal_label.setWordWrap(True)
         self.refusal_label.setStyleSheet("color: #b00020;")
@@ -206,14 +219,126 @@ class UpscaleDialog(QDialog):
         self._ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        if self.preview is not None:
+            layout.addWidget(self.preview)
         layout.addWidget(self.refusal_label)
         layout.addWidget(buttons)
-        self.model_combo.currentIndexChanged.connect(self._refresh_factors)
+        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.factor_combo.currentIndexChanged.connect(self._refresh_info)
         self.size_mode.currentIndexChanged.connect(self._on_size_mode)
         self.pixels_spin.valueChanged.connect(self._on_pixels)
         self._on_size_mode()
         self._refresh_factors(preferred=factor)
+        self._on_model_changed()
+
+    # ------------------------------------------------------------------ strength and preview (issue #12)
+    def _init_strength(self, form: QFormLayout, image: Optional[Any], centre: Optional[tuple[float, float]]) -> None:
+        from restorer.app.widgets.before_after import BeforeAfterView, StrengthSlider
+
+        self.strength = StrengthSlider("faithful", "strong")
+        label = QLabel("S&trength:")
+        label.setBuddy(self.strength.slider)
+        form.addRow(label, self.strength)
+        self.chain: Optional[Any] = None  # the StrengthChain of the current choice (engine/blend.py), or None
+        self._chain_key: Optional[tuple] = None
+        self.preview: Optional[Any] = None
+        self.preview_error = ""
+        self.previews_shown = 0  # after images shown so far (tests wait on it)
+        self._image = image
+        self._centre = centre
+        self._crop_key: Optional[tuple] = None
+        self._crop: Optional[Any] = None
+        self._preview_key: Optional[tuple] = None
+        if image is not None:
+            from restorer.app.workers import PREVIEW_SIDE, LatestCall
+
+            self.preview = BeforeAfterView(PREVIEW_SIDE)
+            self._calls = LatestCall(300, self)
+        self.strength.valueChanged.connect(lambda _v: self._strength_moved())
+
+    @property
+    def strength_value(self) -> Optional[float]:
+        """The chosen strength, or None when the choice has no strength chain (the model runs as it is)."""
+        return self.strength.value() if self.chain is not None else None
+
+    def _on_model_changed(self, *_args: Any) -> None:
+        self._refresh_factors()
+        self._chain_key = None  # the slider goes to the chosen model's own position
+        self._refresh_info()
+
+    def _strength_moved(self) -> None:
+        self._refresh_info()
+
+    def _update_chain(self, spec: Optional[Any]) -> None:
+        """The chain for the chosen model and factor; the slider shows it (or why there is none)."""
+        from restorer.engine.blend import no_chain_reason, strength_chain
+
+        chain = strength_chain(self.factor, self._specs, around=spec) if spec is not None else None
+        key = (self.model_id, spec.id if spec is not None else None, chain.specs if chain else None)
+        if key != self._chain_key:
+            self._chain_key = key
+            if chain is not None and spec is not None:
+                self.strength.set_value(chain.position(spec), quiet=True)
+        self.chain = chain
+        if chain is None:
+            scale = spec.scale if spec is not None else self.factor
+            self.strength.set_ends("faithful", "strong")
+            self.strength.set_available(False, no_chain_reason(scale) + ": the model runs as it is.")
+            return
+        self.strength.set_available(True)
+        left, right = chain.ends()
+        self.strength.set_ends(left, right)
+        self.strength.set_note(f"Denoise / detail: {chain.describe(self.strength.value())}")
+
+    def _refresh_preview(self, spec: Optional[Any]) -> None:
+        """Queue the live preview of the current choice on the crop (debounced, off the GUI thread)."""
+        if self.preview is None:
+            return
+        if spec is None:
+            self.preview.set_status("No preview: no installed model can do this factor")
+            return
+        from restorer.app.workers import PREVIEW_SIDE, preview_crop, upscale_preview
+
+        factor = self.factor
+        side = max(16, round(PREVIEW_SIDE / factor))
+        w, h = self._size
+        centre = self._centre or (w / 2, h / 2)
+        if self._crop_key != (side,):
+            self._crop_key, self._crop = (side,), preview_crop(self._image, centre, side)
+        crop = self._crop
+        blend = (self.chain, self.strength.value()) if self.chain is not None else None
+        key = (spec.id, factor, self.chain.specs if blend else None, blend[1] if blend else None)
+        if key == self._preview_key:
+            return  # e.g. the speed probe finished: nothing the preview shows changed
+        self._preview_key = key
+        what = self.chain.describe(blend[1]) if blend is not None else (spec.title or spec.id)
+        device = self._device
+        self.preview.set_status(f"Preview: upscaling a {crop.size[0]} × {crop.size[1]} px crop with {what}…")
+
+        def run() -> tuple[Any, Any, str]:
+            before, after = upscale_preview(crop, spec, factor, device, strength=blend)
+            return before, after, what
+
+        self._calls.request(run, self._on_preview)
+
+    def _on_preview(self, result: Any, error: Any) -> None:
+        if self.preview is None:
+            return
+        if error is not None:
+            self.preview_error = f"{error.__class__.__name__}: {error}"
+            self.preview.set_status(f"Preview failed: {error}")
+            return
+        before, after, what = result
+        self.preview.set_before(before)
+        self.preview.set_after(after)
+        self.preview.set_captions("Before (bicubic)", "After")
+        self.preview.set_status(f"Preview of the visible area with {what}; Upscale runs the whole photo.")
+        self.previews_shown += 1
+
+    def done(self, result: int) -> None:  # Qt override: no preview after closing
+        if self.preview is not None:
+            self._calls.cancel()
+        super().done(result)
 
     @property
     def model_id(self) -> str:
@@ -324,6 +449,7 @@ class UpscaleDialog(QDialog):
         self.reason_label.setText(f"Automatic: {choice.reason}" if choice is not None else "")
         self.reason_label.setVisible(choice is not None)
         spec = self.chosen_spec()
+        self._update_chain(spec)
         lines = [f"{ow} × {oh} px ({ow * oh / 1e6:.1f} Mpx)"]
         self.fits, self.refusal = True, ""
         if self.target_size is not None:
@@ -335,7 +461,8 @@ class UpscaleDialog(QDialog):
             lines.append("no installed model can do this factor")
             self.fits = False
         else:
-            how = f"with {spec.title or spec.id}"
+            name = self.chain.describe(self.strength.value()) if self.chain is not None else (spec.title or spec.id)
+            how = f"with {name}"
             if self.target_size is not None:  # the model runs at its own factor, then one resize
                 f = spec.scale
                 if (ow, oh) != (w * f, h * f):
@@ -363,6 +490,7 @@ class UpscaleDialog(QDialog):
                 est_text = f"measuring the speed on this machine…; {memory}"
             else:
                 est_text = memory
+        self._refresh_preview(spec)
         self.info.setText("\n".join(lines))
         self.estimate_label.setText(est_text)
         self.refusal_label.setText(self.refusal)

@@ -232,6 +232,11 @@ class MainWindow(QMainWindow):
         self.act_upscale = a("&Upscale…", self.upscale_dialog, ["Ctrl+U"], icon_name="upscale",
                              tip="Enlarge the photo with a super-resolution model")
         self.act_cancel = a("&Cancel Job", self.cancel_job, ["Esc"], icon_name="cancel", tip="Stop the running job")
+        from restorer.app.cleanup import CleanUpController  # Image > Clean Up… (issue #12)
+
+        self.cleanup = CleanUpController(self)
+        self.act_clean = self.cleanup.action
+        self.addAction(self.act_clean)
 
         self.act_shortcuts = a("&Keyboard Shortcuts", self.shortcuts_dialog, [SK.HelpContents, "F1"])
         self.act_about = a("&About Restorer", self.about_dialog)
@@ -287,6 +292,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Image")
         m.addAction(self.act_fill)
         m.addAction(self.act_upscale)
+        m.addAction(self.act_clean)
         m.addSeparator()
         m.addAction(self.act_cancel)
 
@@ -429,8 +435,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
-        for act in (self.act_fill, self.act_upscale, self.act_detect, self.act_clear_mask, self.act_invert_mask,
-                    self.act_load_mask):
+        for act in (self.act_fill, self.act_upscale, self.act_clean, self.act_detect, self.act_clear_mask,
+                    self.act_invert_mask, self.act_load_mask):
             act.setEnabled(has_doc and not busy)
         self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
@@ -894,6 +900,11 @@ class MainWindow(QMainWindow):
             show_error(self, "Model library", str(exc))
             return None
 
+    def _upscalers(self) -> Optional[list[Any]]:
+        """The installed SR models that enlarge (x1 models are Clean Up's), or None (library unreadable)."""
+        specs = self._models("sr")
+        return None if specs is None else [s for s in specs if s.scale > 1]
+
     def inpaint_spec(self) -> Optional[Any]:
         """The fill model to use, or None after telling the user why there is none."""
         specs = self._models("inpaint")
@@ -984,7 +995,7 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None or self._refuse_while_busy():
             return False
-        specs = self._models("sr")
+        specs = self._upscalers()
         if specs is None:
             return False
         if not specs:
@@ -996,7 +1007,8 @@ class MainWindow(QMainWindow):
             return False
         dialog = UpscaleDialog(specs, doc.size, model_id=self.prefs.default_upscale_model,
                                factor=self.prefs.default_upscale_factor, device_type=self._device_type(),
-                               device=self._device_pref(), probe=self._probe_rate, parent=self)
+                               device=self._device_pref(), probe=self._probe_rate, parent=self,
+                               image=doc.image, centre=self.cleanup._visible_centre())
         self.upscale_dialog_shown = dialog  # tests and screenshots reach the open dialog here
         try:
             if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -1006,7 +1018,8 @@ class MainWindow(QMainWindow):
         self.prefs.default_upscale_model = dialog.model_id
         self.prefs.default_upscale_factor = dialog.factor
         self.prefs.save()
-        return self.start_upscale(dialog.model_id, dialog.factor, size=dialog.target_size)
+        return self.start_upscale(dialog.model_id, dialog.factor, size=dialog.target_size,
+                                  strength=dialog.strength_value)
 
     def _device_type(self) -> str:
         try:
@@ -1053,7 +1066,7 @@ class MainWindow(QMainWindow):
 
         if self._refuse_while_busy():
             return None
-        specs = self._models("sr")
+        specs = self._upscalers()
         if specs is None:
             return None
         if not specs:
@@ -1067,16 +1080,18 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def start_upscale(self, model_id: str = "", factor: int = 2, size: Optional[tuple[int, int]] = None) -> bool:
+    def start_upscale(self, model_id: str = "", factor: int = 2, size: Optional[tuple[int, int]] = None,
+                      strength: Optional[float] = None) -> bool:
         """Upscale by `factor` with model `model_id` ("" = the Automatic choice, engine/choice.py); with
-        `size` (w, h) the result is then resized to exactly that size (a target width or height)."""
+        `size` (w, h) the result is then resized to exactly that size (a target width or height). With
+        `strength` the network is the blend at that strength of the model's strength chain (engine/blend.py)."""
         from restorer.engine import registry
         from restorer.engine.choice import choose_upscaler
 
         doc = self.document
         if doc is None or self._refuse_while_busy():
             return False
-        specs = self._models("sr")
+        specs = self._upscalers()
         if not specs:
             if specs is not None:
                 show_info(self, "No upscale model installed", "No super-resolution model is installed.")
@@ -1094,18 +1109,25 @@ class MainWindow(QMainWindow):
         except RestorerError as exc:
             show_error(self, "Cannot upscale", str(exc))
             return False
+        blend, name = None, spec.title or spec.id
+        if strength is not None:
+            from restorer.engine.blend import strength_chain
+
+            chain = strength_chain(factor, specs, around=spec)
+            if chain is not None:
+                blend, name = (chain, float(strength)), chain.describe(float(strength))
         tile = self.prefs.tile_size or None
-        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile, size=size)
+        fn = upscale_job(doc.image, spec, factor, device=self._device_pref(), tile=tile, size=size, strength=blend)
         what = f"to {size[0]} × {size[1]}" if size is not None else f"×{factor}"
 
         def apply(result: Any) -> None:
             doc.apply_operation(result.image, f"Upscale {what}")
             w, h = result.image.size
             self.statusBar().showMessage(
-                f"Upscaled {what} to {w} × {h} with {spec.title or spec.id} in {self._elapsed()}"
+                f"Upscaled {what} to {w} × {h} with {name} in {self._elapsed()}"
                 " — press \\ to compare", 10000)
 
-        return self._start_job(fn, f"Upscale {what}", apply, f"Upscaling {what} with {spec.title or spec.id}")
+        return self._start_job(fn, f"Upscale {what}", apply, f"Upscaling {what} with {name}")
 
     def _elapsed(self) -> str:
         s = time.monotonic() - self._job_started
@@ -1231,6 +1253,7 @@ class MainWindow(QMainWindow):
     def _on_models_changed(self) -> None:
         """The model library changed (a run finished, a model renamed, deleted or imported): the
         upscale and fill commands read the library when they run, so only the actions follow."""
+        self.cleanup.refresh()
         self._update_actions()
 
     def about_dialog(self) -> None:

@@ -1,5 +1,8 @@
 """The one place that runs engine jobs off the GUI thread.
 
+long: every job function of the app (upscale, clean-up, fill, detect, batch), the previews, the speed probe
+and the model cache live here so that no other module starts a thread (the rule of app/).
+
 A :class:`JobWorker` wraps a plain function ``fn(progress, cancel) -> result`` (engine code,
 no Qt) and runs it on a private single-thread ``QThreadPool``, so jobs never overlap.  It
 owns the :class:`~restorer.engine.progress.CancelToken` handed to the engine and reports
@@ -244,9 +247,11 @@ LATENT_CACHE = ModelCache(max_items=2, loader=_load_latent)  # the explorer's la
 
 # --------------------------------------------------------------------------- jobs
 def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto",
-                tile: Optional[int] = None, size: Optional[tuple[int, int]] = None) -> JobFunction:
+                tile: Optional[int] = None, size: Optional[tuple[int, int]] = None,
+                strength: Optional[tuple[Any, float]] = None) -> JobFunction:
     """A job upscaling `image` by `scale` with the SR model `spec`, then (when `size` is given) resizing
-    it to exactly `size` with Lanczos (engine/outsize.py); returns an UpscaleResult."""
+    it to exactly `size` with Lanczos (engine/outsize.py); returns an UpscaleResult. With `strength`
+    = (StrengthChain, t) the network is the chain's blend at t (engine/blend.py) instead of `spec`'s."""
 
     def run(progress: ProgressCallback, cancel: CancelToken) -> Any:
         from dataclasses import replace
@@ -257,7 +262,7 @@ def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto"
 
         dev = pick_device(device)
         progress(Progress(0, 1, f"loading {spec.id}"))
-        model = MODEL_CACHE.get(spec)
+        model = MODEL_CACHE.get(spec) if strength is None else strength_network(*strength)
         cancel.raise_if_cancelled()
         # an exact size: the model runs at its own factor and one Lanczos resize makes the size
         factor = spec.scale if size is not None else scale
@@ -269,6 +274,133 @@ def upscale_job(image: ImageData, spec: Any, scale: int, *, device: str = "auto"
         return result
 
     return run
+
+
+# --------------------------------------------------------------------------- clean-up, strength, previews (issue #12)
+def strength_network(chain: Any, strength: float) -> Any:
+    """The network at `strength` on a StrengthChain, its models loaded through MODEL_CACHE (a blend is
+    built fresh each time; the cached networks are only read)."""
+    from restorer.engine.blend import chain_network
+
+    return chain_network(chain, strength, load=MODEL_CACHE.get)
+
+
+def clean_job(image: ImageData, spec: Any, *, strength: float = 1.0, device: str = "auto",
+              tile: Optional[int] = None) -> JobFunction:
+    """A job cleaning `image` with the x1 model `spec` at `strength` (engine/pipelines/clean.py);
+    returns the ImageData (same size, depth, colour mode, alpha and metadata)."""
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> ImageData:
+        from restorer.engine.devices import pick_device
+        from restorer.engine.pipelines.clean import clean_image
+
+        dev = pick_device(device)
+        progress(Progress(0, 1, f"loading {spec.id}"))
+        model = MODEL_CACHE.get(spec)
+        cancel.raise_if_cancelled()
+        return clean_image(image, model, strength=strength, device=dev, tile=tile or None, progress=progress,
+                           cancel=cancel)
+
+    return run
+
+
+PREVIEW_SIDE = 256  # the before / after previews show this many result pixels on each side
+
+
+def preview_crop(image: ImageData, centre: tuple[float, float], side: int) -> ImageData:
+    """The `side` x `side` crop of `image` (smaller for a smaller photo) centred on `centre` (x, y),
+    kept inside the photo; metadata dropped, alpha kept."""
+    w, h = image.size
+    cw, ch = min(side, w), min(side, h)
+    x0 = int(round(min(max(centre[0] - cw / 2, 0), w - cw)))
+    y0 = int(round(min(max(centre[1] - ch / 2, 0), h - ch)))
+    rgb = np.ascontiguousarray(image.rgb[y0:y0 + ch, x0:x0 + cw])
+    alpha = None if image.alpha is None else np.ascontiguousarray(image.alpha[y0:y0 + ch, x0:x0 + cw])
+    return ImageData(rgb=rgb, alpha=alpha, gray=image.gray)
+
+
+def clean_preview(crop: ImageData, spec: Any, device: str = "auto") -> ImageData:
+    """The clean-up model's full-strength output for a preview crop (the strength is then a blend)."""
+    from restorer.engine.devices import pick_device
+    from restorer.engine.pipelines.clean import clean_image
+
+    return clean_image(crop, MODEL_CACHE.get(spec), strength=1.0, device=pick_device(device))
+
+
+def upscale_preview(crop: ImageData, spec: Any, factor: int, device: str = "auto",
+                    strength: Optional[tuple[Any, float]] = None) -> tuple[ImageData, ImageData]:
+    """(before, after) for the Upscale dialog's preview: the crop enlarged by bicubic to the result's size,
+    and the crop upscaled by `spec` (or the StrengthChain blend of `strength` = (chain, t))."""
+    from PIL import Image
+
+    from restorer.engine.devices import pick_device
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    model = MODEL_CACHE.get(spec) if strength is None else strength_network(*strength)
+    model_scale = spec.scale if strength is None else strength[0].scale
+    after = upscale_image(crop, model, model_scale, factor, device=pick_device(device)).image
+    w, h = after.size
+    big = Image.fromarray(np.ascontiguousarray(crop.rgb if crop.rgb.dtype == np.uint8
+                                               else (crop.rgb // 257).astype(np.uint8)))
+    before = ImageData(rgb=np.asarray(big.resize((w, h), Image.BICUBIC)).copy())
+    return before, after
+
+
+class LatestCall(QObject):
+    """Debounced, latest-only calls off the GUI thread (a live preview that follows a slider).
+
+    :meth:`request` (GUI thread) waits `delay_ms` for the input to settle, then runs `fn()` through
+    :func:`run_in_thread`; one call runs at a time, and a request made meanwhile replaces any waiting
+    one. `callback(result, error)` runs in the GUI thread for the newest call only: the result of a
+    call that a newer request overtook is dropped.
+    """
+
+    def __init__(self, delay_ms: int = 250, parent: Optional[QObject] = None) -> None:
+        from PySide6.QtCore import QTimer
+
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(delay_ms)
+        self._timer.timeout.connect(self._launch)
+        self._waiting: Optional[tuple[int, Callable[[], Any], Callable[[Any, Any], None]]] = None
+        self._running = False
+        self._seq = 0
+
+    @property
+    def busy(self) -> bool:
+        """A call is waiting or running."""
+        return self._running or self._waiting is not None
+
+    def request(self, fn: Callable[[], Any], callback: Callable[[Any, Any], None], *, now: bool = False) -> None:
+        self._seq += 1
+        self._waiting = (self._seq, fn, callback)
+        if now:
+            self._timer.stop()
+            self._launch()
+        else:
+            self._timer.start()
+
+    def cancel(self) -> None:
+        """Forget a waiting call; a running one finishes and its result is dropped."""
+        self._seq += 1
+        self._waiting = None
+        self._timer.stop()
+
+    def _launch(self) -> None:
+        if self._running or self._waiting is None:
+            return  # the running call's end starts the waiting one
+        seq, fn, callback = self._waiting
+        self._waiting = None
+        self._running = True
+
+        def done(result: Any, error: Any) -> None:
+            self._running = False
+            if seq == self._seq:
+                callback(result, error)
+            self._launch()
+
+        run_in_thread(fn, done, owner=self)
 
 
 # --------------------------------------------------------------------------- speed probe

@@ -8,7 +8,8 @@ One path for `restorer upscale DIR` (cli.py) and the app's File > Batch Upscaleâ
   other problems (unsupported file, existing output, unwritable folder, target size out of reach)
   skip that file in a batch and are raised for a single input.
 * :func:`check_memory` runs the budget check of each file with the model that will upscale it.
-* :func:`upscale_item` loads, upscales, resizes to an exact target size when asked, and saves one file.
+* :func:`upscale_item` loads, upscales, resizes to an exact target size when asked, and saves one file;
+  :func:`clean_item` loads, cleans (a x1 model, `pipelines/clean.py`) and saves one file (`restorer clean`).
 """
 
 from __future__ import annotations
@@ -115,11 +116,14 @@ class BatchPlan:
 
 def plan_upscale(inputs: Sequence["str | Path"], output: "Optional[str | Path]" = None, *, scale: int = 4,
                  width: Optional[int] = None, height: Optional[int] = None, fmt: Optional[str] = None,
-                 quality: int = 95, overwrite: bool = False, batch: Optional[bool] = None) -> BatchPlan:
+                 quality: int = 95, overwrite: bool = False, batch: Optional[bool] = None,
+                 tag: Optional[str] = None) -> BatchPlan:
     """Every file's destination and factor, checked before any work (see the module docstring).
 
     With `width` or `height` each file gets the smallest factor that reaches it and an exact
     target size (aspect ratio kept). `batch` forces batch behaviour (skip, not raise) for one input.
+    `tag` names results written beside their input (``photo_TAG.jpg``; default ``x4``, ``w1920``...);
+    `restorer clean` plans with scale 1 and tag ``clean``.
     """
     from restorer.engine.imageio import image_size, is_image_file
     from restorer.engine.outsize import factor_for_size, target_size
@@ -129,7 +133,7 @@ def plan_upscale(inputs: Sequence["str | Path"], output: "Optional[str | Path]" 
     out = Path(output) if output else None
     if many and out is not None and out.exists() and not out.is_dir():
         raise InputError(f"'{out}' is a file; give a folder for several inputs")
-    tag = f"w{width}" if width else (f"h{height}" if height else f"x{scale}")
+    tag = tag or (f"w{width}" if width else (f"h{height}" if height else f"x{scale}"))
     failures: list[Failure] = []
     pairs: list[tuple[Path, Path]] = []
     for src in files:
@@ -158,9 +162,11 @@ def plan_upscale(inputs: Sequence["str | Path"], output: "Optional[str | Path]" 
     return BatchPlan(files, many, items, failures, out)
 
 
-def check_memory(plan: BatchPlan, spec_for: Callable[[int], Any], tile: Optional[int] = None) -> None:
+def check_memory(plan: BatchPlan, spec_for: Callable[[int], Any], tile: Optional[int] = None,
+                 verb: str = "upscaling") -> None:
     """The budget check of each planned file with the model `spec_for(factor)`; a file that cannot fit
-    moves to `plan.failures` in a batch (raised for a single input)."""
+    moves to `plan.failures` in a batch (raised for a single input). `verb` starts the refusal
+    ("upscaling 'a.jpg' ..."; "cleaning" for a clean-up)."""
     from restorer.engine import budget
     from restorer.engine.imageio import image_size
 
@@ -171,7 +177,7 @@ def check_memory(plan: BatchPlan, spec_for: Callable[[int], Any], tile: Optional
             size = image_size(item.src)
             factor = spec.scale if item.size is not None else item.factor  # see upscale_item
             budget.check_upscale(size, factor, spec.scale, tile=tile, channels=int(spec.params.get("channels", 64)),
-                                 name=f"upscaling '{item.src.name}'")
+                                 name=f"{verb} '{item.src.name}'")
         except RestorerError as exc:
             if not plan.many:
                 raise
@@ -198,6 +204,23 @@ def upscale_item(item: BatchItem, model: Any, spec: Any, *, device: Any, tile: O
                            cancel=cancel, precision=precision).image
     if item.size is not None and result.size != item.size:
         result = resize_to(result, item.size)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    return save_image(result, item.dest, format=fmt, quality=quality, overwrite=overwrite, protect=protect)
+
+
+def clean_item(item: BatchItem, model: Any, *, strength: float = 1.0, device: Any, tile: Optional[int] = None,
+               fmt: Optional[str] = None, quality: int = 95, overwrite: bool = False,
+               protect: Sequence[Path] = (), progress: Any = None, cancel: Any = None,
+               precision: str = "auto") -> Path:
+    """Load, clean up with the x1 `model` at `strength` (0 = the input, 1 = the model's output), save;
+    returns the path. The input file is only read."""
+    from restorer.engine.imageio import load_image, save_image
+    from restorer.engine.pipelines.clean import clean_image
+
+    image = load_image(item.src)
+    result = clean_image(image, model, strength=strength, device=device, tile=tile, progress=progress,
+                         cancel=cancel, precision=precision)
     if cancel is not None:
         cancel.raise_if_cancelled()
     return save_image(result, item.dest, format=fmt, quality=quality, overwrite=overwrite, protect=protect)

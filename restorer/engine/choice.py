@@ -7,12 +7,19 @@ The figures come from the model manifest: each shipped ModelSpec's ``provenance[
 photos-val Y-PSNR of the benchmark protocol (``psnr_y``) and the CPU seconds per output megapixel
 (``cpu_s_per_mpx``) measured in one run on the 2-core reference machine. Models without figures (the user's
 own) are chosen only when nothing measured fits the factor.
+
+Photos first (issue #12): people open JPEGs from phones, scans and old cameras, so once a *photo* model
+(trained on blur, noise and JPEG, see `engine/styles.py`) is installed for the factor, Automatic and
+`registry.default_model` choose among the photo models only; the clean-trained ones stay a click away.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+from restorer.engine.styles import (STYLE_HINT, STYLE_NAMES, STYLES, model_style, prefer_photo,  # noqa: F401
+                                    style_name)
 
 #: A model this much below the best (dB of photos-val Y-PSNR) still counts as "as good" on a CPU.
 TOLERANCE_DB = 0.1
@@ -46,11 +53,17 @@ def choose_upscaler(scale: int, device_type: str, specs: Optional[Sequence] = No
     specs = [s for s in specs if s.task == "sr"]
     model_scale = model_scale_for(scale, [s.scale for s in specs])
     pool = [s for s in specs if s.scale == model_scale]
+    photo = [s for s in pool if model_style(s) == "photo"]
+    if photo:  # photos first: only the photo models compete (see the module docstring)
+        pool = photo
     via = f" (x{model_scale}, then resized to x{scale})" if model_scale != scale else ""
     measured = [s for s in pool if _measured(s, "psnr_y") is not None]
     if device_type != "cpu" or len(measured) < 1:
         default = _default(pool)
-        why = "the best installed model for this factor" if device_type != "cpu" else "the default model for this factor"
+        if photo:
+            why = "the photo model for this factor (for JPEGs, phone and scanned photos)"
+        else:
+            why = "the best installed model for this factor" if device_type != "cpu" else "the default model for this factor"
         return ModelChoice(default, f"{_title(default)}: {why}{via}")
     best = max(measured, key=lambda s: _measured(s, "psnr_y"))
     best_q = _measured(best, "psnr_y")
@@ -58,7 +71,8 @@ def choose_upscaler(scale: int, device_type: str, specs: Optional[Sequence] = No
     timed = [s for s in near if _measured(s, "cpu_s_per_mpx") is not None]
     pick = min(timed, key=lambda s: _measured(s, "cpu_s_per_mpx")) if timed else best
     if pick is best:
-        return ModelChoice(pick, f"{_title(pick)}: the best measured model for this factor{via}")
+        what = "photo model" if photo else "model"
+        return ModelChoice(pick, f"{_title(pick)}: the best measured {what} for this factor{via}")
     gap = best_q - _measured(pick, "psnr_y")
     speed = _measured(best, "cpu_s_per_mpx")
     faster = (f", {speed / _measured(pick, 'cpu_s_per_mpx'):.0f}x faster on a CPU"

@@ -341,12 +341,17 @@ def load_model(spec_or_id: "ModelSpec | str", task: Optional[str] = None):
 
 
 def default_model(task: str, scale: Optional[int] = None) -> ModelSpec:
-    """The best installed model for a task (and SR scale): a shipped default, else the first match."""
+    """The best installed model for a task (and SR scale): a shipped default, else the first match.
+    For an SR scale, a photo model (engine/styles.py) comes first once one is installed."""
     specs = all_models(task)
     if scale is not None:
         specs = [s for s in specs if s.scale == scale]
     if not specs:
         what = f"{task} model" + (f" for x{scale}" if scale else "")
         raise UnknownModelError(f"no {what} is installed")
+    if task == "sr" and scale is not None and scale > 1:
+        from restorer.engine.styles import prefer_photo
+
+        specs = prefer_photo(specs)
     defaults = [s for s in specs if s.provenance.get("default")]
     return (defaults or specs)[0]

@@ -41,8 +41,8 @@ def default_clean_model():
     """The spec of the clean-up model to use when none is named; UnknownModelError when none is installed."""
     specs = clean_models()
     if not specs:
-        raise UnknownModelError("no clean-up model is installed (a x1 model, e.g. restore-x1; "
-                                "train one with: restorer train sr --scale 1 --degradation realistic --data DIR)")
+        raise UnknownModelError("no clean-up model is installed (Clean Up needs a x1 model such as restore-x1; "
+                                "see `restorer models --task sr`)")
     return specs[0]
 
 
@@ -84,13 +84,14 @@ def clean_image(image: ImageData, model: nn.Module, *, strength: float = 1.0,
     channels = max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=64)
     budget.check_upscale((w, h), 1, 1, tile=tile, channels=channels, bytes_per_channel=image.rgb.dtype.itemsize,
                          name="this clean-up")
-    dtype = np.dtype(image.rgb.dtype) if image.rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
-    src = image.rgb if image.rgb.dtype == dtype else image.rgb.astype(dtype)
+    src = image.rgb  # uint8 or uint16 (ImageData's invariant); the result keeps the dtype
     if strength <= 0.0:
         out = src.copy()
     else:
-        out, _tile, _n = run_tiled(image.rgb, model, 1, device=device, tile=tile, precision=precision,
-                                   progress=progress, cancel=cancel, out_dtype=dtype)
+        out, _tile, _n = run_tiled(src, model, 1, device=device, tile=tile, precision=precision,
+                                   progress=progress, cancel=cancel, out_dtype=src.dtype)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         out = blend_with_input(src, out, strength)
     out = keep_colour_mode(image, out)
     alpha = None if image.alpha is None else image.alpha.copy()
