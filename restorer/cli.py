@@ -494,7 +494,7 @@ def _add_restore_parser(sub: Any) -> None:
     rs.add_argument("--threshold", type=float, default=0.5,
                     help="damage probability at which a pixel is marked (default 0.5)")
     rs.add_argument("--grow", type=int, default=None, help="grow the detected mask by N px before the fill "
-                                                           "(default 2)")
+                                                           "(default 0)")
     rs.add_argument("--save-mask", metavar="PATH", help="also write the filled mask as a PNG (a folder for "
                                                         "several inputs)")
     rs.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

@@ -134,7 +134,7 @@ def test_steps_run_in_order_and_the_source_is_unchanged(only_tiny):
     # one overall count across the steps, ending at its total, with the time since the start
     assert all(p.total == seen[0].total for p in seen)
     assert [p.done for p in seen] == sorted(p.done for p in seen) and seen[-1].done == seen[-1].total
-    assert any(m.message.startswith("Fill (2/4)") for m in seen)
+    assert [m.message for m in seen if m.message.startswith("2/4")][0] == "2/4 fill"
 
 
 def test_missing_models_and_nothing_found_are_skipped_with_notes(only_tiny):
@@ -185,12 +185,17 @@ def test_cancel_between_and_inside_steps_and_bad_options(only_tiny):
         rp.restore_photo(src, rp.RestoreOptions(), cancel=token)
     token = CancelToken()
 
-    def cancel_during_fill(p):
-        if p.message.startswith("Fill"):
-            token.cancel()
+    fill_reports = []
+
+    def cancel_during_fill(p):  # the 3rd report of the fill is the fill pipeline's own first one
+        if p.message.endswith("fill"):
+            fill_reports.append(p)
+            if len(fill_reports) == 3:
+                token.cancel()
 
     with pytest.raises(Cancelled):
         rp.restore_photo(src, rp.RestoreOptions(), progress=cancel_during_fill, cancel=token)
+    assert len(fill_reports) == 3  # nothing reported after the cancel: the fill stopped inside
     for bad in (rp.RestoreOptions(scale=3), rp.RestoreOptions(threshold=1.0), rp.RestoreOptions(grow=-1)):
         with pytest.raises(InputError):
             rp.restore_photo(src, bad)

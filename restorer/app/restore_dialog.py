@@ -65,6 +65,9 @@ class RestoreDialog(QDialog):
         # what could run: every step asked for, so each missing model (or a colour photo) gets its note
         everything = RestoreOptions(detect=True, fill=True, clean=True, scale=2, colorize=True)
         self.plans = {p.step: p for p in plan_restore(image, everything, device_type, specs)}
+        self._device_type, self._specs = device_type, specs
+        self._upscale_plans = {2: self.plans["upscale"]}  # by factor: the note follows the factor chosen
+        self._has_mask = has_mask
         intro = QLabel("Runs the checked steps one after another. Each one becomes its own step in the "
                        "History, so you can undo them one by one (Ctrl+Z); Before / After (\\) compares "
                        "with the photo as it was.")
@@ -142,7 +145,20 @@ class RestoreDialog(QDialog):
                 "upscale": f"{model} (the Automatic choice)",
                 "colorize": f"{model}; the photo's brightness is kept exactly"}[step]
 
+    def _upscale_plan(self, scale: int) -> Any:
+        from restorer.engine.pipelines.restore import RestoreOptions, plan_restore
+
+        if scale not in self._upscale_plans:
+            only = RestoreOptions(detect=False, fill=False, clean=False, scale=scale)
+            self._upscale_plans[scale] = next(p for p in plan_restore(None, only, self._device_type, self._specs)
+                                              if p.step == "upscale")
+        return self._upscale_plans[scale]
+
     def _refresh(self, *_args: Any) -> None:
+        plan = self._upscale_plan(self.scale)
+        if plan is not self.plans["upscale"]:
+            self.plans["upscale"] = plan
+            self.notes["upscale"].setText(self._note("upscale", self._has_mask))
         self.threshold_spin.setEnabled(self.checks["detect"].isChecked())
         self.scale_combo.setEnabled(self.plans["upscale"].run and self.checks["upscale"].isChecked())
         chosen = [s for s, box in self.checks.items() if box.isChecked()]

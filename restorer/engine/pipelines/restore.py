@@ -43,10 +43,9 @@ STEPS = ("detect", "fill", "clean", "upscale", "colorize")
 TITLES = {"detect": "Detect damage", "fill": "Fill", "clean": "Clean up", "upscale": "Upscale",
           "colorize": "Colorize"}
 SCALES = (1, 2, 4)
-#: px the detected mask grows by before the fill: the detector marks a scratch's core, its soft,
-#: blurred edge stays visible as a faint outline unless the fill covers it (chosen on photos-train crops,
-#: see docs/old-photos.md "One-step restore").
-DEFAULT_GROW = 2
+#: px the detected mask grows by before the fill. 0: on photos-train crops with synthetic damage growing it by
+#: 1, 2 or 4 px lowered the PSNR after the fill (every false mark grows too), see docs/old-photos.md
+DEFAULT_GROW = 0
 #: relative cost of each step (progress weights); upscale is multiplied by the factor
 WEIGHTS = {"detect": 1.0, "fill": 2.0, "clean": 2.0, "upscale": 1.5, "colorize": 1.0}
 UNITS = 1000  # overall progress units per weight unit
@@ -160,9 +159,10 @@ class RestoreResult:
 
 # ----------------------------------------------------------------------------- monochrome
 def is_monochrome(image: ImageData | np.ndarray, spread: float = MONO_AB_SPREAD) -> bool:
-    """True for a grey photo, or one toned in a single colour (sepia, cyanotype): the a/b of CIE Lab
-    hardly vary across it (their spread, the 2nd to 98th percentile range / 4, below `spread`).
-    Measured on the photo reduced to at most 256 px."""
+    """True for a grey photo, or one toned in a single colour (sepia, cyanotype): its colours (a/b of
+    CIE Lab) lie along one line through grey, so their spread across that line (the 2nd to 98th
+    percentile range / 4) is below `spread`. A toned print's chroma grows with its brightness, so the
+    spread along the line says nothing. Measured on the photo reduced to at most 256 px."""
     from restorer.engine.imageio import to_float01
     from restorer.engine.pipelines.colorize import rgb_to_lab
 
@@ -177,11 +177,11 @@ def is_monochrome(image: ImageData | np.ndarray, spread: float = MONO_AB_SPREAD)
     if np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(small[..., 1], small[..., 2]):
         return True
     lab = rgb_to_lab(torch.from_numpy(small).permute(2, 0, 1).double())
-    for plane in (lab[1], lab[2]):
-        lo, hi = np.percentile(plane.numpy(), [2, 98])
-        if (hi - lo) / 4.0 >= spread:
-            return False
-    return True
+    ab = lab[1:].reshape(2, -1).T.numpy()  # (N, 2)
+    _vals, vecs = np.linalg.eigh(ab.T @ ab / len(ab))  # the tone's direction: the largest eigenvector
+    across = ab @ vecs[:, 0]  # the component across it (the smaller eigenvalue's vector)
+    lo, hi = np.percentile(across, [2, 98])
+    return bool((hi - lo) / 4.0 < spread)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -313,6 +313,7 @@ class _Overall:
         self.base = 0.0
         self.started = time.monotonic()
         self.step = ""
+        self._said = ""
 
     def begin(self, step: str) -> None:
         self.step = step
@@ -327,9 +328,12 @@ class _Overall:
             return
         k = self.running.index(self.step) + 1 if self.step in self.running else 0
         done = int(min(self.total, self.base + UNITS * self.weights.get(self.step, 0.0) * min(1.0, fraction)))
-        label = f"{TITLES.get(self.step, self.step)} ({k}/{len(self.running)})"
-        self.progress(Progress(done, self.total, f"{label}: {message}" if message else label,
-                               time.monotonic() - self.started))
+        # short: the app shows it inside its progress bar; the step's own message is only logged
+        label = f"{k}/{len(self.running)} {TITLES.get(self.step, self.step).lower()}"
+        if message != self._said:
+            self._said = message
+            log.debug("%s: %s", label, message)
+        self.progress(Progress(done, self.total, label, time.monotonic() - self.started))
 
     def callback(self) -> ProgressCallback:
         def inner(p: Progress) -> None:
@@ -406,13 +410,12 @@ def _run_step(plan: StepPlan, current: ImageData, fill_mask: np.ndarray, options
         if not fill_mask.any():
             return StepResult(step, False, "no damage found: nothing to fill", current, mask=fill_mask.copy(),
                               fraction=0.0)
-        from restorer.engine.pipelines.inpaint import inpaint_image, plan_windows
+        from restorer.engine.pipelines.inpaint import inpaint_image
 
-        regions = len(plan_windows(fill_mask))
         rgb = inpaint_image(current, fill_mask, model, device=dev, progress=sub, cancel=cancel,
                             precision=options.precision)
         fraction = float(fill_mask.mean())
-        note = f"filled {_pct(fraction)} of the photo ({regions} region{'s' if regions != 1 else ''})"
+        note = f"filled {_pct(fraction)} of the photo"
         alpha = None if current.alpha is None else current.alpha.copy()
         return StepResult(step, True, note, current.with_pixels(rgb, alpha), mask=fill_mask.copy(),
                           fraction=fraction)

@@ -21,7 +21,7 @@ Protocol (fixed; results are comparable between runs):
 
 Target (issue #19): the restored PSNR at least 3 dB above the damaged input's.
 
-    python benchmarks/restore_benchmark.py --data DIR [--limit N] [--size PX] [--threshold T] [--grow N]
+    python benchmarks/one_step_restore_benchmark.py --data DIR [--limit N] [--size PX] [--threshold T] [--grow N]
         [--example docs/images/restore_example.jpg] [--no-true-mask]
 """
 
@@ -51,7 +51,7 @@ from restorer.engine.training.data import to_uint8_image  # noqa: E402
 from restorer.engine.training.detect import mask_scores  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
-RESULTS = ROOT / "benchmarks" / "results" / "restore.md"
+RESULTS = ROOT / "benchmarks" / "results" / "one_step_restore.md"
 SETS = (("scratches >= 2 px", DamageParams().only_scratches(2.0)),
         ("all damage", DamageParams(p_clean=0.0)))
 
