@@ -110,6 +110,7 @@ def main() -> int:
     ap.add_argument("--no-true-mask", action="store_true", help="skip the true-mask fill (halves the time)")
     ap.add_argument("--example", type=Path, help="write damaged | restored | original of one image here (JPEG)")
     ap.add_argument("--example-index", type=int, default=0, help="which image of the scratch set (default 0)")
+    ap.add_argument("--example-dir", type=Path, help="write damaged | restored | original of every image here")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -155,6 +156,9 @@ def main() -> int:
             if args.example and s == 1 and i == args.example_index:
                 args.example.parent.mkdir(parents=True, exist_ok=True)
                 side_by_side(damaged, restored, clean).save(args.example, quality=88)
+            if args.example_dir:
+                args.example_dir.mkdir(parents=True, exist_ok=True)
+                side_by_side(damaged, restored, clean).save(args.example_dir / f"set{s}_{i:02d}.jpg", quality=88)
         sc = mask_scores(np.concatenate(filled), np.concatenate(truths))
         rows.append((set_name, float(np.mean(p_dam)), float(np.mean(p_res)),
                      float(np.mean(p_true)) if p_true else None, sc, float(np.mean(secs)),

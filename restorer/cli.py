@@ -457,7 +457,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             result = restore_photo(image, options, device=device, loader=load, progress=bar,
                                    plans=plan_restore(image, options, device.type))
             for step in result.steps:
-                if step.ran or step.note != said.get(step.step):  # what it did, or a skip this photo caused
+                if not step.ran and step.note != said.get(step.step):  # a skip this photo caused (ran: logged)
                     log.info("  %s: %s", step.title.lower(), step.note)
             written = save_image(result.image, dest, format=args.format, quality=args.quality,
                                  overwrite=args.overwrite, protect=files)

@@ -288,6 +288,7 @@ def test_app_restore_dialog_runs_each_step_undoably(qtbot, only_tiny, tmp_path, 
         checked.update({s: (b.isChecked(), b.isEnabled()) for s, b in dialog.checks.items()})
         checked["notes"] = {s: n.text() for s, n in dialog.notes.items()}
         dialog.threshold_spin.setValue(0.5)
+        dialog.grow_spin.setValue(1)
         dialog.accept()
 
     QTimer.singleShot(0, run_dialog)
@@ -307,7 +308,7 @@ def test_app_restore_dialog_runs_each_step_undoably(qtbot, only_tiny, tmp_path, 
     win.act_undo.trigger()  # undo the clean-up only
     assert doc.image is not final and doc.image is not original and stack.index() == 2
     win.act_undo.trigger()  # undo the fill: the detected mask is back, editable
-    assert doc.image is original and np.array_equal(doc.mask, scratch_mask(grow=rp.DEFAULT_GROW))
+    assert doc.image is original and np.array_equal(doc.mask, scratch_mask(grow=1))  # the dialog's 1 px
     win.act_redo.trigger()
     win.act_redo.trigger()
     assert doc.image is final

@@ -21,9 +21,8 @@ import logging
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
-                               QHBoxLayout, QLabel, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget)
 
 from restorer.engine.imageio import ImageData
 from restorer.engine.progress import CancelToken, ProgressCallback
@@ -61,7 +60,6 @@ class RestoreDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Restore Old Photo")
         self.setMinimumWidth(520)
-        self._grow = DEFAULT_GROW
         # what could run: every step asked for, so each missing model (or a colour photo) gets its note
         everything = RestoreOptions(detect=True, fill=True, clean=True, scale=2, colorize=True)
         self.plans = {p.step: p for p in plan_restore(image, everything, device_type, specs)}
@@ -114,6 +112,16 @@ class RestoreDialog(QDialog):
         thr_label.setBuddy(self.threshold_spin)
         thr_row.addWidget(thr_label)
         thr_row.addWidget(self.threshold_spin)
+        grow_label = QLabel("  &Grow the mask by:")
+        self.grow_spin = QSpinBox()
+        self.grow_spin.setRange(0, 10)
+        self.grow_spin.setSuffix(" px")
+        self.grow_spin.setValue(DEFAULT_GROW)
+        self.grow_spin.setToolTip("Also fill this many pixels around what is found: hides the soft edges of a "
+                                  "scratch, at the cost of filling more of the photo")
+        grow_label.setBuddy(self.grow_spin)
+        thr_row.addWidget(grow_label)
+        thr_row.addWidget(self.grow_spin)
         thr_row.addStretch(1)
         self.size_label = QLabel()
         self.size_label.setStyleSheet(NOTE_STYLE)
@@ -160,6 +168,7 @@ class RestoreDialog(QDialog):
             self.plans["upscale"] = plan
             self.notes["upscale"].setText(self._note("upscale", self._has_mask))
         self.threshold_spin.setEnabled(self.checks["detect"].isChecked())
+        self.grow_spin.setEnabled(self.checks["detect"].isChecked())
         self.scale_combo.setEnabled(self.plans["upscale"].run and self.checks["upscale"].isChecked())
         chosen = [s for s, box in self.checks.items() if box.isChecked()]
         self.run_button.setEnabled(bool(chosen))
@@ -179,7 +188,7 @@ class RestoreDialog(QDialog):
         on = {s: box.isChecked() and box.isEnabled() for s, box in self.checks.items()}
         return RestoreOptions(detect=on["detect"], fill=on["fill"], clean=on["clean"],
                               scale=self.scale if on["upscale"] else 1, colorize=on["colorize"],
-                              threshold=round(float(self.threshold_spin.value()), 2), grow=self._grow)
+                              threshold=round(float(self.threshold_spin.value()), 2), grow=int(self.grow_spin.value()))
 
 
 def open_restore_dialog(window: Any) -> bool:
