@@ -11,9 +11,10 @@ launcher (:func:`main`).
   command line.  A file that cannot be read shows the engine's one-line reason.
 * The document (`restorer.app.document`) holds the pixels, the mask and the undo history;
   the canvas (`restorer.app.canvas`) shows and edits it.
-* Fill, Upscale, Mask > Detect Damage and Image > Restore Old Photo… (restore_dialog.py) run through `restorer.app.workers.JobWorker`, with a
-  progress bar and a Cancel button in the status bar; the result becomes one undoable step
-  (Detect Damage adds what it finds to the mask, which the user corrects before Fill).
+* Fill, Upscale, Mask > Detect Damage and Image > Restore Old Photo… (restore_dialog.py) run through
+  `restorer.app.workers.JobWorker`, with a progress bar and a Cancel button in the status bar; the result
+  becomes one undoable step (Detect Damage adds what it finds to the mask, which the user corrects before
+  Fill; a restore adds one step per step it ran).
 * Saving never replaces the original photo without asking; closing with unsaved changes
   asks first.  Preferences (`restorer.app.preferences`) are written when they change.
 """

@@ -12,7 +12,8 @@ that ran lands on the document as its own undoable step, in order:
   it brings the detected mask back to correct and fill again).
 
 The History dock opens so the steps can be stepped through; View > Before / After (\\) compares the
-photo with the one before the restore (after undoing some steps too: the photo as far as it is restored). A cancelled or failed restore leaves the photo as it was.
+photo with the one before the restore (after undoing some steps too: the photo as far as it is restored).
+A cancelled or failed restore leaves the photo as it was.
 """
 
 from __future__ import annotations

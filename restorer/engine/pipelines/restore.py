@@ -441,7 +441,8 @@ def _run_step(plan: StepPlan, current: ImageData, fill_mask: np.ndarray, options
         rgb = colorize_image(current, model, strength=options.colorize_strength, device=dev, progress=sub,
                              cancel=cancel)
         alpha = None if current.alpha is None else current.alpha.copy()
+        # a grey photo's ICC profile (a GRAY profile) cannot describe the colour result: dropped
         out = replace(current, rgb=rgb, alpha=alpha, gray=False,
-                      icc_profile=None if current.gray else current.icc_profile)  # a grey ICC profile cannot describe colour
+                      icc_profile=None if current.gray else current.icc_profile)
         return StepResult(step, True, f"colorized with {spec.id} (strength {options.colorize_strength:.2f})", out)
     raise ValueError(f"unknown restore step {step!r}")
