@@ -1,6 +1,7 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
-long: one argparse front door for every subcommand (gui, upscale, clean, inpaint, detect, train, models, explore);
+long: one argparse front door for every subcommand (gui, upscale, clean, inpaint, detect, restore, train, models,
+explore);
 each command is a short function over engine calls, kept together so `restorer --help` and the exit codes
 have one home.
 
@@ -483,6 +484,147 @@ def cmd_detect(args: argparse.Namespace) -> int:
 # --- end old photos
 
 
+# --- one-step restore (issue #19): `restorer restore photo.jpg -o out.png [--scale 2] [--colorize]`
+def _restore_destinations(args: argparse.Namespace):
+    """(files, many, [(src, dest, mask_dest)], failures): every destination named and checked before any work
+    (restorer/engine/batch.py's rules: an input is never written over, two results never share a file)."""
+    from restorer.engine.batch import collect_inputs, output_path, plan_outputs, same_path
+    from restorer.engine.errors import InputError
+    from restorer.engine.imageio import is_image_file
+
+    files, many = collect_inputs(args.inputs)
+    out = Path(args.output) if args.output else None
+    if many and out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"'{out}' is a file; give a folder (-o DIR) for several inputs")
+    masks = Path(args.save_mask) if args.save_mask else None
+    if many and masks is not None and masks.exists() and not masks.is_dir():
+        raise InputError(f"'{masks}' is a file; give a folder (--save-mask DIR) for several inputs")
+    failures: list = []
+    pairs = []
+    for src in files:
+        if many and not is_image_file(src):
+            failures.append((src, "not a supported image file"))
+            continue
+        pairs.append((src, output_path(src, out, many, args.format, "restored")))
+    mask_pairs = []
+    if masks is not None:
+        for src, _dest in pairs:
+            mask_dest = masks / f"{src.stem}_mask.png" if many else masks
+            if mask_dest.suffix.lower() != ".png":
+                raise InputError(f"the mask is written as PNG: name it '{mask_dest.with_suffix('.png').name}'")
+            mask_pairs.append((src, mask_dest))
+        for src, mask_dest in mask_pairs:
+            for _other, dest in pairs:
+                if same_path(mask_dest, dest):
+                    raise InputError(f"the mask of '{src}' and a restored photo would both be written to "
+                                     f"'{dest}'; choose another --save-mask")
+    skipped = plan_outputs(pairs, files, fmt=args.format, quality=args.quality, overwrite=args.overwrite,
+                           batch=many)
+    if mask_pairs:
+        skipped += plan_outputs(mask_pairs, files, fmt="png", quality=95, overwrite=args.overwrite, batch=many)
+    skip = {src for src, _ in skipped}
+    failures += skipped
+    mask_for = dict(mask_pairs)
+    items = [(src, dest, mask_for.get(src)) for src, dest in pairs if src not in skip]
+    return files, many, items, failures
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from restorer.engine.devices import pick_device
+    from restorer.engine.errors import RestorerError
+    from restorer.engine.imageio import ImageData, load_image, save_image
+    from restorer.engine.pipelines.restore import RestoreOptions, plan_restore, restore_photo
+
+    _check_quality(args.quality)
+    if not 0.0 < args.threshold < 1.0:
+        raise UsageError(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
+    from restorer.engine.pipelines.restore import DEFAULT_GROW
+
+    grow = DEFAULT_GROW if args.grow is None else args.grow
+    if grow < 0:
+        raise UsageError(f"--grow must be 0 or more pixels, got {grow}")
+    options = RestoreOptions(clean=not args.no_clean, scale=args.scale, colorize=args.colorize,
+                             threshold=args.threshold, grow=grow, precision=args.precision).validate()
+    files, many, items, failures = _restore_destinations(args)  # before any work
+    device = pick_device(args.device)
+    plans = plan_restore(None, options, device.type)
+    said = {plan.step: plan.note for plan in plans}
+    for plan in plans:
+        if plan.run:
+            log.info("%s: %s", plan.title, plan.spec.id)
+        elif plan.note != "not asked":
+            log.info("%s: %s", plan.title, plan.note)
+    loaded: dict = {}
+
+    def load(spec):  # each model once for all the files
+        from restorer.engine import registry
+
+        if spec.id not in loaded:
+            loaded[spec.id] = registry.load_model(spec)
+        return loaded[spec.id]
+
+    for dest_dir in {dest.parent for _src, dest, _m in items} | {m.parent for _s, _d, m in items if m}:
+        if many:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for i, (src, dest, mask_dest) in enumerate(items, 1):
+        try:
+            image = load_image(src)
+            bar = ProgressBar(f"[{i}/{len(items)}] {src.name}" if many else src.name)
+            result = restore_photo(image, options, device=device, loader=load, progress=bar,
+                                   plans=plan_restore(image, options, device.type))
+            for step in result.steps:
+                if not step.ran and step.note != said.get(step.step):  # a skip this photo caused (ran: logged)
+                    log.info("  %s: %s", step.title.lower(), step.note)
+            written = save_image(result.image, dest, format=args.format, quality=args.quality,
+                                 overwrite=args.overwrite, protect=files)
+            if mask_dest is not None:
+                mask = result.mask if result.mask is not None else np.zeros(image.rgb.shape[:2], bool)
+                grey = np.where(mask, 255, 0).astype(np.uint8)
+                save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2), gray=True), mask_dest, format="PNG",
+                           overwrite=args.overwrite, protect=files)
+            done += 1
+            print(written)
+        except RestorerError as exc:
+            if not many:
+                raise
+            failures.append((src, str(exc)))
+    if failures:
+        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return EXIT_RUNTIME if done else EXIT_USAGE
+    return EXIT_OK
+
+
+def _add_restore_parser(sub: Any) -> None:
+    rs = sub.add_parser("restore", help="restore old photos in one step: find and fill damage, clean up, "
+                                        "optionally upscale and colorize")
+    rs.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders of photos")
+    rs.add_argument("-o", "--output", help="output file (one input) or folder (several inputs / a folder); "
+                                           "default: <photo>_restored beside each photo")
+    rs.add_argument("--scale", type=int, default=1, choices=[1, 2, 4], help="upscale x2 or x4 at the end "
+                                                                            "(default 1: no upscale)")
+    rs.add_argument("--colorize", action="store_true", help="colorize greyscale and sepia photos "
+                                                            "(needs a colorize model)")
+    rs.add_argument("--no-clean", action="store_true", help="skip the clean-up (noise, grain) step")
+    rs.add_argument("--threshold", type=float, default=0.5,
+                    help="damage probability at which a pixel is marked (default 0.5)")
+    rs.add_argument("--grow", type=int, default=None, help="grow the detected mask by N px before the fill "
+                                                           "(default 0)")
+    rs.add_argument("--save-mask", metavar="PATH", help="also write the filled mask as a PNG (a folder for "
+                                                        "several inputs)")
+    rs.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _add_precision(rs)
+    rs.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
+    rs.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
+    rs.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    rs.set_defaults(func=cmd_restore)
+# --- end one-step restore
+
+
 def _launch_workers(args: argparse.Namespace, config) -> int:
     """`restorer train ... --gpus N`: N local workers through torch.distributed.run (the code behind torchrun).
 
@@ -610,6 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--device", default="auto")
     dt.add_argument("--overwrite", action="store_true")
     dt.set_defaults(func=cmd_detect)
+    _add_restore_parser(sub)
     # --- end old photos
 
     m = sub.add_parser("models", help="list and manage installed models")

@@ -147,11 +147,15 @@ class ImageCommand(QUndoCommand):
     """An operation that replaced the image (fill, upscale): before/after pixels and masks."""
 
     def __init__(self, document: "Document", before: ImageData, after: ImageData,
-                 mask_before: np.ndarray, mask_after: Optional[np.ndarray], text: str) -> None:
+                 mask_before: np.ndarray, mask_after: Optional[np.ndarray], text: str,
+                 compare_before: Optional[ImageData] = None) -> None:
         super().__init__(text)
         self._doc = document
         self.before = before
         self.after = after
+        # what Before / After shows as "before" (default `before`; a one-step restore's steps: the photo
+        # before the whole restore)
+        self.compare_before = compare_before if compare_before is not None else before
         self._mask_shape = mask_before.shape
         self._mask_before = np.packbits(mask_before, axis=None)
         self._mask_after = None if mask_after is None else np.packbits(mask_after, axis=None)
@@ -236,8 +240,9 @@ class Document(QObject):
         return self._stroke_snapshot is not None
 
     def before_image(self) -> Optional[ImageData]:
-        """The image before the last applied operation (for before/after), or None."""
-        return self._operations[-1].before if self._operations else None
+        """The image before the last applied operation (for before/after; for a step of a one-step
+        restore, the photo before the restore), or None."""
+        return self._operations[-1].compare_before if self._operations else None
 
     def mask_is_empty(self) -> bool:
         return not bool(self._mask.any())
@@ -353,17 +358,19 @@ class Document(QObject):
         self.maskChanged.emit(box_to_rect(box))
 
     # ------------------------------------------------------------------ operations
-    def apply_operation(self, result: ImageData, text: str, *, keep_mask: bool = False) -> ImageCommand:
+    def apply_operation(self, result: ImageData, text: str, *, keep_mask: bool = False,
+                        compare_with: Optional[ImageData] = None) -> ImageCommand:
         """Replace the image with an operation's result as one undoable step.
 
         The mask is cleared (it is resized to the new image size when that changed) unless
-        `keep_mask` is set and the size did not change.
+        `keep_mask` is set and the size did not change. `compare_with` is what Before / After shows
+        as "before" while this step is the last one (default: the image it replaced).
         """
         if self._stroke_snapshot is not None:
             self.end_stroke()
         same_size = result.size == self._image.size
         mask_after = self._mask.copy() if (keep_mask and same_size) else None
-        cmd = ImageCommand(self, self._image, result, self._mask, mask_after, text)
+        cmd = ImageCommand(self, self._image, result, self._mask, mask_after, text, compare_with)
         self.undo_stack.push(cmd)
         return cmd
 

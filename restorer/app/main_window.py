@@ -11,9 +11,10 @@ launcher (:func:`main`).
   command line.  A file that cannot be read shows the engine's one-line reason.
 * The document (`restorer.app.document`) holds the pixels, the mask and the undo history;
   the canvas (`restorer.app.canvas`) shows and edits it.
-* Fill, Upscale and Mask > Detect Damage run through `restorer.app.workers.JobWorker`, with a
-  progress bar and a Cancel button in the status bar; the result becomes one undoable step
-  (Detect Damage adds what it finds to the mask, which the user corrects before Fill).
+* Fill, Upscale, Mask > Detect Damage and Image > Restore Old Photo… (restore_dialog.py) run through
+  `restorer.app.workers.JobWorker`, with a progress bar and a Cancel button in the status bar; the result
+  becomes one undoable step (Detect Damage adds what it finds to the mask, which the user corrects before
+  Fill; a restore adds one step per step it ran).
 * Saving never replaces the original photo without asking; closing with unsaved changes
   asks first.  Preferences (`restorer.app.preferences`) are written when they change.
 """
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self._probing: set[tuple[str, str, str]] = set()  # speed probes running (Upscale dialog estimate)
         self._probe_failed: set[tuple[str, str, str]] = set()
         self.upscale_dialog_shown: Optional[UpscaleDialog] = None
+        self.restore_dialog_shown: Optional[Any] = None  # the open Image > Restore Old Photo… dialog
         self.batch_dialog: Optional[Any] = None  # the last File > Batch Upscale… dialog
         self._count_started: Optional[float] = None  # when the job's counted steps began (time left)
         self._count_base = 0
@@ -231,6 +233,9 @@ class MainWindow(QMainWindow):
                           tip="Fill the masked area from its surroundings")
         self.act_upscale = a("&Upscale…", self.upscale_dialog, ["Ctrl+U"], icon_name="upscale",
                              tip="Enlarge the photo with a super-resolution model")
+        self.act_restore = a("&Restore Old Photo…", self.restore_dialog, ["Ctrl+Shift+R"], tip=(
+                             "Find and fill scratches and dust, clean up, optionally upscale and colorize: "
+                             "each step undoable"))
         self.act_cancel = a("&Cancel Job", self.cancel_job, ["Esc"], icon_name="cancel", tip="Stop the running job")
         from restorer.app.cleanup import CleanUpController  # Image > Clean Up… (issue #12)
 
@@ -293,6 +298,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_fill)
         m.addAction(self.act_upscale)
         m.addAction(self.act_clean)
+        m.addSeparator()
+        m.addAction(self.act_restore)  # the one-step restore (restorer/app/restore_dialog.py)
         m.addSeparator()
         m.addAction(self.act_cancel)
 
@@ -436,7 +443,7 @@ class MainWindow(QMainWindow):
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
         for act in (self.act_fill, self.act_upscale, self.act_clean, self.act_detect, self.act_clear_mask,
-                    self.act_invert_mask, self.act_load_mask):
+                    self.act_invert_mask, self.act_load_mask, self.act_restore):
             act.setEnabled(has_doc and not busy)
         self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
@@ -990,6 +997,12 @@ class MainWindow(QMainWindow):
                                          15000)
 
         return self._start_job(fn, "Detect damage", apply, f"Finding damage with {spec.title or spec.id}")
+
+    def restore_dialog(self) -> bool:
+        """Image > Restore Old Photo…: detect, fill, clean up, upscale, colorize (restorer/app/restore_dialog.py)."""
+        from restorer.app.restore_dialog import open_restore_dialog
+
+        return open_restore_dialog(self)
 
     def upscale_dialog(self) -> bool:
         doc = self.document
