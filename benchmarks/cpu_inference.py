@@ -164,6 +164,28 @@ def load(model_id: str):
     return spec, registry.load_model(spec).eval()
 
 
+def BF16Weights(model):
+    """A bf16 copy of `model` (weights converted once, channels-last) that takes and returns float32."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    class Wrapper(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = copy.deepcopy(net).to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
+            self.receptive_margin = getattr(net, "receptive_margin", 24)
+
+        def forward(self, x):
+            return self.net(x.to(torch.bfloat16)).float()
+
+        def float(self):  # run_tiled calls .float() on the model: keep the weights in bf16
+            return self
+
+    return Wrapper(model)
+
+
 def torch_seed() -> None:
     import torch
 
@@ -225,7 +247,10 @@ def cpu_peak_gflops(override: float | None) -> tuple[float, str]:
 
 
 def quality_rows(data: Path, n: int) -> list[str]:
-    """Y-PSNR of fp32 and bf16 against HR on the first `n` photos, and their largest difference."""
+    """Y-PSNR of fp32, bf16 (eager autocast) and the default path against HR on the first `n` photos,
+    and the default's largest difference from fp32; for Fill, hole L1 against the photo of the
+    whole-window fp32 computation, the default fp32 one and the default (auto) one, and their largest
+    differences."""
     import torch
     from PIL import Image
 
@@ -236,40 +261,54 @@ def quality_rows(data: Path, n: int) -> list[str]:
     from restorer.engine.pipelines.upscale import upscale_image
 
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
-    rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 | difference (dB) | max abs difference (0..255) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 (eager autocast) | Y-PSNR default (auto) | "
+            "default - fp32 (dB) | max abs difference default vs fp32 (0..255) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for mid in SR_MODELS:
         spec = registry.get_spec(mid)
         model = registry.load_model(spec)
         s = spec.scale
-        p32, p16, maxdiff = [], [], 0
+        psnr: dict[str, list[float]] = {"fp32": [], "bf16": [], "auto": []}
+        maxdiff = 0
         for f in files:
             hr = Image.open(f).convert("RGB")
             hr = hr.crop((0, 0, hr.width - hr.width % s, hr.height - hr.height % s))
             lr = np.asarray(hr.resize((hr.width // s, hr.height // s), Image.BICUBIC))
             outs = {}
-            for prec in ("fp32", "bf16"):
+            for prec in psnr:
                 outs[prec] = upscale_image(ImageData(rgb=lr), model, s, s, precision=prec).image.rgb
-            hr_a = np.asarray(hr)
-            p32.append(sr_scores(outs["fp32"], hr_a, s)[0])
-            p16.append(sr_scores(outs["bf16"], hr_a, s)[0])
-            maxdiff = max(maxdiff, int(np.abs(outs["fp32"].astype(int) - outs["bf16"].astype(int)).max()))
-        a, b = float(np.mean(p32)), float(np.mean(p16))
-        rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {maxdiff} |")
+                psnr[prec].append(sr_scores(outs[prec], np.asarray(hr), s)[0])
+            maxdiff = max(maxdiff, int(np.abs(outs["fp32"].astype(int) - outs["auto"].astype(int)).max()))
+        a, b, c = (float(np.mean(psnr[k])) for k in ("fp32", "bf16", "auto"))
+        rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {c:.3f} | {c - a:+.3f} | {maxdiff} |")
     spec = registry.get_spec(FILL_MODEL)
     model = registry.load_model(spec)
-    worst, outside = 0, 0
+    l1: dict[str, list[float]] = {"whole": [], "fp32": [], "auto": []}
+    worst_box, worst_auto, outside = 0, 0, 0
     for f in files:
         rgb = np.asarray(Image.open(f).convert("RGB"))
         hole = _fill_mask(*rgb.shape[:2])
         masked = rgb.copy()
         masked[hole] = 0
+        model.crop_to_hole = False
+        try:
+            whole = inpaint_image(masked, hole, model, precision="fp32")
+        finally:
+            model.crop_to_hole = True
         o32 = inpaint_image(masked, hole, model, precision="fp32")
-        o16 = inpaint_image(masked, hole, model, precision="bf16")
-        worst = max(worst, int(np.abs(o32.astype(int) - o16.astype(int)).max()))
-        outside += int(np.count_nonzero(np.any(o16 != masked, axis=-1) & ~hole))
-    rows.append(f"| {FILL_MODEL} (one region) | {len(files)} | - | - | - | {worst} in the hole; "
-                f"{outside} px changed outside it |")
+        auto = inpaint_image(masked, hole, model)
+        for k, o in (("whole", whole), ("fp32", o32), ("auto", auto)):
+            l1[k].append(100 * float(np.abs(o[hole].astype(float) - rgb[hole].astype(float)).mean()) / 255)
+        worst_box = max(worst_box, int(np.abs(whole.astype(int) - o32.astype(int)).max()))
+        worst_auto = max(worst_auto, int(np.abs(o32.astype(int) - auto.astype(int)).max()))
+        outside += int(np.count_nonzero(np.any(auto != masked, axis=-1) & ~hole))
+    rows += ["", "| Fill (one region per photo) | images | hole L1 x100 |",
+             "| --- | ---: | ---: |",
+             f"| fp32, decoders on the whole window (before) | {len(files)} | {np.mean(l1['whole']):.3f} |",
+             f"| fp32, decoders on the hole's box | {len(files)} | {np.mean(l1['fp32']):.3f} |",
+             f"| default (auto) | {len(files)} | {np.mean(l1['auto']):.3f} |", "",
+             f"Largest difference in the hole (0..255): box vs whole window (fp32) {worst_box}, default vs fp32 "
+             f"{worst_auto}; pixels changed outside the hole by the default path: {outside}."]
     del torch
     return rows
 
@@ -313,9 +352,21 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
                 paths.append(("today (fp32, one big tile)", lambda: legacy_up.run_tiled(f01, model, spec.scale, device=cpu)))
             paths.append(("fp32, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu, precision="fp32",
                                                                       out_dtype=np.uint8)))
+            if args.graphs:
+                paths.append(("fp32 frozen graph, CPU tiles", lambda: upscale.run_tiled(
+                    rgb, model, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=True)))
             if bf16:
                 paths.append(("bf16, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu,
-                                                                          precision="bf16", out_dtype=np.uint8)))
+                                                                          precision="bf16", out_dtype=np.uint8,
+                                                                          graph=False)))
+                if args.graphs:
+                    bf16_net = BF16Weights(model)
+                    paths.append(("bf16 weights (eager, no autocast), CPU tiles", lambda: upscale.run_tiled(
+                        rgb, bf16_net, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=False)))
+                    paths.append(("bf16 frozen graph, CPU tiles", lambda: upscale.run_tiled(
+                        rgb, model, spec.scale, device=cpu, precision="bf16", out_dtype=np.uint8, graph=True)))
+            paths.append(("default (precision auto)", lambda: upscale.run_tiled(
+                rgb, model, spec.scale, device=cpu, out_dtype=np.uint8)))
         else:
             rgb = _load_photo(photo, 0)
             hole = _fill_mask(*rgb.shape[:2])
@@ -323,22 +374,36 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
             masked[hole] = 0
             unit = 1.0
 
-            def full_attention(fn):
+            def full_attention(fn, decoders_too=True):
                 def run():
                     model.attention.train()  # the attention's training flag selects the full computation
+                    model.crop_to_hole = not decoders_too  # and this one the decoders on the whole window
                     try:
                         return fn()
                     finally:
                         model.attention.eval()
+                        model.crop_to_hole = True
+                return run
+
+            def full_decoders(fn):
+                def run():
+                    model.crop_to_hole = False  # this morning's code: attention subset, decoders on the window
+                    try:
+                        return fn()
+                    finally:
+                        model.crop_to_hole = True
                 return run
 
             if legacy_fill is not None:
                 paths.append(("today (fp32, full attention)",
                               full_attention(lambda: legacy_fill.inpaint_image(masked, hole, model, device=cpu))))
-            paths.append(("fp32, attention on the needed positions",
+            paths.append(("fp32, attention subset + decoders on the hole's box",
                           lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="fp32")))
             if bf16:
-                paths.append(("bf16 + attention on the needed positions",
+                paths.append(("bf16 + attention on the needed positions (decoders on the whole window)",
+                              full_decoders(lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu,
+                                                                            precision="bf16"))))
+                paths.append(("bf16 + attention subset + decoders on the hole's box",
                               lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
         times: dict[str, list[float]] = {name: [] for name, _ in paths}
         with torch.inference_mode():
@@ -379,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality-images", type=int, default=4)
     ap.add_argument("--interleaved", type=int, default=0,
                     help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
+    ap.add_argument("--graphs", action="store_true",
+                    help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)
     ap.add_argument("--output", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
