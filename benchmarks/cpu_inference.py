@@ -325,6 +325,15 @@ def _legacy_module(tree: str, rel: str, name: str):
     return mod
 
 
+def tree_fill(tree: str, tag: str, spec, model, masked: np.ndarray, hole: np.ndarray):
+    """Fill as another checkout runs it: that tree's network code (same weights) and pipeline, its defaults."""
+    arch = _legacy_module(tree, "restorer/engine/archs/inpaint.py", f"{tag}_inpaint_arch")
+    pipe = _legacy_module(tree, "restorer/engine/pipelines/inpaint.py", f"{tag}_inpaint")
+    net = arch.InpaintGenerator(**spec.params).eval()
+    net.load_state_dict(model.state_dict())
+    return lambda: pipe.inpaint_image(masked, hole, net)
+
+
 def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf16: bool) -> list[str]:
     """Paths of one model run in turn in this process, `args.interleaved` rounds; the median of the
     per-round ratios against the first path is robust to a shared machine's drifting speed."""
@@ -334,10 +343,9 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
     from restorer.engine.pipelines import upscale
 
     cpu = torch.device("cpu")
-    legacy_up = legacy_fill = None
+    legacy_up = None
     if args.baseline_tree:
         legacy_up = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/upscale.py", "legacy_upscale")
-        legacy_fill = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/inpaint.py", "legacy_inpaint")
     rows = ["| model | path | median time ratio vs first path (per-round ratios) | fastest s per unit |",
             "| --- | --- | --- | ---: |"]
     for mid in models:
@@ -374,17 +382,6 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
             masked[hole] = 0
             unit = 1.0
 
-            def full_attention(fn, decoders_too=True):
-                def run():
-                    model.attention.train()  # the attention's training flag selects the full computation
-                    model.crop_to_hole = not decoders_too  # and this one the decoders on the whole window
-                    try:
-                        return fn()
-                    finally:
-                        model.attention.eval()
-                        model.crop_to_hole = True
-                return run
-
             def full_decoders(fn):
                 def run():
                     model.crop_to_hole = False  # this morning's code: attention subset, decoders on the window
@@ -394,16 +391,19 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
                         model.crop_to_hole = True
                 return run
 
-            if legacy_fill is not None:
-                paths.append(("today (fp32, full attention)",
-                              full_attention(lambda: legacy_fill.inpaint_image(masked, hole, model, device=cpu))))
-            paths.append(("fp32, attention subset + decoders on the hole's box",
+            if args.baseline_tree:
+                paths.append(("today (fp32, full attention)", tree_fill(args.baseline_tree, "baseline", spec, model,
+                                                                       masked, hole)))
+            if args.reference_tree:  # a second, later baseline
+                paths.append((f"reference tree ({Path(args.reference_tree).name}, its default path)",
+                              tree_fill(args.reference_tree, "reference", spec, model, masked, hole)))
+            paths.append(("fp32: hole box, attention margin 7, channels-last",
                           lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="fp32")))
             if bf16:
-                paths.append(("bf16 + attention on the needed positions (decoders on the whole window)",
+                paths.append(("bf16, no box (whole window; attention margin 7, channels-last)",
                               full_decoders(lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu,
                                                                             precision="bf16"))))
-                paths.append(("bf16 + attention subset + decoders on the hole's box",
+                paths.append(("bf16: hole box, attention margin 7, channels-last (default)",
                               lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
         times: dict[str, list[float]] = {name: [] for name, _ in paths}
         with torch.inference_mode():
@@ -444,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality-images", type=int, default=4)
     ap.add_argument("--interleaved", type=int, default=0,
                     help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
+    ap.add_argument("--reference-tree", help="interleaved Fill: also a later checkout's network and pipeline "
+                                             "(its default path), e.g. the code before this round of work")
     ap.add_argument("--graphs", action="store_true",
                     help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)

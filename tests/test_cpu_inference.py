@@ -166,14 +166,17 @@ def test_bf16_fill_changes_nothing_outside_the_mask():
     assert seen[-1].done == seen[-1].total and seen[-1].elapsed > 0
 
 
-@pytest.mark.parametrize("box", [(100, 60, 140, 110), (0, 150, 30, 192), (40, 10, 56, 30)])
-def test_fill_decoders_on_the_hole_box_equal_the_full_computation(box):
+@pytest.mark.parametrize("size,box", [((256, 192), (100, 60, 140, 110)), ((256, 192), (0, 150, 30, 192)),
+                                      ((256, 192), (40, 10, 56, 30)), ((512, 640), (200, 300, 230, 330))])
+def test_fill_on_the_hole_box_equals_the_full_computation(size, box):
+    """Decoders on the box, the wide branches on the box's surroundings (the last case: a part of the
+    window in both directions), the attention on the whole window: the fill in the hole is the same."""
     from restorer.engine.archs.inpaint import InpaintGenerator
 
     torch.manual_seed(0)
     gen = InpaintGenerator(base_channels=8).eval()
-    x = torch.rand(1, 3, 256, 192)
-    hole = torch.zeros(1, 1, 256, 192)
+    x = torch.rand(1, 3, *size)
+    hole = torch.zeros(1, 1, *size)
     y0, x0, y1, x1 = box
     hole[..., y0:y1, x0:x1] = 1  # a hole inside, one at the image border, a small one
     assert gen._hole_box(torch.nn.functional.max_pool2d(hole, 4)) is not None  # the box path really runs

@@ -72,6 +72,12 @@ class GatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
+        if not torch.is_grad_enabled():  # inference: the same arithmetic in place (fewer full-size passes)
+            if self.activation:
+                y = F.elu(y, inplace=True)
+            if self.gated:
+                y = y.mul_(self.gate(x).sigmoid_())
+            return y.add_(x) if self.residual and y.dtype == x.dtype else (x + y if self.residual else y)
         if self.activation:
             y = F.elu(y)
         if self.gated:
@@ -340,15 +346,19 @@ class InpaintGenerator(nn.Module):
     the defaults (c=32, gated) the network has about 3.4M parameters (3.0M without gates).
     Sizes must be multiples of 8.
 
-    Inference (eval mode, one sample, `crop_to_hole`): the layers after the last wide ones (the
-    coarse decoder, the attention's post-convolutions and the refine decoder) are local, so they
-    run only on the hole's bounding box at 1/4 resolution grown by `decoder_margin` px, more than
-    their receptive field (about 6 px at 1/4 resolution: two 3x3 convs at 1/4, two at 1/2, three at
-    full); inside the hole the output equals the full computation (to float rounding), outside the
-    box both outputs are the input image (hole zeroed). Training always runs the full computation.
+    Inference (eval mode, one sample, `crop_to_hole`): only the hole's output is used, so only what
+    it depends on is computed. The decoders and the attention's post-convolutions are local: they
+    run on the hole's bounding box at 1/4 resolution grown by `decoder_margin` px (their receptive
+    field is 6 px at 1/4 resolution: two 3x3 convs at 1/4, two at 1/2, three at full). The coarse
+    path and the hallucination branch (dilations up to 16 at 1/4: a receptive field of about 34 px
+    there) run on the window's part within `wide_margin` of that box; the attention's encoder and the
+    attention itself see the whole window (the background to copy from). Inside the hole the output
+    equals the full computation (to float rounding); outside the box both outputs are the input
+    image (hole zeroed). Training always runs the full computation.
     """
 
     decoder_margin = 8  # 1/4-resolution px around the hole's box (>= the decoders' receptive field)
+    wide_margin = 36  # 1/4-resolution px: receptive field of the dilated branches (coarse path, hallucination)
 
     def __init__(self, base_channels: int = 32, gated: bool = True, fourier_blocks: int = 0) -> None:
         super().__init__()
@@ -409,21 +419,41 @@ class InpaintGenerator(nn.Module):
         ones = torch.ones_like(mask)
 
         mask_q = F.max_pool2d(mask, 4)  # the hole at 1/4 resolution: any hole pixel counts
-        box = self._hole_box(mask_q)  # eval, one sample: decode only the hole's neighbourhood
+        box = self._hole_box(mask_q)  # eval, one sample: only the hole's neighbourhood is computed
+        if box is not None:
+            return self._forward_box(x, valid, ones, mask, mask_q, box)
 
         deep = self.coarse_fourier(self.coarse_mid(self.coarse_enc(torch.cat([x, ones, mask], 1))))
-        coarse = self._decode(self.coarse_dec, deep, box, x)
+        coarse = torch.tanh(self.coarse_dec(deep))
 
         x2 = coarse * mask + x * valid
         inp2 = torch.cat([x2, ones, mask], 1)
         hal = self.refine_fourier(self.conv_branch(inp2))
         feat = self.attn_enc(inp2)
         feat = self.attention(feat, feat, mask_q)
-        if box is not None:  # attn_post is local too: run it on the box (the decoder crops no further)
-            y0, x0, y1, x1 = box
-            hal, feat = hal[..., y0:y1, x0:x1], feat[..., y0:y1, x0:x1]
         feat = self.attn_post(feat)
-        refined = self._decode(self.refine_dec, torch.cat([hal, feat], 1), box, x, cropped=True)
+        refined = torch.tanh(self.refine_dec(torch.cat([hal, feat], 1)))
+        return (coarse + 1.0) * 0.5, (refined + 1.0) * 0.5
+
+    def _forward_box(self, x: torch.Tensor, valid: torch.Tensor, ones: torch.Tensor, mask: torch.Tensor,
+                     mask_q: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` computing only what the hole's box needs (see the class docstring)."""
+        y0, x0, y1, x1 = box
+
+        def coarse_branch(t: torch.Tensor) -> torch.Tensor:
+            return self.coarse_fourier(self.coarse_mid(self.coarse_enc(t)))
+
+        def hallucination(t: torch.Tensor) -> torch.Tensor:
+            return self.refine_fourier(self.conv_branch(t))
+
+        coarse = self._paste(self.coarse_dec(self._on_box(coarse_branch, torch.cat([x, ones, mask], 1), box)), box, x)
+        x2 = coarse * mask + x * valid
+        inp2 = torch.cat([x2, ones, mask], 1)
+        hal = self._on_box(hallucination, inp2, box)
+        feat = self.attn_enc(inp2)  # the attention's background is the whole window
+        feat = self.attention(feat, feat, mask_q)[..., y0:y1, x0:x1]
+        feat = self.attn_post(feat)
+        refined = self._paste(self.refine_dec(torch.cat([hal, feat], 1)), box, x)
         return (coarse + 1.0) * 0.5, (refined + 1.0) * 0.5
 
     # ---- inference on the hole's neighbourhood (see the class docstring)
@@ -445,17 +475,25 @@ class InpaintGenerator(nn.Module):
             return None
         return y0, x0, y1, x1
 
-    @staticmethod
-    def _decode(decoder: nn.Module, feat: torch.Tensor, box: Optional[tuple[int, int, int, int]],
-                like: torch.Tensor, cropped: bool = False) -> torch.Tensor:
-        """``tanh(decoder(feat))`` at full resolution; with a box, computed on the box only (`feat`
-        already cut to it when `cropped`) and pasted into a copy of `like` (the [-1, 1] input)."""
-        if box is None:
-            return torch.tanh(decoder(feat))
+    def _on_box(self, branch, inp: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+        """``branch(inp)`` (full resolution in, 1/4 out) cut to `box`. Without global (Fourier) blocks
+        it runs only on the part of the window within `wide_margin` quarter px of the box (its
+        receptive field; the part starts on the 4 px grid, so every stride lines up with the window's)."""
         y0, x0, y1, x1 = box
-        part = torch.tanh(decoder(feat if cropped else feat[..., y0:y1, x0:x1]))
+        if self.fourier_blocks:
+            return branch(inp)[..., y0:y1, x0:x1]
+        hq, wq = inp.shape[-2] // 4, inp.shape[-1] // 4
+        r = self.wide_margin
+        ry0, rx0, ry1, rx1 = max(0, y0 - r), max(0, x0 - r), min(hq, y1 + r), min(wq, x1 + r)
+        out = branch(inp[..., 4 * ry0:4 * ry1, 4 * rx0:4 * rx1])
+        return out[..., y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
+
+    @staticmethod
+    def _paste(raw: torch.Tensor, box: tuple[int, int, int, int], like: torch.Tensor) -> torch.Tensor:
+        """``tanh(raw)`` (a decoder's output on the box) pasted into a copy of `like` (the [-1, 1] input)."""
+        y0, x0, y1, x1 = box
         out = like.clone()
-        out[..., 4 * y0:4 * y1, 4 * x0:4 * x1] = part
+        out[..., 4 * y0:4 * y1, 4 * x0:4 * x1] = torch.tanh(raw)
         return out
 
     @torch.no_grad()
