@@ -246,7 +246,7 @@ def cpu_peak_gflops(override: float | None) -> tuple[float, str]:
     return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x 64 FLOP/cycle = {peak:.0f} GFLOP/s fp32 ({2 * peak:.0f} bf16)"
 
 
-def quality_rows(data: Path, n: int) -> list[str]:
+def quality_rows(data: Path, n: int, reference_tree: str | None = None, sr: bool = True) -> list[str]:
     """Y-PSNR of fp32, bf16 (eager autocast) and the default path against HR on the first `n` photos,
     and the default's largest difference from fp32; for Fill, hole L1 against the photo of the
     whole-window fp32 computation, the default fp32 one and the default (auto) one, and their largest
@@ -263,8 +263,8 @@ def quality_rows(data: Path, n: int) -> list[str]:
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
     rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 (eager autocast) | Y-PSNR default (auto) | "
             "default - fp32 (dB) | max abs difference default vs fp32 (0..255) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for mid in SR_MODELS:
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"] if sr else []
+    for mid in SR_MODELS if sr else ():
         spec = registry.get_spec(mid)
         model = registry.load_model(spec)
         s = spec.scale
@@ -283,32 +283,50 @@ def quality_rows(data: Path, n: int) -> list[str]:
         rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {c:.3f} | {c - a:+.3f} | {maxdiff} |")
     spec = registry.get_spec(FILL_MODEL)
     model = registry.load_model(spec)
-    l1: dict[str, list[float]] = {"whole": [], "fp32": [], "auto": []}
+    from restorer.engine.training.masks import benchmark_mask
+
+    ref = None
+    if reference_tree:
+        arch = _legacy_module(reference_tree, "restorer/engine/archs/inpaint.py", "quality_ref_arch")
+        ref_pipe = _legacy_module(reference_tree, "restorer/engine/pipelines/inpaint.py", "quality_ref_pipe")
+        ref_net = arch.InpaintGenerator(**spec.params).eval()
+        ref_net.load_state_dict(model.state_dict())
+        ref = lambda img, m: ref_pipe.inpaint_image(img, m, ref_net)  # noqa: E731
+    variants = {"whole": "fp32, whole window (no box)", "fp32": "fp32, hole box (--precision fp32)",
+                "auto": "default (auto: bf16 here), hole box"}
+    if ref is not None:
+        variants = {"ref": f"reference tree ({Path(reference_tree).name}), its default", **variants}
+    l1: dict[str, list[float]] = {k: [] for k in variants}
+    psnr: dict[str, list[float]] = {k: [] for k in variants}
     worst_box, worst_auto, outside = 0, 0, 0
-    for f in files:
+    for i, f in enumerate(files):
         rgb = np.asarray(Image.open(f).convert("RGB"))
-        hole = _fill_mask(*rgb.shape[:2])
+        hole = benchmark_mask(rgb.shape[0], rgb.shape[1], i, seed=0).astype(bool)  # thin, medium, thick in turn
         masked = rgb.copy()
         masked[hole] = 0
+        outs = {}
+        if ref is not None:
+            outs["ref"] = ref(masked, hole)
         model.crop_to_hole = False
         try:
-            whole = inpaint_image(masked, hole, model, precision="fp32")
+            outs["whole"] = inpaint_image(masked, hole, model, precision="fp32")
         finally:
             model.crop_to_hole = True
-        o32 = inpaint_image(masked, hole, model, precision="fp32")
-        auto = inpaint_image(masked, hole, model)
-        for k, o in (("whole", whole), ("fp32", o32), ("auto", auto)):
-            l1[k].append(100 * float(np.abs(o[hole].astype(float) - rgb[hole].astype(float)).mean()) / 255)
-        worst_box = max(worst_box, int(np.abs(whole.astype(int) - o32.astype(int)).max()))
-        worst_auto = max(worst_auto, int(np.abs(o32.astype(int) - auto.astype(int)).max()))
-        outside += int(np.count_nonzero(np.any(auto != masked, axis=-1) & ~hole))
-    rows += ["", "| Fill (one region per photo) | images | hole L1 x100 |",
-             "| --- | ---: | ---: |",
-             f"| fp32, decoders on the whole window (before) | {len(files)} | {np.mean(l1['whole']):.3f} |",
-             f"| fp32, decoders on the hole's box | {len(files)} | {np.mean(l1['fp32']):.3f} |",
-             f"| default (auto) | {len(files)} | {np.mean(l1['auto']):.3f} |", "",
-             f"Largest difference in the hole (0..255): box vs whole window (fp32) {worst_box}, default vs fp32 "
-             f"{worst_auto}; pixels changed outside the hole by the default path: {outside}."]
+        outs["fp32"] = inpaint_image(masked, hole, model, precision="fp32")
+        outs["auto"] = inpaint_image(masked, hole, model)
+        for k, o in outs.items():
+            err = o.astype(float) - rgb.astype(float)
+            l1[k].append(100 * float(np.abs(err[hole]).mean()) / 255)
+            psnr[k].append(10 * np.log10(255 ** 2 / max(1e-12, float((err ** 2).mean()))))
+        worst_box = max(worst_box, int(np.abs(outs["whole"].astype(int) - outs["fp32"].astype(int)).max()))
+        worst_auto = max(worst_auto, int(np.abs(outs["fp32"].astype(int) - outs["auto"].astype(int)).max()))
+        outside += int(np.count_nonzero(np.any(outs["auto"] != masked, axis=-1) & ~hole))
+    rows += ["", f"Fill on the first {len(files)} images with inpaint_benchmark.py's masks (benchmark_mask, seed 0: "
+             "thin, medium, thick in turn); hole L1 x100 and whole-image PSNR against the photo:", "",
+             "| Fill path | images | hole L1 x100 | PSNR (dB) |", "| --- | ---: | ---: | ---: |"]
+    rows += [f"| {name} | {len(files)} | {np.mean(l1[k]):.3f} | {np.mean(psnr[k]):.3f} |" for k, name in variants.items()]
+    rows += ["", f"Largest difference in the hole (0..255): hole box vs whole window (fp32) {worst_box}; default vs "
+             f"fp32 {worst_auto}. Pixels changed outside the hole by the default path: {outside}."]
     del torch
     return rows
 
@@ -446,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
     ap.add_argument("--reference-tree", help="interleaved Fill: also a later checkout's network and pipeline "
                                              "(its default path), e.g. the code before this round of work")
+    ap.add_argument("--quality-only", choices=["all", "fill"],
+                    help="only the quality check on --quality-images photos (fill: Fill only)")
     ap.add_argument("--graphs", action="store_true",
                     help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)
@@ -473,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.size}x{args.size} LR (x8: half that); "
              + (f"{args.interleaved} interleaved rounds." if args.interleaved
                 else f"{args.repeats} rounds, the fastest of each path."), ""]
+    if args.quality_only:
+        text = "\n".join(lines + quality_rows(args.data, args.quality_images, args.reference_tree,
+                                              sr=args.quality_only == "all")) + "\n"
+        print(text)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        return 0
     if args.interleaved:
         lines += [f"#### Interleaved in one process ({args.interleaved} rounds; ratio > 1: faster than the first path)", "",
                   *interleaved_rows(args, photo, models, bf16)]
@@ -548,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["#### Upscale", "", *sr_rows, "", "#### Fill (one brushed region on the full photo)", "", *fill_rows]
     if args.quality_images and bf16:
         lines += ["", f"#### bf16 against fp32 (SR protocol, first {args.quality_images} photos-val images)", "",
-                  *quality_rows(args.data, args.quality_images)]
+                  *quality_rows(args.data, args.quality_images, args.reference_tree)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

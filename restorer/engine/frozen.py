@@ -21,6 +21,7 @@ dtype, and rebuilt when any parameter is modified in place (its version counter 
 from __future__ import annotations
 
 import logging
+import warnings
 import weakref
 from typing import Optional
 
@@ -50,8 +51,9 @@ def _example(h: int, w: int, seed: int) -> torch.Tensor:
 
 def _build(net: nn.Module, dtype: torch.dtype) -> torch.jit.ScriptModule:
     bf16 = dtype == torch.bfloat16
-    with torch.inference_mode(False), torch.no_grad(), \
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 marks TorchScript deprecated; it still works
         graph = torch.jit.trace(net, _example(EXAMPLE_SIDE, EXAMPLE_SIDE, 0), check_trace=False)
         graph = torch.jit.freeze(graph.eval())
         graph = torch.jit.optimize_for_inference(graph)

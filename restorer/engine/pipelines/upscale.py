@@ -96,7 +96,8 @@ def use_graph(precision: str, dtype: torch.dtype) -> bool:
     return (precision or "auto").lower() == "auto" and dtype in GRAPH_BY_DEFAULT
 
 
-GRAPH_BY_DEFAULT: frozenset = frozenset({torch.bfloat16})  # set from benchmarks/cpu_inference.py
+# dtypes whose frozen graph "auto" uses; empty: not measured faster than eager (docs/models.md "CPU inference")
+GRAPH_BY_DEFAULT: frozenset = frozenset()
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
