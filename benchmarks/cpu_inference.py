@@ -161,6 +161,8 @@ def load(model_id: str):
         spec = SimpleNamespace(id=model_id, task="sr", scale=int(scale))
         return spec, build_arch(name, {"scale": int(scale)}).eval()
     spec = registry.get_spec(model_id)
+    if spec.task == "latent":  # the explorer's paths load it themselves (generator + encoder)
+        return spec, None
     return spec, registry.load_model(spec).eval()
 
 
@@ -369,7 +371,25 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
     for mid in models:
         spec, model = load(mid)
         paths: list[tuple[str, object]] = []
-        if spec.task == "sr":
+        if spec.task == "latent":  # the explorer's projection of the photo (centre crop) into the latent space
+            from PIL import Image
+
+            from restorer.engine.pipelines import latent as latent_pipe
+
+            rgb = np.asarray(Image.open(photo).convert("RGB"))
+            unit, steps = 1.0, args.project_steps
+            current = latent_pipe.LatentModel.load(mid, "cpu")
+            if args.reference_tree:  # that tree's latent.py with its own model object (its layout untouched)
+                ref_latent = _legacy_module(args.reference_tree, "restorer/engine/pipelines/latent.py",
+                                            "reference_latent")
+                ref_model = ref_latent.LatentModel.load(mid, "cpu")
+                paths.append((f"reference tree ({Path(args.reference_tree).name}), {steps} steps",
+                              lambda: ref_latent.project(ref_model, rgb, steps=steps)))
+            paths.append((f"fp32 channels-last, {steps} steps",
+                          lambda: latent_pipe.project(current, rgb, steps=steps, precision="fp32")))
+            paths.append((f"default (auto: bf16 where native, channels-last), {steps} steps",
+                          lambda: latent_pipe.project(current, rgb, steps=steps)))
+        elif spec.task == "sr":
             size = args.size if spec.scale <= 4 else args.size // 2
             rgb = _load_photo(photo, size)
             unit = (size * spec.scale) ** 2 / 1e6
@@ -424,7 +444,10 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
                 paths.append(("bf16: hole box, attention margin 7, channels-last (default)",
                               lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
         times: dict[str, list[float]] = {name: [] for name, _ in paths}
-        with torch.inference_mode():
+        import contextlib
+
+        # the projection needs autograd (gradients with respect to the latent): no inference mode there
+        with torch.inference_mode() if spec.task != "latent" else contextlib.nullcontext():
             for _, fn in paths:
                 fn()  # warm-up
             for rnd in range(args.interleaved):
@@ -439,7 +462,7 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
             ratios = sorted(a / b for a, b in zip(first, times[name]))
             med = ratios[len(ratios) // 2]
             per = " ".join(f"{r:.2f}" for r in ratios)
-            label = "s / output Mpx" if spec.task == "sr" else "s / region"
+            label = {"sr": "s / output Mpx", "latent": "s / projection"}.get(spec.task, "s / region")
             rows.append(f"| {mid} | {name} | **{med:.2f}x** ({per}) | {min(times[name]) / unit:.2f} {label} |")
     return rows
 
@@ -466,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "(its default path), e.g. the code before this round of work")
     ap.add_argument("--quality-only", choices=["all", "fill"],
                     help="only the quality check on --quality-images photos (fill: Fill only)")
+    ap.add_argument("--project-steps", type=int, default=40,
+                    help="interleaved latent model (e.g. latent-photos-64): projection steps per run")
     ap.add_argument("--graphs", action="store_true",
                     help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)
