@@ -228,7 +228,7 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
                 patch = torch.from_numpy(to_float01(rgb[y0:y1, x0:x1]).transpose(2, 0, 1)[None].copy())
                 patch = patch.to(device=device, dtype=torch.float16 if dtype == torch.float16 else torch.float32)
                 patch = patch.contiguous(memory_format=torch.channels_last)
-                res = (runner or net)(patch).float().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+                res = (net if runner is None else runner)(patch).float().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()
                 oy, ox = (y - y0) * s, (x - x0) * s
                 core = res[oy:oy + th * s, ox:ox + tw * s]
                 wx = _ramp(tw, ov, x == xs[0], x == xs[-1]).repeat(s)[None, :, None]
