@@ -1,8 +1,16 @@
 """CPU inference paths per shipped model: seconds per output megapixel, peak RAM, GFLOP, share of peak.
 
+long: one benchmark, one protocol: the subprocess table, the interleaved A/B and the quality check share the
+photo, the masks, the model loading and the baseline trees; split they would only import each other.
+
     nice -n 19 python benchmarks/cpu_inference.py --data ../shared/datasets/photos-val \
-        [--baseline-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] [--compile] \
-        [--quality-images 4] [--threads N] [--interleaved N]
+        [--baseline-tree DIR] [--reference-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] \
+        [--compile] [--quality-images 4] [--quality-only all|fill] [--threads N] [--interleaved N] [--graphs] \
+        [--project-steps 40]
+
+* `--interleaved` with `--graphs`: SR also as frozen TorchScript graphs (fp32, bf16; engine/frozen.py) and as a
+  bf16-weights copy; `latent-photos-64` in `--models`: the explorer's projection (`--project-steps`);
+  `--reference-tree`: Fill and projection also as a later checkout runs them (its own network code).
 
 Every path runs in its own subprocess (a fresh interpreter: its peak resident memory, VmHWM, is
 that path's alone), all in one run and in turn (baseline, path, baseline, path, ...) so a shared,
