@@ -1,8 +1,16 @@
 """CPU inference paths per shipped model: seconds per output megapixel, peak RAM, GFLOP, share of peak.
 
+long: one benchmark, one protocol: the subprocess table, the interleaved A/B and the quality check share the
+photo, the masks, the model loading and the baseline trees; split they would only import each other.
+
     nice -n 19 python benchmarks/cpu_inference.py --data ../shared/datasets/photos-val \
-        [--baseline-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] [--compile] \
-        [--quality-images 4] [--threads N] [--interleaved N]
+        [--baseline-tree DIR] [--reference-tree DIR] [--size 320] [--repeats 3] [--tiles auto,96,128,192] \
+        [--compile] [--quality-images 4] [--quality-only all|fill] [--threads N] [--interleaved N] [--graphs] \
+        [--project-steps 40]
+
+* `--interleaved` with `--graphs`: SR also as frozen TorchScript graphs (fp32, bf16; engine/frozen.py) and as a
+  bf16-weights copy; `latent-photos-64` in `--models`: the explorer's projection (`--project-steps`);
+  `--reference-tree`: Fill and projection also as a later checkout runs them (its own network code).
 
 Every path runs in its own subprocess (a fresh interpreter: its peak resident memory, VmHWM, is
 that path's alone), all in one run and in turn (baseline, path, baseline, path, ...) so a shared,
@@ -161,7 +169,31 @@ def load(model_id: str):
         spec = SimpleNamespace(id=model_id, task="sr", scale=int(scale))
         return spec, build_arch(name, {"scale": int(scale)}).eval()
     spec = registry.get_spec(model_id)
+    if spec.task == "latent":  # the explorer's paths load it themselves (generator + encoder)
+        return spec, None
     return spec, registry.load_model(spec).eval()
+
+
+def BF16Weights(model):
+    """A bf16 copy of `model` (weights converted once, channels-last) that takes and returns float32."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    class Wrapper(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = copy.deepcopy(net).to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
+            self.receptive_margin = getattr(net, "receptive_margin", 24)
+
+        def forward(self, x):
+            return self.net(x.to(torch.bfloat16)).float()
+
+        def float(self):  # run_tiled calls .float() on the model: keep the weights in bf16
+            return self
+
+    return Wrapper(model)
 
 
 def torch_seed() -> None:
@@ -224,8 +256,11 @@ def cpu_peak_gflops(override: float | None) -> tuple[float, str]:
     return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x 64 FLOP/cycle = {peak:.0f} GFLOP/s fp32 ({2 * peak:.0f} bf16)"
 
 
-def quality_rows(data: Path, n: int) -> list[str]:
-    """Y-PSNR of fp32 and bf16 against HR on the first `n` photos, and their largest difference."""
+def quality_rows(data: Path, n: int, reference_tree: str | None = None, sr: bool = True) -> list[str]:
+    """Y-PSNR of fp32, bf16 (eager autocast) and the default path against HR on the first `n` photos,
+    and the default's largest difference from fp32; for Fill, hole L1 against the photo of the
+    whole-window fp32 computation, the default fp32 one and the default (auto) one, and their largest
+    differences."""
     import torch
     from PIL import Image
 
@@ -236,40 +271,72 @@ def quality_rows(data: Path, n: int) -> list[str]:
     from restorer.engine.pipelines.upscale import upscale_image
 
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
-    rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 | difference (dB) | max abs difference (0..255) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for mid in SR_MODELS:
+    rows = ["| model | images | Y-PSNR fp32 | Y-PSNR bf16 (eager autocast) | Y-PSNR default (auto) | "
+            "default - fp32 (dB) | max abs difference default vs fp32 (0..255) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"] if sr else []
+    for mid in SR_MODELS if sr else ():
         spec = registry.get_spec(mid)
         model = registry.load_model(spec)
         s = spec.scale
-        p32, p16, maxdiff = [], [], 0
+        psnr: dict[str, list[float]] = {"fp32": [], "bf16": [], "auto": []}
+        maxdiff = 0
         for f in files:
             hr = Image.open(f).convert("RGB")
             hr = hr.crop((0, 0, hr.width - hr.width % s, hr.height - hr.height % s))
             lr = np.asarray(hr.resize((hr.width // s, hr.height // s), Image.BICUBIC))
             outs = {}
-            for prec in ("fp32", "bf16"):
+            for prec in psnr:
                 outs[prec] = upscale_image(ImageData(rgb=lr), model, s, s, precision=prec).image.rgb
-            hr_a = np.asarray(hr)
-            p32.append(sr_scores(outs["fp32"], hr_a, s)[0])
-            p16.append(sr_scores(outs["bf16"], hr_a, s)[0])
-            maxdiff = max(maxdiff, int(np.abs(outs["fp32"].astype(int) - outs["bf16"].astype(int)).max()))
-        a, b = float(np.mean(p32)), float(np.mean(p16))
-        rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {maxdiff} |")
+                psnr[prec].append(sr_scores(outs[prec], np.asarray(hr), s)[0])
+            maxdiff = max(maxdiff, int(np.abs(outs["fp32"].astype(int) - outs["auto"].astype(int)).max()))
+        a, b, c = (float(np.mean(psnr[k])) for k in ("fp32", "bf16", "auto"))
+        rows.append(f"| {mid} | {len(files)} | {a:.3f} | {b:.3f} | {c:.3f} | {c - a:+.3f} | {maxdiff} |")
     spec = registry.get_spec(FILL_MODEL)
     model = registry.load_model(spec)
-    worst, outside = 0, 0
-    for f in files:
+    from restorer.engine.training.masks import benchmark_mask
+
+    ref = None
+    if reference_tree:
+        arch = _legacy_module(reference_tree, "restorer/engine/archs/inpaint.py", "quality_ref_arch")
+        ref_pipe = _legacy_module(reference_tree, "restorer/engine/pipelines/inpaint.py", "quality_ref_pipe")
+        ref_net = arch.InpaintGenerator(**spec.params).eval()
+        ref_net.load_state_dict(model.state_dict())
+        ref = lambda img, m: ref_pipe.inpaint_image(img, m, ref_net)  # noqa: E731
+    variants = {"whole": "fp32, whole window (no box)", "fp32": "fp32, hole box (--precision fp32)",
+                "auto": "default (auto: bf16 here), hole box"}
+    if ref is not None:
+        variants = {"ref": f"reference tree ({Path(reference_tree).name}), its default", **variants}
+    l1: dict[str, list[float]] = {k: [] for k in variants}
+    psnr: dict[str, list[float]] = {k: [] for k in variants}
+    worst_box, worst_auto, outside = 0, 0, 0
+    for i, f in enumerate(files):
         rgb = np.asarray(Image.open(f).convert("RGB"))
-        hole = _fill_mask(*rgb.shape[:2])
+        hole = benchmark_mask(rgb.shape[0], rgb.shape[1], i, seed=0).astype(bool)  # thin, medium, thick in turn
         masked = rgb.copy()
         masked[hole] = 0
-        o32 = inpaint_image(masked, hole, model, precision="fp32")
-        o16 = inpaint_image(masked, hole, model, precision="bf16")
-        worst = max(worst, int(np.abs(o32.astype(int) - o16.astype(int)).max()))
-        outside += int(np.count_nonzero(np.any(o16 != masked, axis=-1) & ~hole))
-    rows.append(f"| {FILL_MODEL} (one region) | {len(files)} | - | - | - | {worst} in the hole; "
-                f"{outside} px changed outside it |")
+        outs = {}
+        if ref is not None:
+            outs["ref"] = ref(masked, hole)
+        model.crop_to_hole = False
+        try:
+            outs["whole"] = inpaint_image(masked, hole, model, precision="fp32")
+        finally:
+            model.crop_to_hole = True
+        outs["fp32"] = inpaint_image(masked, hole, model, precision="fp32")
+        outs["auto"] = inpaint_image(masked, hole, model)
+        for k, o in outs.items():
+            err = o.astype(float) - rgb.astype(float)
+            l1[k].append(100 * float(np.abs(err[hole]).mean()) / 255)
+            psnr[k].append(10 * np.log10(255 ** 2 / max(1e-12, float((err ** 2).mean()))))
+        worst_box = max(worst_box, int(np.abs(outs["whole"].astype(int) - outs["fp32"].astype(int)).max()))
+        worst_auto = max(worst_auto, int(np.abs(outs["fp32"].astype(int) - outs["auto"].astype(int)).max()))
+        outside += int(np.count_nonzero(np.any(outs["auto"] != masked, axis=-1) & ~hole))
+    rows += ["", f"Fill on the first {len(files)} images with inpaint_benchmark.py's masks (benchmark_mask, seed 0: "
+             "thin, medium, thick in turn); hole L1 x100 and whole-image PSNR against the photo:", "",
+             "| Fill path | images | hole L1 x100 | PSNR (dB) |", "| --- | ---: | ---: | ---: |"]
+    rows += [f"| {name} | {len(files)} | {np.mean(l1[k]):.3f} | {np.mean(psnr[k]):.3f} |" for k, name in variants.items()]
+    rows += ["", f"Largest difference in the hole (0..255): hole box vs whole window (fp32) {worst_box}; default vs "
+             f"fp32 {worst_auto}. Pixels changed outside the hole by the default path: {outside}."]
     del torch
     return rows
 
@@ -286,6 +353,15 @@ def _legacy_module(tree: str, rel: str, name: str):
     return mod
 
 
+def tree_fill(tree: str, tag: str, spec, model, masked: np.ndarray, hole: np.ndarray):
+    """Fill as another checkout runs it: that tree's network code (same weights) and pipeline, its defaults."""
+    arch = _legacy_module(tree, "restorer/engine/archs/inpaint.py", f"{tag}_inpaint_arch")
+    pipe = _legacy_module(tree, "restorer/engine/pipelines/inpaint.py", f"{tag}_inpaint")
+    net = arch.InpaintGenerator(**spec.params).eval()
+    net.load_state_dict(model.state_dict())
+    return lambda: pipe.inpaint_image(masked, hole, net)
+
+
 def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf16: bool) -> list[str]:
     """Paths of one model run in turn in this process, `args.interleaved` rounds; the median of the
     per-round ratios against the first path is robust to a shared machine's drifting speed."""
@@ -295,16 +371,33 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
     from restorer.engine.pipelines import upscale
 
     cpu = torch.device("cpu")
-    legacy_up = legacy_fill = None
+    legacy_up = None
     if args.baseline_tree:
         legacy_up = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/upscale.py", "legacy_upscale")
-        legacy_fill = _legacy_module(args.baseline_tree, "restorer/engine/pipelines/inpaint.py", "legacy_inpaint")
     rows = ["| model | path | median time ratio vs first path (per-round ratios) | fastest s per unit |",
             "| --- | --- | --- | ---: |"]
     for mid in models:
         spec, model = load(mid)
         paths: list[tuple[str, object]] = []
-        if spec.task == "sr":
+        if spec.task == "latent":  # the explorer's projection of the photo (centre crop) into the latent space
+            from PIL import Image
+
+            from restorer.engine.pipelines import latent as latent_pipe
+
+            rgb = np.asarray(Image.open(photo).convert("RGB"))
+            unit, steps = 1.0, args.project_steps
+            current = latent_pipe.LatentModel.load(mid, "cpu")
+            if args.reference_tree:  # that tree's latent.py with its own model object (its layout untouched)
+                ref_latent = _legacy_module(args.reference_tree, "restorer/engine/pipelines/latent.py",
+                                            "reference_latent")
+                ref_model = ref_latent.LatentModel.load(mid, "cpu")
+                paths.append((f"reference tree ({Path(args.reference_tree).name}), {steps} steps",
+                              lambda: ref_latent.project(ref_model, rgb, steps=steps)))
+            paths.append((f"fp32 channels-last, {steps} steps",
+                          lambda: latent_pipe.project(current, rgb, steps=steps, precision="fp32")))
+            paths.append((f"default (auto: bf16 where native, channels-last), {steps} steps",
+                          lambda: latent_pipe.project(current, rgb, steps=steps)))
+        elif spec.task == "sr":
             size = args.size if spec.scale <= 4 else args.size // 2
             rgb = _load_photo(photo, size)
             unit = (size * spec.scale) ** 2 / 1e6
@@ -313,9 +406,21 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
                 paths.append(("today (fp32, one big tile)", lambda: legacy_up.run_tiled(f01, model, spec.scale, device=cpu)))
             paths.append(("fp32, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu, precision="fp32",
                                                                       out_dtype=np.uint8)))
+            if args.graphs:
+                paths.append(("fp32 frozen graph, CPU tiles", lambda: upscale.run_tiled(
+                    rgb, model, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=True)))
             if bf16:
                 paths.append(("bf16, CPU tiles", lambda: upscale.run_tiled(rgb, model, spec.scale, device=cpu,
-                                                                          precision="bf16", out_dtype=np.uint8)))
+                                                                          precision="bf16", out_dtype=np.uint8,
+                                                                          graph=False)))
+                if args.graphs:
+                    bf16_net = BF16Weights(model)
+                    paths.append(("bf16 weights (eager, no autocast), CPU tiles", lambda: upscale.run_tiled(
+                        rgb, bf16_net, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=False)))
+                    paths.append(("bf16 frozen graph, CPU tiles", lambda: upscale.run_tiled(
+                        rgb, model, spec.scale, device=cpu, precision="bf16", out_dtype=np.uint8, graph=True)))
+            paths.append(("default (precision auto)", lambda: upscale.run_tiled(
+                rgb, model, spec.scale, device=cpu, out_dtype=np.uint8)))
         else:
             rgb = _load_photo(photo, 0)
             hole = _fill_mask(*rgb.shape[:2])
@@ -323,25 +428,34 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
             masked[hole] = 0
             unit = 1.0
 
-            def full_attention(fn):
+            def full_decoders(fn):
                 def run():
-                    model.attention.train()  # the attention's training flag selects the full computation
+                    model.crop_to_hole = False  # this morning's code: attention subset, decoders on the window
                     try:
                         return fn()
                     finally:
-                        model.attention.eval()
+                        model.crop_to_hole = True
                 return run
 
-            if legacy_fill is not None:
-                paths.append(("today (fp32, full attention)",
-                              full_attention(lambda: legacy_fill.inpaint_image(masked, hole, model, device=cpu))))
-            paths.append(("fp32, attention on the needed positions",
+            if args.baseline_tree:
+                paths.append(("today (fp32, full attention)", tree_fill(args.baseline_tree, "baseline", spec, model,
+                                                                       masked, hole)))
+            if args.reference_tree:  # a second, later baseline
+                paths.append((f"reference tree ({Path(args.reference_tree).name}, its default path)",
+                              tree_fill(args.reference_tree, "reference", spec, model, masked, hole)))
+            paths.append(("fp32: hole box, attention margin 7, channels-last",
                           lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="fp32")))
             if bf16:
-                paths.append(("bf16 + attention on the needed positions",
+                paths.append(("bf16, no box (whole window; attention margin 7, channels-last)",
+                              full_decoders(lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu,
+                                                                            precision="bf16"))))
+                paths.append(("bf16: hole box, attention margin 7, channels-last (default)",
                               lambda: fill_pipe.inpaint_image(masked, hole, model, device=cpu, precision="bf16")))
         times: dict[str, list[float]] = {name: [] for name, _ in paths}
-        with torch.inference_mode():
+        import contextlib
+
+        # the projection needs autograd (gradients with respect to the latent): no inference mode there
+        with torch.inference_mode() if spec.task != "latent" else contextlib.nullcontext():
             for _, fn in paths:
                 fn()  # warm-up
             for rnd in range(args.interleaved):
@@ -356,7 +470,7 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
             ratios = sorted(a / b for a, b in zip(first, times[name]))
             med = ratios[len(ratios) // 2]
             per = " ".join(f"{r:.2f}" for r in ratios)
-            label = "s / output Mpx" if spec.task == "sr" else "s / region"
+            label = {"sr": "s / output Mpx", "latent": "s / projection"}.get(spec.task, "s / region")
             rows.append(f"| {mid} | {name} | **{med:.2f}x** ({per}) | {min(times[name]) / unit:.2f} {label} |")
     return rows
 
@@ -379,6 +493,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality-images", type=int, default=4)
     ap.add_argument("--interleaved", type=int, default=0,
                     help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
+    ap.add_argument("--reference-tree", help="interleaved Fill: also a later checkout's network and pipeline "
+                                             "(its default path), e.g. the code before this round of work")
+    ap.add_argument("--quality-only", choices=["all", "fill"],
+                    help="only the quality check on --quality-images photos (fill: Fill only)")
+    ap.add_argument("--project-steps", type=int, default=40,
+                    help="interleaved latent model (e.g. latent-photos-64): projection steps per run")
+    ap.add_argument("--graphs", action="store_true",
+                    help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)
     ap.add_argument("--output", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
@@ -404,6 +526,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.size}x{args.size} LR (x8: half that); "
              + (f"{args.interleaved} interleaved rounds." if args.interleaved
                 else f"{args.repeats} rounds, the fastest of each path."), ""]
+    if args.quality_only:
+        text = "\n".join(lines + quality_rows(args.data, args.quality_images, args.reference_tree,
+                                              sr=args.quality_only == "all")) + "\n"
+        print(text)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        return 0
     if args.interleaved:
         lines += [f"#### Interleaved in one process ({args.interleaved} rounds; ratio > 1: faster than the first path)", "",
                   *interleaved_rows(args, photo, models, bf16)]
@@ -479,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["#### Upscale", "", *sr_rows, "", "#### Fill (one brushed region on the full photo)", "", *fill_rows]
     if args.quality_images and bf16:
         lines += ["", f"#### bf16 against fp32 (SR protocol, first {args.quality_images} photos-val images)", "",
-                  *quality_rows(args.data, args.quality_images)]
+                  *quality_rows(args.data, args.quality_images, args.reference_tree)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

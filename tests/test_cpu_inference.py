@@ -164,3 +164,97 @@ def test_bf16_fill_changes_nothing_outside_the_mask():
     assert np.array_equal(out16[~mask], img[~mask]) and np.array_equal(out32[~mask], img[~mask])
     assert np.abs(out16.astype(int) - out32.astype(int)).max() <= 12
     assert seen[-1].done == seen[-1].total and seen[-1].elapsed > 0
+
+
+@pytest.mark.parametrize("size,box", [((256, 192), (100, 60, 140, 110)), ((256, 192), (0, 150, 30, 192)),
+                                      ((256, 192), (40, 10, 56, 30)), ((512, 640), (200, 300, 230, 330))])
+def test_fill_on_the_hole_box_equals_the_full_computation(size, box):
+    """Decoders on the box, the wide branches on the box's surroundings (the last case: a part of the
+    window in both directions), the attention on the whole window: the fill in the hole is the same."""
+    from restorer.engine.archs.inpaint import InpaintGenerator
+
+    torch.manual_seed(0)
+    gen = InpaintGenerator(base_channels=8).eval()
+    x = torch.rand(1, 3, *size)
+    hole = torch.zeros(1, 1, *size)
+    y0, x0, y1, x1 = box
+    hole[..., y0:y1, x0:x1] = 1  # a hole inside, one at the image border, a small one
+    assert gen._hole_box(torch.nn.functional.max_pool2d(hole, 4)) is not None  # the box path really runs
+    with torch.no_grad():
+        coarse_a, a = gen(x, hole)
+        gen.crop_to_hole = False
+        coarse_b, b = gen(x, hole)
+    inside = hole.expand_as(a) > 0
+    assert torch.allclose(a[inside], b[inside], atol=1e-5) and torch.allclose(coarse_a[inside], coarse_b[inside], atol=1e-5)
+    gen.train()
+    gen.crop_to_hole = True
+    assert gen._hole_box(torch.nn.functional.max_pool2d(hole, 4)) is None  # training: always the full computation
+
+
+def test_fill_box_is_skipped_when_the_hole_covers_most_of_the_window():
+    from restorer.engine.archs.inpaint import InpaintGenerator
+
+    gen = InpaintGenerator(base_channels=4).eval()
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 2:14, 2:14] = 1
+    assert gen._hole_box(hole) is None
+    assert gen._hole_box(torch.zeros(1, 1, 16, 16)) is None
+
+
+@pytest.mark.parametrize("arch,params", [
+    ("srgan", {"scale": 2, "num_blocks": 2, "channels": 8, "norm": "none", "image_residual": True}),
+    ("compact_sr", {"scale": 4, "num_convs": 2, "channels": 8}),
+    ("fast_sr", {"scale": 3, "num_blocks": 1, "channels": 8}),
+])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_frozen_graph_matches_the_eager_network_on_full_and_edge_tiles(arch, params, precision):
+    from restorer.engine import frozen
+
+    torch.manual_seed(0)
+    net = build_arch(arch, params).eval()
+    s = params["scale"]
+    rgb = synthetic_photo(70, 90)  # 32 px tiles: full tiles and odd-sized edge tiles of one graph
+    eager, _, n = run_tiled(rgb, net, s, device=CPU, tile=32, overlap=8, precision=precision, graph=False)
+    fast, _, _ = run_tiled(rgb, net, s, device=CPU, tile=32, overlap=8, precision=precision, graph=True)
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    assert n > 4 and frozen.frozen_for_cpu(net, dtype) is not None  # the graph was really built and used
+    tol = 1e-4 if precision == "fp32" else 2.5 / 255
+    assert np.abs(eager - fast).max() <= tol
+
+
+def test_frozen_graph_falls_back_to_the_network_and_is_rebuilt_after_a_weight_change(monkeypatch, caplog):
+    from restorer.engine import frozen
+
+    torch.manual_seed(0)
+    net = build_arch("compact_sr", {"scale": 2, "num_convs": 1, "channels": 8}).eval()
+    rgb = synthetic_photo(24, 28)
+    eager, _, _ = run_tiled(rgb, net, 2, device=CPU, precision="fp32", graph=False)
+
+    def broken_trace(*_a, **_k):
+        raise RuntimeError("tracer unavailable")
+
+    monkeypatch.setattr(torch.jit, "trace", broken_trace)
+    with caplog.at_level("WARNING"):
+        out, _, _ = run_tiled(rgb, net, 2, device=CPU, precision="fp32", graph=True)
+    assert frozen.frozen_for_cpu(net, torch.float32) is None and "running it eagerly" in caplog.text
+    assert np.array_equal(out, eager)  # the fallback is the eager network itself
+    monkeypatch.undo()
+    with torch.no_grad():
+        next(net.parameters()).mul_(1.5)  # a changed weight: the cached answer is stale
+    graph = frozen.frozen_for_cpu(net, torch.float32)
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert graph is not None and torch.allclose(graph(x), net(x), atol=1e-4)
+
+
+def test_no_graph_for_explicit_fp32_for_training_nets_or_nets_with_hooks():
+    from restorer.engine import frozen
+    from restorer.engine.pipelines.upscale import use_graph
+
+    assert not use_graph("fp32", torch.float32) and not use_graph("bf16", torch.bfloat16)
+    net = build_arch("compact_sr", {"scale": 2, "num_convs": 1, "channels": 4})
+    assert frozen.frozen_for_cpu(net.train(), torch.float32) is None
+    handle = net.eval().body[0].register_forward_hook(lambda *_a: None)
+    assert frozen.frozen_for_cpu(net, torch.float32) is None  # a graph would skip the hook
+    handle.remove()
+    assert frozen.frozen_for_cpu(net, torch.float32) is not None

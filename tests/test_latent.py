@@ -310,3 +310,15 @@ def test_training_resume_export_load(tmp_path, data_dir, loss, conditional):
         cfg2.name, cfg2.init_from, cfg2.latent_dim = "lat-bad", result.model_id, LD * 2
         with pytest.raises(InputError):
             LatentTrainer(cfg2).run()
+
+
+def test_projection_in_bf16_and_fp32_channels_last_agree_closely():
+    model = tiny_model(with_encoder=True)
+    target = lp.generate(model, lp.sample_latents(1, LD, seed=5))[0]
+    a = lp.project(model, target, steps=4, lr=0.05, init="encoder", precision="fp32")
+    b = lp.project(model, target, steps=4, lr=0.05, init="encoder", precision="bf16")
+    assert model.generator.stages[0][2].weight.is_contiguous(memory_format=torch.channels_last)
+    assert abs(a.final_error - b.final_error) < 0.1 * a.initial_error + 1e-4
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 32
+    with pytest.raises(InputError, match="unknown precision"):
+        lp.project(model, target, steps=1, precision="fp8")

@@ -1,5 +1,8 @@
 """DeepFill-style free-form inpainting networks (pure nn.Modules, no Qt, no I/O).
 
+long: the generator, its contextual attention (with its inference subset) and the critics are one
+design and are trained, exported and loaded together; split they would only import each other.
+
 `InpaintGenerator` follows DeepFill v1 (Yu et al., "Generative Image Inpainting with Contextual
 Attention", 2018) with the gated convolutions of DeepFill v2 ("Free-Form Image Inpainting with
 Gated Convolution", 2019) as an option:
@@ -69,6 +72,12 @@ class GatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
+        if not torch.is_grad_enabled():  # inference: the same arithmetic in place (fewer full-size passes)
+            if self.activation:
+                y = F.elu(y, inplace=True)
+            if self.gated:
+                y = y.mul_(self.gate(x).sigmoid_())
+            return y.add_(x) if self.residual and y.dtype == x.dtype else (x + y if self.residual else y)
         if self.activation:
             y = F.elu(y)
         if self.gated:
@@ -112,15 +121,16 @@ class ContextualAttention(nn.Module):
     H and W of `f` must be multiples of `rate`. Batched over samples (no Python loop).
 
     Inference (eval mode, one sample, stride 1) scores only the foreground positions whose output
-    reaches the hole dilated by `inference_margin` feature px (the receptive field of the layers
-    after the attention: about 6 px at 1/4 resolution in `InpaintGenerator`, so 12 leaves room).
+    reaches the hole dilated by `inference_margin` feature px (at least the receptive field of the
+    layers after the attention: 6 px at 1/4 resolution in `InpaintGenerator`, two 3x3 convs of
+    `attn_post`, two of `refine_dec` at 1/4 and the decoder's +-2; 7 leaves one px of room).
     The fuse step's neighbours are gathered exactly, so inside that region the output equals the
     full computation (to float rounding); outside it the output is only partly summed, which the
     caller never uses: pixels outside the hole are pasted from the input. A window whose hole
     covers most of it runs the full computation.
     """
 
-    inference_margin = 12
+    inference_margin = 7
 
     def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
                  softmax_scale: float = 10.0, fuse: bool = True) -> None:
@@ -254,33 +264,33 @@ class ContextualAttention(nn.Module):
         lookup1 = torch.full((P,), -1, dtype=torch.long, device=dev)
         lookup1[q1] = torch.arange(q1.numel(), device=dev)
 
-        s2 = (bp.t() @ fp[:, q2]).float()  # (L, |q2|) raw scores
-        zero_col = torch.zeros(P, 1, dtype=s2.dtype, device=dev)
+        # raw scores (L, |q2|), with one zero column at the end for steps past the grid's ends
+        s2 = torch.zeros(P, q2.numel() + 1, dtype=torch.float32, device=dev)
+        s2[:, :-1] = bp.t() @ fp[:, q2]
 
-        def shift_rows(x: torch.Tensor, d: int) -> torch.Tensor:  # out[l] = x[l + d], zero outside
+        def add_shifted(acc: torch.Tensor, x: torch.Tensor, d: int) -> None:  # acc[l] += x[l + d], zero outside
             if d == 0:
-                return x
-            out = torch.zeros_like(x)
-            if d > 0:
-                out[:-d] = x[d:]
+                acc += x
+            elif d > 0:
+                acc[:-d] += x[d:]
             else:
-                out[-d:] = x[:d]
-            return out
+                acc[-d:] += x[:d]
 
         # horizontal fuse: x1[l, q] = sum_d s[l + d, q + d] (row-major steps, zero past the ends)
-        x1 = torch.zeros(P, q1.numel(), dtype=s2.dtype, device=dev)
+        x1 = torch.zeros(P, q1.numel() + 1, dtype=torch.float32, device=dev)
         for d in steps:
             t, ok = row_step(q1, d)
-            cols = torch.cat([s2, zero_col], 1)[:, torch.where(ok, lookup2[t], s2.shape[1])]
-            x1 += shift_rows(cols, d)
+            add_shifted(x1[:, :-1], s2.index_select(1, torch.where(ok, lookup2[t], q2.numel())), d)
+        del s2
         # vertical fuse: y[l, p] = sum_e x1[l (+) e, p (+) e] with (+) a column-major step
-        x1_cm = x1[from_cm]  # rows in column-major order of the background grid
-        y_cm = torch.zeros(P, needed.numel(), dtype=s2.dtype, device=dev)
+        x1_cm = x1.index_select(0, from_cm)  # rows in column-major order of the background grid
+        del x1
+        y_cm = torch.zeros(P, needed.numel(), dtype=torch.float32, device=dev)
         for e in steps:
             t, ok = col_step(needed, e)
-            cols = torch.cat([x1_cm, zero_col], 1)[:, torch.where(ok, lookup1[t], q1.numel())]
-            y_cm += shift_rows(cols, e)
-        scores = y_cm[cm_pos]  # back to row-major background order: (L, |needed|)
+            add_shifted(y_cm, x1_cm.index_select(1, torch.where(ok, lookup1[t], q1.numel())), e)
+        del x1_cm
+        scores = y_cm.index_select(0, cm_pos)  # back to row-major background order: (L, |needed|)
 
         ml = F.max_pool2d(mask.float(), r)
         reach = max(k, 3)
@@ -335,7 +345,20 @@ class InpaintGenerator(nn.Module):
     `base_channels` (c) sets the widths c, 2c, 4c of the 1, 1/2, 1/4 resolution stages; with
     the defaults (c=32, gated) the network has about 3.4M parameters (3.0M without gates).
     Sizes must be multiples of 8.
+
+    Inference (eval mode, one sample, `crop_to_hole`): only the hole's output is used, so only what
+    it depends on is computed. The decoders and the attention's post-convolutions are local: they
+    run on the hole's bounding box at 1/4 resolution grown by `decoder_margin` px (their receptive
+    field is 6 px at 1/4 resolution: two 3x3 convs at 1/4, two at 1/2, three at full). The coarse
+    path and the hallucination branch (dilations up to 16 at 1/4: a receptive field of about 34 px
+    there) run on the window's part within `wide_margin` of that box; the attention's encoder and the
+    attention itself see the whole window (the background to copy from). Inside the hole the output
+    equals the full computation (to float rounding); outside the box both outputs are the input
+    image (hole zeroed). Training always runs the full computation.
     """
+
+    decoder_margin = 8  # 1/4-resolution px around the hole's box (>= the decoders' receptive field)
+    wide_margin = 36  # 1/4-resolution px: receptive field of the dilated branches (coarse path, hallucination)
 
     def __init__(self, base_channels: int = 32, gated: bool = True, fourier_blocks: int = 0) -> None:
         super().__init__()
@@ -344,6 +367,7 @@ class InpaintGenerator(nn.Module):
             raise ValueError("base_channels must be at least 4")
         self.base_channels = c
         self.gated = bool(gated)
+        self.crop_to_hole = True  # eval, one sample: decoders run on the hole's box (not a weight: off for A/B)
 
         def conv(cin: int, cout: int, k: int = 3, stride: int = 1, dil: int = 1, act: bool = True) -> GatedConv2d:
             return GatedConv2d(cin, cout, k, stride, dil, gated=self.gated, activation=act, residual=True)
@@ -394,18 +418,83 @@ class InpaintGenerator(nn.Module):
         x = (image * 2.0 - 1.0) * valid  # [-1, 1]; hole pixels never seen
         ones = torch.ones_like(mask)
 
-        coarse = self.coarse_dec(self.coarse_fourier(self.coarse_mid(self.coarse_enc(torch.cat([x, ones, mask], 1)))))
-        coarse = torch.tanh(coarse)
+        mask_q = F.max_pool2d(mask, 4)  # the hole at 1/4 resolution: any hole pixel counts
+        box = self._hole_box(mask_q)  # eval, one sample: only the hole's neighbourhood is computed
+        if box is not None:
+            return self._forward_box(x, valid, ones, mask, mask_q, box)
+
+        deep = self.coarse_fourier(self.coarse_mid(self.coarse_enc(torch.cat([x, ones, mask], 1))))
+        coarse = torch.tanh(self.coarse_dec(deep))
 
         x2 = coarse * mask + x * valid
         inp2 = torch.cat([x2, ones, mask], 1)
         hal = self.refine_fourier(self.conv_branch(inp2))
         feat = self.attn_enc(inp2)
-        mask_q = F.max_pool2d(mask, 4)  # the hole at 1/4 resolution: any hole pixel counts
         feat = self.attention(feat, feat, mask_q)
         feat = self.attn_post(feat)
         refined = torch.tanh(self.refine_dec(torch.cat([hal, feat], 1)))
         return (coarse + 1.0) * 0.5, (refined + 1.0) * 0.5
+
+    def _forward_box(self, x: torch.Tensor, valid: torch.Tensor, ones: torch.Tensor, mask: torch.Tensor,
+                     mask_q: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` computing only what the hole's box needs (see the class docstring)."""
+        y0, x0, y1, x1 = box
+
+        def coarse_branch(t: torch.Tensor) -> torch.Tensor:
+            return self.coarse_fourier(self.coarse_mid(self.coarse_enc(t)))
+
+        def hallucination(t: torch.Tensor) -> torch.Tensor:
+            return self.refine_fourier(self.conv_branch(t))
+
+        coarse = self._paste(self.coarse_dec(self._on_box(coarse_branch, torch.cat([x, ones, mask], 1), box)), box, x)
+        x2 = coarse * mask + x * valid
+        inp2 = torch.cat([x2, ones, mask], 1)
+        hal = self._on_box(hallucination, inp2, box)
+        feat = self.attn_enc(inp2)  # the attention's background is the whole window
+        feat = self.attention(feat, feat, mask_q)[..., y0:y1, x0:x1]
+        feat = self.attn_post(feat)
+        refined = self._paste(self.refine_dec(torch.cat([hal, feat], 1)), box, x)
+        return (coarse + 1.0) * 0.5, (refined + 1.0) * 0.5
+
+    # ---- inference on the hole's neighbourhood (see the class docstring)
+    def _hole_box(self, mask_q: torch.Tensor) -> Optional[tuple[int, int, int, int]]:
+        """(y0, x0, y1, x1) at 1/4 resolution: the hole's bounding box grown by `decoder_margin`,
+        or None (full computation) when training, batched, off, or when the box covers most of the map."""
+        if self.training or not getattr(self, "crop_to_hole", True) or mask_q.shape[0] != 1:
+            return None
+        hq, wq = mask_q.shape[-2:]
+        plane = mask_q[0, 0] > 0
+        rows = torch.nonzero(plane.any(1)).flatten()
+        cols = torch.nonzero(plane.any(0)).flatten()
+        if rows.numel() == 0:
+            return None
+        m = self.decoder_margin
+        y0, y1 = max(0, int(rows[0]) - m), min(hq, int(rows[-1]) + 1 + m)
+        x0, x1 = max(0, int(cols[0]) - m), min(wq, int(cols[-1]) + 1 + m)
+        if (y1 - y0) * (x1 - x0) > 0.7 * hq * wq:
+            return None
+        return y0, x0, y1, x1
+
+    def _on_box(self, branch, inp: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+        """``branch(inp)`` (full resolution in, 1/4 out) cut to `box`. Without global (Fourier) blocks
+        it runs only on the part of the window within `wide_margin` quarter px of the box (its
+        receptive field; the part starts on the 4 px grid, so every stride lines up with the window's)."""
+        y0, x0, y1, x1 = box
+        if self.fourier_blocks:
+            return branch(inp)[..., y0:y1, x0:x1]
+        hq, wq = inp.shape[-2] // 4, inp.shape[-1] // 4
+        r = self.wide_margin
+        ry0, rx0, ry1, rx1 = max(0, y0 - r), max(0, x0 - r), min(hq, y1 + r), min(wq, x1 + r)
+        out = branch(inp[..., 4 * ry0:4 * ry1, 4 * rx0:4 * rx1])
+        return out[..., y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
+
+    @staticmethod
+    def _paste(raw: torch.Tensor, box: tuple[int, int, int, int], like: torch.Tensor) -> torch.Tensor:
+        """``tanh(raw)`` (a decoder's output on the box) pasted into a copy of `like` (the [-1, 1] input)."""
+        y0, x0, y1, x1 = box
+        out = like.clone()
+        out[..., 4 * y0:4 * y1, 4 * x0:4 * x1] = torch.tanh(raw)
+        return out
 
     @torch.no_grad()
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -293,6 +293,10 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
         raise InputError(f"work_size must be at least 32, got {work_size}")
     device = torch.device(device)
     model.to(device)
+    # channels-last: oneDNN's convolutions are faster in it on the CPU (measured 1.2x for the whole
+    # network in bf16, docs/models.md "CPU inference"); the weights' values do not change
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    model.to(memory_format=layout)
     maxval = 65535.0 if rgb.dtype == np.uint16 else 255.0
     dtype = _fill_dtype(device, precision)
     windows = plan_windows(hole_np, context)
@@ -321,6 +325,7 @@ def inpaint_image(image: Any, mask: np.ndarray, model: nn.Module, *, device: tor
                 xs = F.pad(xs, (0, pw, 0, ph), mode="replicate")
                 ms = F.pad(ms, (0, pw, 0, ph), value=0.0)
             xs = xs * (1.0 - ms)  # the model never sees the damage
+            xs, ms = xs.contiguous(memory_format=layout), ms.contiguous(memory_format=layout)
             pred = _run_model(model, xs, ms, dtype)[..., :th, :tw].clamp(0.0, 1.0)
             ms_c = ms[..., :th, :tw]
             comp = pred * ms_c + xs[..., :th, :tw] * (1.0 - ms_c)

@@ -90,6 +90,16 @@ def cpu_tile(model: nn.Module, scale: int) -> int:
 
 
 
+def use_graph(precision: str, dtype: torch.dtype) -> bool:
+    """Whether `run_tiled` runs a frozen graph when not told: only for "auto", only where measured
+    faster than the eager network on the CPU (docs/models.md "CPU inference")."""
+    return (precision or "auto").lower() == "auto" and dtype in GRAPH_BY_DEFAULT
+
+
+# dtypes whose frozen graph "auto" uses; empty: not measured faster than eager (docs/models.md "CPU inference")
+GRAPH_BY_DEFAULT: frozenset = frozenset()
+
+
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
     w = np.ones(length, dtype=np.float32)
     if overlap > 0:
@@ -124,14 +134,16 @@ def run_tiled(rgb: np.ndarray, model: nn.Module, scale: int, *, device: torch.de
               tile: Optional[int] = None, overlap: int = 16, context: Optional[int] = None,
               half: Optional[bool] = None, precision: str = "auto",
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-              out_dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, int, int]:
+              out_dtype: np.dtype | type = np.float32, graph: Optional[bool] = None) -> tuple[np.ndarray, int, int]:
     """Upscale an (H,W,3) image by the model's `scale`. Returns (out, tile, n_tiles).
 
     `rgb` is uint8, uint16 or float in [0, 1]; tiles are converted to float one at a time.
     `out` has `out_dtype` (float32 in [0, 1], uint8 or uint16): rows are written into it as soon
     as no later tile touches them, so no full-resolution float accumulator is held.
     `precision` is "auto" | "fp32" | "bf16" (see devices.resolve_precision); `half` (older switch)
-    overrides it with fp16/fp32.
+    overrides it with fp16/fp32. `graph`: run a frozen TorchScript graph of the network on the CPU
+    (see engine/frozen.py; it falls back to the network itself when one cannot be built); None
+    chooses it where measured faster (`use_graph`), and never for an explicit "fp32".
     """
     dtype = _compute_plan(device, precision, half)
     ctx = context if context is not None else int(getattr(model, "receptive_margin", 24))
@@ -143,10 +155,15 @@ def run_tiled(rgb: np.ndarray, model: nn.Module, scale: int, *, device: torch.de
     # channels-last is much faster for these convs on CPU (oneDNN) and on CUDA tensor cores
     net = net.to(memory_format=torch.channels_last)
     tile = tile or auto_tile(net, scale, device, dtype == torch.float16)
+    runner = None
+    if device.type == "cpu" and (graph if graph is not None else use_graph(precision, dtype)):
+        from restorer.engine.frozen import frozen_for_cpu
+
+        runner = frozen_for_cpu(net, dtype)  # None: not possible here, the eager network runs
     while True:
         try:
             out, n = _run_grid(rgb, net, scale, device, dtype, tile, overlap, ctx, progress, cancel,
-                               np.dtype(out_dtype))
+                               np.dtype(out_dtype), runner)
             return out, tile, n
         except Exception as exc:
             if not is_out_of_memory(exc) or tile <= MIN_TILE:
@@ -167,7 +184,8 @@ def _store(out: np.ndarray, rows: slice, acc: np.ndarray, wsum: np.ndarray) -> N
 
 def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device, dtype: torch.dtype,
               tile: int, overlap: int, ctx: int, progress: Optional[ProgressCallback],
-              cancel: Optional[CancelToken], out_dtype: np.dtype) -> tuple[np.ndarray, int]:
+              cancel: Optional[CancelToken], out_dtype: np.dtype,
+              runner: Optional[torch.jit.ScriptModule] = None) -> tuple[np.ndarray, int]:
     h, w = rgb.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     ov = min(overlap, th // 2, tw // 2)
@@ -182,9 +200,10 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
     done = 0
     started = time.monotonic()
     report(progress, 0, total, "upscaling", 0.0)
-    use_autocast = dtype == torch.bfloat16
+    # a frozen graph carries its own bf16 casts and runs no Python hooks: Cancel is checked between tiles
+    use_autocast = dtype == torch.bfloat16 and runner is None
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), \
-            cancel_between_layers(net, cancel):  # Cancel stops inside a tile, not after it
+            cancel_between_layers(net, cancel if runner is None else None):  # Cancel stops inside a tile
         for y in ys:
             shift = y * s - base
             if shift > 0:  # rows above this tile row are final: write them out, slide the strip up
@@ -203,7 +222,7 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
                 patch = torch.from_numpy(to_float01(rgb[y0:y1, x0:x1]).transpose(2, 0, 1)[None].copy())
                 patch = patch.to(device=device, dtype=torch.float16 if dtype == torch.float16 else torch.float32)
                 patch = patch.contiguous(memory_format=torch.channels_last)
-                res = net(patch).float().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+                res = (net if runner is None else runner)(patch).float().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()
                 oy, ox = (y - y0) * s, (x - x0) * s
                 core = res[oy:oy + th * s, ox:ox + tw * s]
                 wx = _ramp(tw, ov, x == xs[0], x == xs[-1]).repeat(s)[None, :, None]
