@@ -457,7 +457,7 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
     if args.throughput_s is None:
         args.throughput_s = 0.3 if args.tiny else 5.0
     if args.max_parallel is None:
-        args.max_parallel = 4 if args.tiny else 0
+        args.max_parallel = len(TINY_JOBS) if args.tiny else 0  # the dry run starts every job at once, as on a GPU
     deadline_all = t_start + args.minutes * 60
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

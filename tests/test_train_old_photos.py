@@ -221,3 +221,30 @@ def test_old_photo_recipes_continue_the_shipped_detector_and_gate_on_their_figur
     assert not gs.decide("colorize-photos", dict(good, ab_error=grey + 1.0), None, None)[0]
     assert not gs.decide("colorize-photos", dict(good, colourfulness=2 * col["colourfulness_original"]), None, None)[0]
     assert gs.gain("colorize-photos", dict(good, ab_error=good["ab_error"] - 0.5), good) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("job", ["detect-damage", "colorize-photos"])
+def test_train_shipped_runs_the_old_photo_recipes_and_exports(tmp_path, job):
+    gs = _gpu_session()
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"_h3_train_shipped_{job}",
+                                                  Path(__file__).resolve().parents[1] / "scripts" / "train_shipped.py")
+    ts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ts)
+    data = gs.make_tiny_data(tmp_path / "packed", train_images=3, val_images=1)
+    weights = tmp_path / "weights"
+    gs.make_tiny_weights(weights, [job])
+    rc = ts.main([job, "--data", str(data / "train0"), "--data", str(data / "train1"), "--runs", str(tmp_path / "runs"),
+                  "--minutes", "0.5", "--device", "cpu", "--tiny", "--weights-dir", str(weights), "--set", "iters=2"])
+    assert rc == 0
+    payload = registry.read_model_file(tmp_path / "runs" / job / "model.pt")
+    assert payload["task"] == get_task(job) and payload["meta"]["started_from"] is not None
+    assert payload["meta"]["cumulative"]["iterations"] == 10 + payload["meta"]["iterations"]
+
+
+def get_task(job: str) -> str:
+    from restorer.engine.training.recipes_shipped import get_recipe
+
+    return get_recipe(job).task

@@ -121,7 +121,7 @@ SHIPPED: tuple[ModelSpec, ...] = (
               provenance={"data": "photos-train + extra-train (1,079 images) with synthetic damage",
                           "hardware": "2-core CPU shared with other jobs", "train_minutes": 55.7,
                           "iterations": 7971, "batch": 8, "threshold": 0.5,
-                          "recipe": "python -m restorer.engine.training.detect (docs/old-photos.md)",
+                          "recipe": "restorer train detect (docs/old-photos.md)",
                           "card": "docs/old-photos.md", "default": True}),
     ModelSpec(id="latent-photos-64", task="latent", arch="dcgan",
               params={"latent_dim": 128, "image_size": 64, "channels": 48, "num_classes": 0},

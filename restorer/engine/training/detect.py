@@ -180,7 +180,7 @@ class DetectTrainer(Trainer):
             h, w = arr.shape[:2]
             s = min(cfg.val_size, h, w)
             y, x = (h - s) // 2, (w - s) // 2
-            t = torch.from_numpy(np.ascontiguousarray(arr[y:y + s, x:x + s])).permute(2, 0, 1)[None].float() / 255
+            t = torch.from_numpy(np.array(arr[y:y + s, x:x + s], copy=True)).permute(2, 0, 1)[None].float() / 255
             params = DamageParams(**{**cfg.damage.__dict__, "p_clean": 0.0})
             res = apply_damage(t, damage_layers(1, s, s, params, gen), params, gen)
             out.append((to_uint8_image(res.damaged[0]), res.mask[0, 0].numpy(), to_uint8_image(res.clean[0])))
