@@ -217,8 +217,8 @@ def colour_scores(output: np.ndarray, original: np.ndarray) -> dict[str, float]:
     * ab_error: mean Euclidean a/b distance per pixel (CIE Lab; Delta E76 with L equal, as colorizing
       keeps L), and ab_error_grey, the same for "keep it grey" (a = b = 0);
     * colourfulness (Hasler-Suesstrunk) of the output and of the original."""
-    ref_ab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(original)).permute(2, 0, 1).double() / 255)[1:]
-    out_ab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(output)).permute(2, 0, 1).double() / 255)[1:]
+    ref_ab = rgb_to_lab(torch.from_numpy(np.array(original, copy=True)).permute(2, 0, 1).double() / 255)[1:]
+    out_ab = rgb_to_lab(torch.from_numpy(np.array(output, copy=True)).permute(2, 0, 1).double() / 255)[1:]
     return {"ab_error": float((out_ab - ref_ab).square().sum(0).sqrt().mean()),
             "ab_error_grey": float(ref_ab.square().sum(0).sqrt().mean()),
             "colourfulness": colourfulness(output), "colourfulness_original": colourfulness(original)}
