@@ -434,6 +434,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config_cls = config_class(args.task)
     fields = config_values(args, config_cls)
     fields["data"] = [str(d) for d in fields["data"]]  # --data DIR [--data DIR2 ...]: every folder is scanned
+    if args.gpus is not None and not trainer_class(args.task).ddp_modules:
+        raise UsageError(f"'{args.task}' models train on one device; --gpus is for sr, inpaint and latent")
     if args.gpus is not None:  # data-parallel: PyTorch's elastic launcher runs N copies of this command
         return _launch_workers(args, config_cls(**fields))
     events = _event_sink(args.events)

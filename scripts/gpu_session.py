@@ -21,7 +21,8 @@ Then ONE device call: `scripts/gpu_session.sh` (= `python3 scripts/gpu_session.p
    benchmarks' protocols (SR: Pillow bicubic LR, or TARGETS.md's realistic LR, Y-PSNR after a
    `scale`-pixel border crop; restore-x1: PSNR against the clean photo, the degraded input as
    the baseline; inpainting: `benchmark_mask(h, w, i, seed=0)`, holes zeroed, the app's
-   `inpaint_image`, PSNR over the image and hole L1);
+   `inpaint_image`, PSNR over the image and hole L1; damage detection: the detect benchmark's scratch
+   IoU and false marks; colorize: the mean a/b error of photos turned grey beside keeping them grey);
 6. hand back under $OUT at most 7 model files of at most 16 MiB (only candidates that beat what
    is shipped, best gain first) plus `summary.json`.
 
@@ -53,15 +54,16 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from restorer.engine.training.recipes_shipped import (RECIPES, WEIGHTS_DIR, PlannedJob, gate, get_recipe,  # noqa: E402
-                                                      plan_session)
+                                                      plan_session, shipped_name)
 
 log = logging.getLogger("gpu_session")
 
 DEFAULT_JOBS = ("sr-x4-faithful", "sr-x2-faithful", "sr-x4-compact", "inpaint-photos", "sr-x4-photo", "sr-x2-photo",
-                "sr-x4-photo-sharp", "restore-x1", "sr-x8-faithful", "latent-photos-64")
+                "sr-x4-photo-sharp", "restore-x1", "sr-x8-faithful", "latent-photos-64", "detect-damage",
+                "colorize-photos")
 # the dry run's default jobs: one of each code path (SR psnr, realistic continuation from another
 # model, x1 with an adapted last layer, inpainting with the GAN phase); --job adds the others
-TINY_JOBS = ("sr-x4-faithful", "sr-x4-photo", "restore-x1", "inpaint-photos")
+TINY_JOBS = ("sr-x4-faithful", "sr-x4-photo", "restore-x1", "inpaint-photos", "detect-damage", "colorize-photos")
 MAX_FILES = 8  # what the device tool hands back
 MAX_FILE_BYTES = 16 * 2**20
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -200,11 +202,11 @@ def make_tiny_weights(weights_dir: Path, jobs: list[str]) -> None:
         cfg = build_config(get_recipe(ship_as), "x", "x", 1.0, None, dict(TINY[r.task]), "cpu")
         arch, params = generator_signature(get_recipe(ship_as), cfg)
         net = build_arch(arch, params)
-        payload = {"format": MODEL_FORMAT, "task": "inpaint" if r.task == "inpaint" else "sr", "arch": arch,
+        payload = {"format": MODEL_FORMAT, "task": r.task, "arch": arch,
                    "params": params, "scale": params.get("scale", 1),
                    "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
                    "meta": {"iterations": 10, "train_seconds": 1.0, "device": "cpu"}}
-        atomic_torch_save(payload, weights_dir / f"{ship_as}.pt")
+        atomic_torch_save(payload, weights_dir / shipped_name(ship_as))
 
 
 # --------------------------------------------------------------------------- training
@@ -349,6 +351,49 @@ def eval_inpaint(net, images: list[tuple[str, np.ndarray]], device) -> dict[str,
     return {"hole_l1": float(np.mean(l1)), "psnr": float(np.mean(ps)), "images": len(images)}
 
 
+def eval_detect(net, images: list[tuple[str, np.ndarray]], device, size: int = 512) -> dict[str, float]:
+    """benchmarks/detect_benchmark.py's protocol at threshold 0.5 on centre crops of at most `size` px: mask IoU
+    (and precision, recall) of scratches >= 2 px (its set 1, seeds 1000 + i), and the share of undamaged
+    pixels marked (its set 3, seeds 3000 + i)."""
+    import torch
+
+    from restorer.engine.pipelines.detect import detect_damage
+    from restorer.engine.training.damage import DamageParams, make_damage
+    from restorer.engine.training.data import to_uint8_image
+    from restorer.engine.training.detect import mask_scores
+
+    net = net.to(device)
+    preds, truths, marked = [], [], []
+    for i, (_name, arr) in enumerate(images):
+        h, w = arr.shape[:2]
+        ch, cw = min(size, h), min(size, w)
+        crop = np.ascontiguousarray(arr[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
+        x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+        for s, params in ((1, DamageParams().only_scratches(2.0)), (3, DamageParams().undamaged())):
+            res = make_damage(x, params, torch.Generator().manual_seed(1000 * s + i))
+            mask = detect_damage(to_uint8_image(res.damaged[0]), net, threshold=0.5, device=device).mask
+            if s == 1:
+                preds.append(mask.ravel())
+                truths.append(res.mask[0, 0].numpy().ravel())
+            else:
+                marked.append(mask.ravel())
+    sc = mask_scores(np.concatenate(preds), np.concatenate(truths))
+    return {"scratch_iou": sc["iou"], "scratch_precision": sc["precision"], "scratch_recall": sc["recall"],
+            "clean_marked": float(np.concatenate(marked).mean()), "images": len(images)}
+
+
+def eval_colorize(net, images: list[tuple[str, np.ndarray]], device) -> dict[str, float]:
+    """benchmarks/colorize_benchmark.py's protocol: each photo turned grey (its L alone), colorized by the app's
+    pipeline at full strength, its mean a/b error against the original beside keeping it grey, and the
+    colourfulness of outputs and originals."""
+    from restorer.engine.pipelines.colorize import colorize_image
+    from restorer.engine.training.colorize import mean_colour_scores
+
+    net = net.to(device)
+    pairs = [(colorize_image(colorize_image(arr, net, strength=0.0), net, device=device), arr) for _n, arr in images]
+    return dict(mean_colour_scores(pairs), images=len(images))
+
+
 def evaluate(job: str, model_file: Path, images, device) -> dict[str, float]:
     r = get_recipe(job)
     net, payload = _load(model_file)
@@ -358,6 +403,10 @@ def evaluate(job: str, model_file: Path, images, device) -> dict[str, float]:
         return eval_restore(net, images, device)
     if r.evaluation == "inpaint":
         return eval_inpaint(net, images, device)
+    if r.evaluation == "detect":
+        return eval_detect(net, images, device)
+    if r.evaluation == "colorize":
+        return eval_colorize(net, images, device)
     return {}
 
 
@@ -367,6 +416,18 @@ def decide(job: str, cand: dict[str, float], shipped: Optional[dict[str, float]]
     the model it started from where that was measured on the same protocol, else its baseline
     (bicubic; the degraded input for restore-x1, whose metric is already the gain)."""
     r = get_recipe(job)
+    if r.evaluation == "detect":  # the scratch IoU, and no more false marks than the bar or the shipped model
+        ok, why = gate(r, cand, shipped) if shipped is not None else gate(r, cand, None, baseline=0.0)
+        limit = max(0.01, (shipped or {}).get("clean_marked", 0.0))
+        if ok and cand.get("clean_marked", 1.0) > limit:
+            return False, f"{why}; but {100 * cand['clean_marked']:.2f}% of undamaged pixels marked"
+        return ok, why
+    if r.evaluation == "colorize":  # lower colour error than shipped (or than keeping grey), never garish
+        ok, why = gate(r, cand, shipped) if shipped is not None else \
+            gate(r, cand, None, baseline=cand.get("ab_error_grey"))
+        if ok and cand.get("colourfulness", 0.0) > 1.1 * cand.get("colourfulness_original", 0.0):
+            return False, f"{why}; but more colourful than the originals (garish)"
+        return ok, why
     if shipped is not None:
         return gate(r, cand, shipped)
     if r.evaluation == "restore":
@@ -396,7 +457,7 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
     if args.throughput_s is None:
         args.throughput_s = 0.3 if args.tiny else 5.0
     if args.max_parallel is None:
-        args.max_parallel = 4 if args.tiny else 0
+        args.max_parallel = len(TINY_JOBS) if args.tiny else 0  # the dry run starts every job at once, as on a GPU
     deadline_all = t_start + args.minutes * 60
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -471,15 +532,16 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
             continue
         try:
             cand = evaluate(job, cand_file, images, dev)
-            ship_path = weights_dir / f"{job}.pt"
+            ship_path = weights_dir / shipped_name(job)
             shipped = None
             if ship_path.is_file():
                 shipped = shipped_cache.setdefault(job, evaluate(job, ship_path, images, dev))
             start = None
             started_from = (trained.get(job, {}).get("start") or "")
             for sid in r.init[1:]:
-                if sid in started_from and (weights_dir / f"{sid}.pt").is_file():
-                    start = evaluate(job, weights_dir / f"{sid}.pt", images, dev) if r.evaluation != "restore" else None
+                if sid in started_from and (weights_dir / shipped_name(sid)).is_file():
+                    start = (evaluate(job, weights_dir / shipped_name(sid), images, dev)
+                             if r.evaluation != "restore" else None)
                     break
             ok, why = decide(job, cand, shipped, start)
             results[job] = {"candidate": cand, "shipped": shipped, "start_model": start, "better": ok, "why": why,

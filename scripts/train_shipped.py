@@ -3,7 +3,8 @@
     python scripts/train_shipped.py JOB --data ../shared/datasets/photos-train \
         --data ../shared/datasets/extra-train --runs runs --minutes 8
 
-JOB is a model id of `RECIPES` (sr-x4-faithful, ..., inpaint-photos, latent-photos-64). By default the
+JOB is a model id of `RECIPES` (sr-x4-faithful, ..., inpaint-photos, latent-photos-64, detect-damage,
+colorize-photos). By default the
 run continues the currently shipped weights of that model (or the nearest shipped model of the same
 architecture, see `resolve_init`); `--init-from FILE` names another start, `--init-from none` starts
 from scratch. When the time budget is spent the EMA generator is exported to RUNS/JOB/model.pt (a
@@ -83,17 +84,9 @@ def make_trainer(job: str, data: Any, runs: str, minutes: float, init_from: Opti
     else:
         init_path, reason = Path(init_from), f"continues {init_from}"
     cfg.init_from = str(init_path) if init_path else None
-    if recipe.task == "sr":
-        from restorer.engine.training.sr import SRTrainer
+    from restorer.engine.training.tasks import trainer_class
 
-        return SRTrainer(cfg, events, cancel), init_path, reason
-    if recipe.task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintTrainer
-
-        return InpaintTrainer(cfg, events, cancel), init_path, reason
-    from restorer.engine.training.latent import LatentTrainer
-
-    return LatentTrainer(cfg, events, cancel), init_path, reason
+    return trainer_class(recipe.task)(cfg, events, cancel), init_path, reason
 
 
 def snapshot(run_dir: Path, out: Path) -> None:
@@ -101,7 +94,8 @@ def snapshot(run_dir: Path, out: Path) -> None:
     ckpt = load_torch_file(run_dir / "checkpoint.pt", "checkpoint")
     st = ckpt["state"]
     cfg = ckpt["config"]
-    payload = {"format": MODEL_FORMAT, "task": ckpt["task"], "arch": st["arch"], "params": st["arch_params"],
+    arch = st.get("arch") or {"detect": "damage_unet", "colorize": "colorize_unet"}.get(ckpt["task"])
+    payload = {"format": MODEL_FORMAT, "task": ckpt["task"], "arch": arch, "params": st["arch_params"],
                "scale": cfg.get("scale", 1), "state_dict": st["ema"],
                "meta": {"iterations": ckpt["iteration"], "train_seconds": ckpt.get("elapsed_s"), "config": cfg}}
     atomic_torch_save(payload, out)

@@ -571,7 +571,7 @@ class AboutDialog(QDialog):
         vers = versions()
         rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in vers.items())
         rows += f"<tr><td><b>Device</b></td><td>{html.escape(device_text)}</td></tr>"
-        task_names = {"sr": "Upscale", "inpaint": "Fill", "latent": "Latent"}
+        from restorer.engine.training.recipes import TASK_LABELS as task_names
         if specs:
             model_rows = "".join(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(

@@ -10,7 +10,7 @@ APP_NAME = "Restorer"  # the user data / config folder names and window titles
 
 # what a model does: super-resolution (x1: clean-up), fill, latent generator, damage detection, colorization
 TASKS = ("sr", "inpaint", "latent", "detect", "colorize")
-TRAIN_TASKS = ("sr", "inpaint", "latent")  # `restorer train <task>` (detect/colorize train through their modules)
+TRAIN_TASKS = ("sr", "inpaint", "latent", "detect", "colorize")  # `restorer train <task>` (every model task)
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the device preference; "auto" picks CUDA, then MPS, then CPU
 
 SR_TRAIN_SCALES = (2, 4, 8)  # the factors `restorer train sr --scale` builds networks for

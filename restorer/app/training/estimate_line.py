@@ -42,8 +42,11 @@ class EstimateLine:
         if not self.isVisible():  # closed (or not shown yet): showEvent asks again
             return
         if self.task != "sr":
-            self.estimate_label.setText("Fill and latent models train for hours on a CPU; a GPU is much faster."
-                                        if self.device == "cpu" else "")
+            text = {"detect": "A first damage detector takes about an hour on a CPU; a GPU is much faster.",
+                    "colorize": "A first colorize model takes about an hour on a CPU and gives muted colour; "
+                                "a GPU is much faster."}.get(self.task, "Fill and latent models train for hours "
+                                                                         "on a CPU; a GPU is much faster.")
+            self.estimate_label.setText(text if self.device == "cpu" else "")
             self.estimate_label.setVisible(self.device == "cpu")
             return
         self.estimate_label.setVisible(True)

@@ -32,6 +32,7 @@ from restorer.engine.training.runs import CHECKPOINT_FILE, live_worker, runs_dir
 
 log = logging.getLogger(__name__)
 
+FOLDER_SEPARATOR = "; "  # between several folders in the folder field
 
 
 class NewRunPage(EstimateLine):
@@ -44,13 +45,19 @@ class NewRunPage(EstimateLine):
 
         row = QHBoxLayout()
         self.folder_edit = QLineEdit()
-        self.folder_edit.setPlaceholderText("A folder of your photos (sub-folders too)")
+        self.folder_edit.setPlaceholderText("A folder of your photos (sub-folders too); several: separate with ;")
+        self.folder_edit.setToolTip("One folder, or several separated by a semicolon: every folder is used")
         self.folder_edit.editingFinished.connect(self.scan_folder)
         browse = QPushButton("Browse…")
         browse.setAutoDefault(False)  # Return in the folder field scans it; it does not open the file dialog
         browse.clicked.connect(self.browse_folder)
+        self.add_folder_button = QPushButton("Add…")
+        self.add_folder_button.setAutoDefault(False)
+        self.add_folder_button.setToolTip("Train on one more folder of photos as well")
+        self.add_folder_button.clicked.connect(self.add_folder)
         row.addWidget(self.folder_edit, 1)
         row.addWidget(browse)
+        row.addWidget(self.add_folder_button)
         form.addRow(self._buddy("&Photos:", self.folder_edit), row)
         self.folder_label = QLabel("Choose a folder of photos to learn from.")
         self.folder_label.setWordWrap(True)
@@ -62,6 +69,8 @@ class NewRunPage(EstimateLine):
         self.task_combo.addItem("Upscale (super-resolution)", "sr")
         self.task_combo.addItem("Fill (inpainting)", "inpaint")
         self.task_combo.addItem("Latent generator (for the explorer)", "latent")
+        self.task_combo.addItem("Damage detection (scratches, dust, stains)", "detect")
+        self.task_combo.addItem("Colorize (black-and-white photos)", "colorize")
         form.addRow("&Task:", self.task_combo)
         self.scale_combo = QComboBox()
         self.scale_combo.addItem("×2", 2)
@@ -194,6 +203,7 @@ class NewRunPage(EstimateLine):
         self.length_unit.currentIndexChanged.connect(self._on_length_unit_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.patch_spin.valueChanged.connect(self._maybe_rescan)
+        self.crop_spin.valueChanged.connect(self._maybe_rescan)
         form.setRowVisible(self.all_gpus_check, self.gpu_count > 1 and self.device == "cuda")
         for spin in (self.length_spin, self.batch_spin, self.patch_spin, self.blocks_spin, self.channels_spin):
             spin.valueChanged.connect(self._request_estimate)
@@ -256,7 +266,14 @@ class NewRunPage(EstimateLine):
                 self.blocks_spin.setValue(int(d["blocks"]))
                 self.channels_spin.setValue(int(d["channels"]))
             elif task == "inpaint":
+                self.crop_spin.setSingleStep(8)
                 self.crop_spin.setValue(int(d["crop"]))
+            elif task in ("detect", "colorize"):
+                self._depth = int(d.get("depth", 7))
+                # detect: crops are multiples of 16; colorize: of 2 ** depth (the U-Net halves them depth times)
+                self.crop_spin.setSingleStep(16 if task == "detect" else 2 ** self._depth)
+                self.crop_spin.setValue(int(d["crop"]))
+                self.channels_spin.setValue(int(d["channels"]))
             else:
                 self.size_combo.setCurrentIndex(self.size_combo.findData(int(d["size"])))
             self._checkpoint_every = int(d["checkpoint_every"])
@@ -266,19 +283,21 @@ class NewRunPage(EstimateLine):
         for w in (self.scale_combo, self.scale_label, self.style_box, self.style_label):
             w.setVisible(sr)
         af: QFormLayout = self.advanced.layout()  # type: ignore[assignment]
-        for w, show in ((self.patch_spin, sr), (self.blocks_spin, sr), (self.channels_spin, sr),
-                        (self.crop_spin, task == "inpaint"), (self.size_combo, task == "latent")):
+        own = task in ("detect", "colorize")
+        for w, show in ((self.patch_spin, sr), (self.blocks_spin, sr), (self.channels_spin, sr or own),
+                        (self.crop_spin, task == "inpaint" or own), (self.size_combo, task == "latent")):
             af.setRowVisible(w, show)
         self._suggest_name()
 
     def _suggest_name(self, used: str = "") -> None:
         """A free name for the next model; `used` is a name a run just took (the user's own
         name is replaced then too, by the next free one of its kind: 'tree' -> 'tree-2')."""
-        base = {"sr": f"my-upscale-x{self.scale}", "inpaint": "my-fill", "latent": "my-latent"}[self.task]
+        base = {"sr": f"my-upscale-x{self.scale}", "inpaint": "my-fill", "latent": "my-latent",
+                "detect": "my-detect", "colorize": "my-colorize"}[self.task]
         current = self.name_edit.text().strip()
         if used and current == used:
             base = re.sub(r"-\d+$", "", used) or base
-        elif current and not current.startswith(("my-upscale-x", "my-fill", "my-latent")):
+        elif current and not current.startswith(("my-upscale-x", "my-fill", "my-latent", "my-detect", "my-colorize")):
             return  # the user's own name stays
         taken = self._taken_names()
         name, n = base, 2
@@ -349,6 +368,14 @@ class NewRunPage(EstimateLine):
                 self.size_combo.setCurrentIndex(self.size_combo.findData(int(self._specs[sid][1]["size"])))
                 self.channels_spin.setValue(int(self._specs[sid][1]["channels"]))
             self.size_combo.setEnabled(not fixed)
+        elif self.task in ("detect", "colorize"):
+            d = defaults_for(self.task, self.device, self.scale)
+            params = self._specs[sid][1] if fixed else {}
+            self.channels_spin.setValue(int(params.get("channels", d["channels"])))
+            self._depth = int(params.get("depth", d.get("depth", 7)))
+            if self.task == "colorize":
+                self.crop_spin.setSingleStep(2 ** self._depth)
+            self.channels_spin.setEnabled(not fixed)
         self._update_start_note()
 
     def _arch(self) -> str:
@@ -360,6 +387,11 @@ class NewRunPage(EstimateLine):
     def _update_start_note(self) -> None:
         sid = str(self.start_combo.currentData() or "")
         notes = []
+        if self.task == "detect":
+            notes.append("Learns from clean photos: scratches, dust and stains are drawn on them, so nothing "
+                         "needs marking.")
+        elif self.task == "colorize":
+            notes.append("Learns from colour photos, turned grey: the model predicts their colour.")
         if sid:
             notes.append("Fine-tunes this model on your photos; its network settings are kept.")
         elif self.task == "sr" and self.style_photo.isChecked():
@@ -374,14 +406,37 @@ class NewRunPage(EstimateLine):
         self.start_note.setVisible(bool(notes))
 
     def browse_folder(self) -> None:
-        start = self.folder_edit.text() or (getattr(self.prefs, "last_folder", "") if self.prefs else "")
+        current = self.folders()
+        start = current[0] if current else (getattr(self.prefs, "last_folder", "") if self.prefs else "")
         folder = QFileDialog.getExistingDirectory(self, "Folder of Photos to Learn From", start)
         if folder:
             self.folder_edit.setText(folder)
             self.scan_folder()
 
+    def add_folder(self) -> None:
+        """Add one more folder of photos to the folder field (several folders are separated by ';')."""
+        current = self.folders()
+        start = current[-1] if current else (getattr(self.prefs, "last_folder", "") if self.prefs else "")
+        folder = QFileDialog.getExistingDirectory(self, "One More Folder of Photos", start)
+        if folder and folder not in current:
+            self.folder_edit.setText(FOLDER_SEPARATOR.join([*current, folder]))
+            self.scan_folder()
+
+    def folders(self) -> list[str]:
+        """The folders of the folder field (one, or several separated by ';'), in order, each once."""
+        out: list[str] = []
+        for part in self.folder_edit.text().split(";"):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+        return out
+
     def _min_side(self) -> int:
-        return max(32, int(self.patch_spin.value())) if self.task == "sr" else 64
+        if self.task == "sr":
+            return max(32, int(self.patch_spin.value()))
+        if self.task in ("detect", "colorize"):  # the trainers take photos of at least half a crop
+            return max(16, int(self.crop_spin.value()) // 2)
+        return 64
 
     def _maybe_rescan(self, *_args: Any) -> None:
         if self.folder_edit.text().strip() and self._scan_key != (self.folder_edit.text().strip(), self._min_side()):
@@ -403,10 +458,12 @@ class NewRunPage(EstimateLine):
         self.folder_label.setText("<i>Looking at the photos in this folder…</i>")
         self._validate()
 
+        folders = [Path(f).expanduser() for f in self.folders()]
+
         def work() -> Any:
             from restorer.engine.training.data import scan_folder
 
-            return scan_folder(Path(folder).expanduser(), min_side=min_side)
+            return scan_folder(folders if len(folders) > 1 else folders[0], min_side=min_side)
 
         def done(result: Any, error: Any) -> None:
             if gen != self._scan_gen:
@@ -432,8 +489,9 @@ class NewRunPage(EstimateLine):
         parts = []
         if n:
             mp = scan.total_pixels / 1e6
-            parts.append(f"<b>{n} usable photo{'s' if n != 1 else ''}</b> ({mp:.0f} megapixels)"
-                         if mp >= 1 else f"<b>{n} usable photo{'s' if n != 1 else ''}</b>")
+            where = f" in {len(scan.per_folder)} folders" if len(scan.per_folder) > 1 else ""
+            parts.append(f"<b>{n} usable photo{'s' if n != 1 else ''}</b>{where} ({mp:.0f} megapixels)"
+                         if mp >= 1 else f"<b>{n} usable photo{'s' if n != 1 else ''}</b>{where}")
         else:
             parts.append("<span style='color:#c0392b'><b>No usable photos in this folder.</b></span>")
         if scan.skipped:
@@ -504,17 +562,28 @@ class NewRunPage(EstimateLine):
         self.start_hint.setText(hint)
         return ok
 
+    def _crop(self) -> int:
+        """The crop side, rounded to what the task's network takes (colorize: a multiple of 2 ** depth)."""
+        crop = int(self.crop_spin.value())
+        if self.task == "colorize":
+            m = 2 ** int(getattr(self, "_depth", 7))
+            crop = max(m, int(round(crop / m)) * m)
+        elif self.task == "detect":
+            crop = max(32, int(round(crop / 16)) * 16)
+        return crop
+
     def settings(self) -> TrainingSettings:
         d = defaults_for(self.task, self.device, self.scale)
         unit = str(self.length_unit.currentData())
         return TrainingSettings(
-            task=self.task, data=self.folder_edit.text().strip(), name=self.name_edit.text().strip(),
+            task=self.task, data=self.folders(), name=self.name_edit.text().strip(),
             scale=self.scale, style="photo" if self.style_photo.isChecked() else "faithful",
             length_mode=unit, iterations=int(self.length_spin.value()), minutes=float(self.length_spin.value()),
             batch=int(self.batch_spin.value()), device=str(self.device_combo.currentData()),
             init_from=str(self.start_combo.currentData() or ""), arch=self._arch(),
             blocks=int(self.blocks_spin.value()), channels=int(self.channels_spin.value()),
-            patch=int(self.patch_spin.value()), crop=int(self.crop_spin.value()),
+            patch=int(self.patch_spin.value()), crop=self._crop(),
+            depth=int(getattr(self, "_depth", d.get("depth", 7))), damage_pool=int(d.get("damage_pool", 0)),
             size=int(self.size_combo.currentData()),
             checkpoint_every=int(getattr(self, "_checkpoint_every", d["checkpoint_every"])),
             sample_every=int(d["sample_every"]),

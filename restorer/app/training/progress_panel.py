@@ -247,6 +247,15 @@ class ProgressPanel:
             text = (f" Quality on {int(metrics.get('val_images', 0)) or 'the'} held-out photos: "
                     f"{metrics['val_psnr_y']:.2f} dB PSNR "
                     f"(plain bicubic: {metrics.get('val_bicubic_psnr_y', float('nan')):.2f} dB).")
+        elif "val_iou" in metrics:  # damage detection
+            text = (f" On {_held_out(metrics)} with drawn damage: mask "
+                    f"IoU {metrics['val_iou']:.2f} (precision {metrics.get('val_precision', float('nan')):.2f}, "
+                    f"recall {metrics.get('val_recall', float('nan')):.2f}); "
+                    f"{100 * metrics.get('val_clean_marked', float('nan')):.2f}% of undamaged pixels marked.")
+        elif "val_ab_error" in metrics:  # colorize
+            text = (f" Colour error on {_held_out(metrics)} turned grey: "
+                    f"{metrics['val_ab_error']:.1f} (keeping them grey: "
+                    f"{metrics.get('val_ab_error_grey', float('nan')):.1f}; lower is better).")
         elif run.task == "sr" and run.kind != "view":
             text = (f" No photos were held out (it takes {MIN_SR_PHOTOS_FOR_PREVIEW} or more), so there is no "
                     "quality score.")
@@ -294,3 +303,9 @@ class ProgressPanel:
             task = TASK_LABELS.get(run.task, "")
             self.status_label.setText(f"<b>Training '{esc(run.name)}'</b>"
                                       + (f" ({task.lower()} model)" if task else ""))
+
+
+def _held_out(metrics: dict) -> str:
+    """'the held-out photos', '1 held-out photo', '12 held-out photos'."""
+    n = int(metrics.get("val_images", 0) or 0)
+    return f"{n} held-out photo{'s' if n != 1 else ''}" if n else "the held-out photos"

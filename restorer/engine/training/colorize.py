@@ -1,7 +1,8 @@
 """Colorization trainer: pix2pix (U-Net generator + PatchGAN) predicting Lab a/b from L.
 
-Data: random crops of colour photos from one or more folders (`data` plus `extra_data`), kept in
-memory (on the training device); each crop -> Lab; the generator sees L / 50 - 1, the target is
+Data: random crops of colour photos from one or more folders (`data`, one or a list, plus `extra_data`),
+kept in memory (on the training device), flipped left-right at random (never turned: colour depends on
+what is up); each crop -> Lab; the generator sees L / 50 - 1, the target is
 a/b / AB_SCALE. Greyscale files in a folder simply teach "no colour here" and are harmless in small
 numbers.
 
@@ -19,16 +20,14 @@ Validation on held-out images turned grey, at `val_size` px: the colour error (m
 distance to the original, i.e. Delta E with L equal) of the model and of the "keep it grey" baseline
 (a = b = 0), and the mean colourfulness (Hasler-Suesstrunk) of model outputs and of the originals.
 
-GPU recipe (the training script's): ``python -m restorer.engine.training.colorize --data
-photos-train --extra-data extra-train --name colorize-photos --device cuda --batch 32 --crop 256
---iters 20000``.
+Train with ``restorer train colorize --data DIR [--data DIR2 ...] --name NAME`` (options:
+``restorer train colorize --help``) or from the app's training dialog; the shipped model's GPU recipe
+is ``colorize-photos`` in recipes_shipped.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -41,7 +40,8 @@ from restorer.engine.archs.colorize import AB_SCALE, PatchDiscriminator
 from restorer.engine.errors import InputError
 from restorer.engine.pipelines.colorize import colorize_image, colourfulness, rgb_to_lab
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
-from restorer.engine.training.data import ImageBank, read_rgb, split_holdout
+from restorer.engine.training.data import ImageBank, data_folders, read_rgb, split_holdout
+from restorer.engine.training.options import option
 from restorer.engine.training.detect import scan_folders
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,17 @@ MIN_IMAGES = 3
 
 @dataclass
 class ColorizeConfig(TrainConfig):
+    # option(): also a `restorer train colorize` option (restorer/engine/training/options.py)
     lr: float = 2e-4
     batch: int = 16
-    crop: int = 128  # multiple of 2 ** depth
-    extra_data: tuple[str, ...] = ()
-    base_channels: int = 32
-    depth: int = 7
-    disc_channels: int = 64
-    l1_weight: float = 100.0
-    adv_weight: float = 1.0
+    crop: int = option(128, "--crop", "training crop side in px (a multiple of 2 ** depth)")
+    extra_data: tuple[str, ...] = ()  # more folders (`restorer train` repeats --data instead)
+    base_channels: int = option(32, "--channels", "feature channels of the generator's first level")
+    depth: int = option(7, "--depth",
+                        "down-sampling steps of the U-Net generator (the crop is a multiple of 2 ** depth)")
+    disc_channels: int = option(64, "--disc-channels", "feature channels of the PatchGAN discriminator's first layer")
+    l1_weight: float = option(100.0, "--l1-weight", "weight of the L1 loss on a/b (pix2pix: 100)")
+    adv_weight: float = option(1.0, "--adv-weight", "weight of the adversarial loss (0: L1 only)")
     gan_start: int = 0
     ema_decay: float = 0.999
     holdout: float = 0.03
@@ -70,6 +72,10 @@ class ColorizeConfig(TrainConfig):
         out = super().to_json()
         out["extra_data"] = list(self.extra_data)
         return out
+
+    def folders(self) -> list[str]:
+        """Every training folder: `data` (one or a list) and then `extra_data`."""
+        return [str(p) for p in data_folders(self.data)] + [str(p) for p in self.extra_data]
 
 
 def generator_params(cfg: ColorizeConfig) -> dict[str, Any]:
@@ -88,13 +94,13 @@ class ColorizeTrainer(Trainer):
         if cfg.batch < 2:
             raise InputError("the batch size must be at least 2 (batch norm)")
         dev = self.device
-        folders = [cfg.data, *cfg.extra_data]
+        folders = cfg.folders()
         scan = scan_folders(folders, min_side=cfg.crop // 2)
         if len(scan.usable) < MIN_IMAGES:
             raise InputError(f"not enough training images: {scan.summary()} (need at least {MIN_IMAGES})")
         frac = max(cfg.holdout, (1.0 + 1e-6) / len(scan.usable))
         train_paths, self.val_paths = split_holdout(scan.usable, frac, cfg.seed, max_items=max(1, cfg.val_images))
-        self.bank = ImageBank.from_paths(train_paths, dev)
+        self.bank = ImageBank.from_paths(train_paths, dev, min_side=cfg.crop)  # smaller ones enlarged once
         self.events.emit("info", message=f"{len(scan.usable)} usable image(s); {len(self.bank)} for training, "
                                          f"{len(self.val_paths)} held out", usable=len(scan.usable))
         self.gen = torch.Generator(device="cpu")
@@ -127,7 +133,11 @@ class ColorizeTrainer(Trainer):
 
     def step(self, iteration: int) -> dict[str, float]:
         cfg = self.config
-        img = self.bank.crops(cfg.batch, cfg.crop, self.gen)
+        # left-right flips only: colour depends on what is up (sky above, ground below), so no turns or
+        # upside-down crops as the other trainers use
+        img = self.bank.crops(cfg.batch, cfg.crop, self.gen, augment=False)
+        flip = (torch.rand(cfg.batch, generator=self.gen) < 0.5).view(-1, 1, 1, 1).to(img.device)
+        img = torch.where(flip, img.flip(3), img)
         lum, ab = self._split(img)
         self.net.train()
         fake = self.net(lum)
@@ -197,47 +207,79 @@ class ColorizeTrainer(Trainer):
     def validate(self) -> dict[str, float]:
         if not self._val:
             return {}
-        err, err_grey, colour_out, colour_ref = [], [], [], []
-        for rgb in self._val:
-            out = self._colorize(rgb)
-            ref_ab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).double() / 255)[1:]
-            out_ab = rgb_to_lab(torch.from_numpy(out).permute(2, 0, 1).double() / 255)[1:]
-            err.append(float((out_ab - ref_ab).square().sum(0).sqrt().mean()))
-            err_grey.append(float(ref_ab.square().sum(0).sqrt().mean()))
-            colour_out.append(colourfulness(out))
-            colour_ref.append(colourfulness(rgb))
-        return {"val_ab_error": float(np.mean(err)), "val_ab_error_grey": float(np.mean(err_grey)),
-                "val_colourfulness": float(np.mean(colour_out)),
-                "val_colourfulness_original": float(np.mean(colour_ref)), "val_images": len(self._val)}
+        scores = mean_colour_scores([(self._colorize(rgb), rgb) for rgb in self._val])
+        return {f"val_{k}": v for k, v in scores.items()} | {"val_images": len(self._val)}
+
+
+def colour_scores(output: np.ndarray, original: np.ndarray) -> dict[str, float]:
+    """How close a colorized photo is to its original colour photo (uint8 RGB, same size):
+
+    * ab_error: mean Euclidean a/b distance per pixel (CIE Lab; Delta E76 with L equal, as colorizing
+      keeps L), and ab_error_grey, the same for "keep it grey" (a = b = 0);
+    * colourfulness (Hasler-Suesstrunk) of the output and of the original."""
+    ref_ab = rgb_to_lab(torch.from_numpy(np.array(original, copy=True)).permute(2, 0, 1).double() / 255)[1:]
+    out_ab = rgb_to_lab(torch.from_numpy(np.array(output, copy=True)).permute(2, 0, 1).double() / 255)[1:]
+    return {"ab_error": float((out_ab - ref_ab).square().sum(0).sqrt().mean()),
+            "ab_error_grey": float(ref_ab.square().sum(0).sqrt().mean()),
+            "colourfulness": colourfulness(output), "colourfulness_original": colourfulness(original)}
+
+
+def mean_colour_scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """:func:`colour_scores` averaged over (output, original) pairs (each photo counts once)."""
+    rows = [colour_scores(out, ref) for out, ref in pairs]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+# ----------------------------------------------------------------------------- export from a checkpoint
+def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None) -> str:
+    """Write a run's EMA generator as a model file (e.g. a stopped run's, for shipping); returns its sha256."""
+    from pathlib import Path
+
+    from restorer.engine import registry
+    from restorer.engine.training.common import atomic_torch_save, load_torch_file
+
+    ckpt = load_torch_file(Path(checkpoint), "checkpoint")
+    if ckpt.get("task") != "colorize":
+        raise InputError(f"'{checkpoint}' is not a colorize training checkpoint")
+    state = ckpt["state"]
+    cfg = ckpt.get("config", {})
+    meta = {"crop": cfg.get("crop"), "l1_weight": cfg.get("l1_weight"), "adv_weight": cfg.get("adv_weight"),
+            "iterations": int(ckpt["iteration"]), "train_seconds": round(float(ckpt.get("elapsed_s", 0.0)), 1),
+            "batch": cfg.get("batch"), **(extra_meta or {})}
+    payload = {"format": registry.MODEL_FORMAT, "task": "colorize", "arch": "colorize_unet",
+               "params": dict(state["arch_params"]), "scale": 1,
+               "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
+               "meta": meta}
+    atomic_torch_save(payload, Path(dest))
+    return registry.sha256_file(Path(dest))
 
 
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
-    from restorer.engine.training.common import LogEventSink, run_from_command_line
+    """`python -m restorer.engine.training.colorize --export-checkpoint CKPT --to FILE` writes a run's EMA
+    generator as a model file and prints its sha256; any other arguments train, as `restorer train colorize`
+    (an alias kept for older scripts; see common.module_command)."""
+    import argparse
+    import sys
 
+    from restorer.engine.errors import RestorerError
+    from restorer.engine.training.common import module_command
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--export-checkpoint" not in args:
+        return module_command("colorize", argv)
     ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.colorize",
-                                 description="Train a pix2pix colorization model on folders of colour photos.")
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--extra-data", nargs="*", default=[])
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--iters", type=int, default=20_000)
-    ap.add_argument("--minutes", type=float)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--channels", type=int, default=32)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint-every", type=int, default=1000)
-    ap.add_argument("--sample-every", type=int, default=1000)
-    ap.add_argument("--runs-dir")
-    ap.add_argument("--resume", action="store_true")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    cfg = ColorizeConfig(name=args.name, data=args.data, extra_data=tuple(args.extra_data), iters=args.iters,
-                         max_minutes=args.minutes, batch=args.batch, crop=args.crop, base_channels=args.channels,
-                         device=args.device, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                         sample_every=args.sample_every, runs_dir=args.runs_dir)
-    return run_from_command_line(ColorizeTrainer(cfg, LogEventSink()), resume=args.resume)
+                                 description="Write a colorize run's EMA generator as a model file "
+                                             "(training: restorer train colorize --help).")
+    ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
+    ap.add_argument("--to", required=True, help="model file to write")
+    ns = ap.parse_args(args)
+    try:
+        print(export_checkpoint(ns.export_checkpoint, ns.to))
+    except RestorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
 
 
 if __name__ == "__main__":

@@ -662,15 +662,35 @@ def auto_workers(requested: int) -> int:
     return max(0, min(8, n - 1)) if n > 2 else 0
 
 
-def run_from_command_line(trainer: "Trainer", resume: bool = False) -> int:
-    """Run `trainer` for a task's own `python -m restorer.engine.training.TASK` command: one error line, the
-    outcome logged, exit 0 finished / 130 stopped / the error's code (2 bad input, 1 otherwise)."""
+def module_argv(args: "list[str]") -> list[str]:
+    """The `restorer train TASK` arguments of an older module command line: `--extra-data A B` becomes
+    `--data A --data B`; everything else is kept as it is."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--extra-data":
+            i += 1
+            while i < len(args) and not args[i].startswith("--"):
+                out += ["--data", args[i]]
+                i += 1
+            continue
+        out.append(args[i])
+        i += 1
+    return out
+
+
+def module_command(task: str, argv: Optional[list[str]] = None) -> int:
+    """`python -m restorer.engine.training.TASK ARGS`, kept for older scripts: runs `restorer train TASK ARGS`
+    (the same options, events, run folder and exit codes: 0 finished, 130 stopped, 2 bad input, 1 otherwise).
+
+    The older spelling `--extra-data A B` is read as `--data A --data B`. The command is started as
+    `python -m restorer` (the process is replaced where the OS can), not imported: the CLI imports the trainers."""
+    import subprocess
     import sys
 
-    try:
-        result = trainer.run(resume=resume)
-    except RestorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    log.info("%s at iteration %d; metrics %s", result.status, result.iteration, result.metrics)
-    return 0 if result.status == "finished" else 130
+    cmd = [sys.executable, "-m", "restorer", "train", task, *module_argv(sys.argv[1:] if argv is None else argv)]
+    if argv is None and os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)  # the alias becomes the training process (signals reach the trainer)
+    return subprocess.call(cmd)

@@ -15,7 +15,8 @@ Validation: held-out images of the folders (never trained on), each damaged with
 scored at `threshold`: pixel precision, recall and IoU of the mask, and the share of pixels
 marked on the same images with no damage (tone, texture and grain only).
 
-Run it from the command line with `python -m restorer.engine.training.detect --help`.
+Train from the command line with `restorer train detect --data DIR [--data DIR2 ...] --name NAME`
+(options: `restorer train detect --help`), or from the app's training dialog.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
 from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers
-from restorer.engine.training.data import FolderScan, ImageBank, read_rgb, scan_folder, split_holdout, to_uint8_image
+from restorer.engine.training.data import (FolderScan, ImageBank, data_folders, read_rgb, scan_folder, split_holdout,
+                                           to_uint8_image)
+from restorer.engine.training.options import option
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +47,24 @@ DEFAULT_THRESHOLD = 0.5
 
 @dataclass
 class DetectConfig(TrainConfig):
+    # option(): also a `restorer train detect` option (restorer/engine/training/options.py)
     lr: float = 1e-3  # Adam
     batch: int = 16
-    crop: int = 128  # training crop side
-    extra_data: tuple[str, ...] = ()  # more folders of clean photos
-    base_channels: int = 16
+    crop: int = option(128, "--crop", "training crop side in px (a multiple of 16, at least 32)")
+    extra_data: tuple[str, ...] = ()  # more folders of clean photos (`restorer train` repeats --data instead)
+    base_channels: int = option(16, "--channels", "feature channels of the U-Net's first level")
     levels: int = 4
     head_channels: int = 8
     dice_weight: float = 1.0
     ema_decay: float = 0.999
-    pool_size: int = 512  # damage layers drawn at start-up
+    pool_size: int = option(512, "--damage-pool",
+                            "damage layers drawn at start-up (fewer: a faster start, less variety)")
     pool_refresh: int = 16  # redrawn every `refresh_every` iterations
     refresh_every: int = 25
-    threshold: float = DEFAULT_THRESHOLD  # for validation and stored with the model
+    threshold: float = option(DEFAULT_THRESHOLD, "--threshold",
+                              "mask threshold for the validation figures, stored with the model")
+    clean_share: Optional[float] = option(None, "--clean-share",
+                                          "share of training crops left undamaged (default 0.15)")
     holdout: float = 0.03
     val_images: int = 12
     val_size: int = 192
@@ -66,6 +74,10 @@ class DetectConfig(TrainConfig):
         out = super().to_json()
         out["extra_data"] = list(self.extra_data)
         return out
+
+    def folders(self) -> list[str]:
+        """Every training folder: `data` (one or a list) and then `extra_data`."""
+        return [str(p) for p in data_folders(self.data)] + [str(p) for p in self.extra_data]
 
 
 def net_params(cfg: DetectConfig) -> dict[str, Any]:
@@ -112,17 +124,23 @@ class DetectTrainer(Trainer):
             raise InputError(f"the training crop must be a multiple of 16 and at least 32, got {cfg.crop}")
         if cfg.batch < 1:
             raise InputError("the batch size must be at least 1")
+        if cfg.pool_size < 1:
+            raise InputError(f"the damage pool needs at least 1 layer, got {cfg.pool_size}")
         if not 0.0 < cfg.threshold < 1.0:
             raise InputError(f"the threshold must be between 0 and 1, got {cfg.threshold}")
+        if cfg.clean_share is not None:
+            if not 0.0 <= cfg.clean_share < 1.0:
+                raise InputError(f"the share of undamaged crops must be in [0, 1), got {cfg.clean_share}")
+            cfg.damage = replace(cfg.damage, p_clean=float(cfg.clean_share))
         dev = self.device
-        folders = [cfg.data, *cfg.extra_data]
+        folders = cfg.folders()
         scan = scan_folders(folders, min_side=cfg.crop // 2)
         if len(scan.usable) < MIN_IMAGES:
             raise InputError(f"not enough training images: {scan.summary()} (need at least {MIN_IMAGES})")
         n = len(scan.usable)
         frac = max(cfg.holdout, (1.0 + 1e-6) / n)
         train_paths, self.val_paths = split_holdout(scan.usable, frac, cfg.seed, max_items=max(1, cfg.val_images))
-        self.bank = ImageBank.from_paths(train_paths, dev)
+        self.bank = ImageBank.from_paths(train_paths, dev, min_side=cfg.crop)  # smaller ones enlarged once
         self.events.emit("info", message=f"{n} usable image(s) in {len(folders)} folder(s); "
                                          f"{len(self.bank)} kept in memory for training, {len(self.val_paths)} held out",
                          usable=n, skipped=len(scan.skipped))
@@ -130,6 +148,7 @@ class DetectTrainer(Trainer):
         self.gen.manual_seed(cfg.seed)
         self.pool_gen = torch.Generator(device="cpu")
         self.pool_gen.manual_seed(cfg.seed + 1)
+        self.events.emit("info", message=f"drawing {cfg.pool_size} damage layers (--damage-pool)…")
         chunks = []
         for start in range(0, max(1, cfg.pool_size), 16):
             k = min(16, cfg.pool_size - start)
@@ -161,7 +180,7 @@ class DetectTrainer(Trainer):
             h, w = arr.shape[:2]
             s = min(cfg.val_size, h, w)
             y, x = (h - s) // 2, (w - s) // 2
-            t = torch.from_numpy(np.ascontiguousarray(arr[y:y + s, x:x + s])).permute(2, 0, 1)[None].float() / 255
+            t = torch.from_numpy(np.array(arr[y:y + s, x:x + s], copy=True)).permute(2, 0, 1)[None].float() / 255
             params = DamageParams(**{**cfg.damage.__dict__, "p_clean": 0.0})
             res = apply_damage(t, damage_layers(1, s, s, params, gen), params, gen)
             out.append((to_uint8_image(res.damaged[0]), res.mask[0, 0].numpy(), to_uint8_image(res.clean[0])))
@@ -290,54 +309,27 @@ def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str,
 
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
+    """`python -m restorer.engine.training.detect --export-checkpoint CKPT --to FILE` writes a run's EMA
+    weights as a model file and prints its sha256; any other arguments train, as `restorer train detect`
+    (an alias kept for older scripts; see common.module_command)."""
     from restorer.engine.errors import RestorerError
-    from restorer.engine.training.common import LogEventSink, run_from_command_line
+    from restorer.engine.training.common import module_command
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--export-checkpoint" not in args:
+        return module_command("detect", argv)
     ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect",
-                                 description="Train a damage-detection model on folders of clean photos.")
-    ap.add_argument("--export-checkpoint", metavar="CKPT",
-                    help="only write CKPT's EMA weights as a model file (--to) and print its sha256")
-    ap.add_argument("--to", help="model file to write with --export-checkpoint")
-    ap.add_argument("--data")
-    ap.add_argument("--extra-data", nargs="*", default=[])
-    ap.add_argument("--name")
-    ap.add_argument("--iters", type=int, default=20_000)
-    ap.add_argument("--minutes", type=float)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--channels", type=int, default=16)
-    ap.add_argument("--clean-share", type=float, help="share of training crops left undamaged (default 0.15)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint-every", type=int, default=200)
-    ap.add_argument("--sample-every", type=int, default=500)
-    ap.add_argument("--runs-dir")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--no-register", action="store_true")
-    args = ap.parse_args(argv)
-    if args.export_checkpoint:
-        if not args.to:
-            ap.error("--export-checkpoint needs --to FILE")
-        try:
-            print(export_checkpoint(args.export_checkpoint, args.to))
-        except RestorerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return exc.exit_code
-        return 0
-    if not args.data or not args.name:
-        ap.error("--data and --name are required for training")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    cfg = DetectConfig(name=args.name, data=args.data, extra_data=tuple(args.extra_data), iters=args.iters,
-                       max_minutes=args.minutes, batch=args.batch, crop=args.crop, lr=args.lr,
-                       base_channels=args.channels, device=args.device, seed=args.seed,
-                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                       runs_dir=args.runs_dir, register=not args.no_register)
-    if args.clean_share is not None:
-        if not 0.0 <= args.clean_share < 1.0:
-            ap.error("--clean-share must be in [0, 1)")
-        cfg.damage = replace(cfg.damage, p_clean=args.clean_share)
-    return run_from_command_line(DetectTrainer(cfg, LogEventSink()), resume=args.resume)
+                                 description="Write a detect run's EMA weights as a model file "
+                                             "(training: restorer train detect --help).")
+    ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
+    ap.add_argument("--to", required=True, help="model file to write")
+    ns = ap.parse_args(args)
+    try:
+        print(export_checkpoint(ns.export_checkpoint, ns.to))
+    except RestorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
 
 
 if __name__ == "__main__":

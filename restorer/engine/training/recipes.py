@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 MINUTES_ITERS = 10_000_000  # the iteration budget of a run measured in minutes
 MIN_SR_PHOTOS_FOR_PREVIEW = 20  # the SR trainer holds out 5 % of the photos for previews and scores
 
-TASK_LABELS = {"sr": "Upscale", "inpaint": "Fill", "latent": "Latent"}
+TASK_LABELS = {"sr": "Upscale", "inpaint": "Fill", "latent": "Latent", "detect": "Damage detection",
+               "colorize": "Colorize"}
 STYLES = {  # SR style -> (phase, degradation)
     "faithful": ("psnr", "bicubic"),
     "photo": ("gan", "realistic"),
@@ -32,7 +33,7 @@ STYLES = {  # SR style -> (phase, degradation)
 class TrainingSettings:
     """What the New model page chose; :meth:`args` turns it into `restorer train` arguments."""
 
-    task: str  # sr | inpaint | latent
+    task: str  # sr | inpaint | latent | detect | colorize
     data: Any  # list[str]: the photo folders (one folder is taken as a list of one)
     name: str
     scale: int = 4  # sr
@@ -45,9 +46,11 @@ class TrainingSettings:
     init_from: str = ""  # model id to fine-tune, "" = from scratch
     arch: str = "srgan"  # sr
     blocks: int = 16  # sr (srgan)
-    channels: int = 64  # sr; latent when continuing a model
+    channels: int = 64  # sr, detect, colorize; latent when continuing a model
     patch: int = 48  # sr: LR patch side
-    crop: int = 256  # inpaint
+    crop: int = 256  # inpaint, detect, colorize
+    depth: int = 7  # colorize: down-sampling steps of the U-Net (the crop is a multiple of 2 ** depth)
+    damage_pool: int = 0  # detect: damage layers drawn at start-up (0: the trainer's default)
     size: int = 64  # latent
     checkpoint_every: int = 500
     sample_every: int = 0  # passed only when the CLI has --sample-every; 0 = the trainer's default
@@ -77,6 +80,10 @@ class TrainingSettings:
                 v["num_blocks"] = self.blocks
         elif self.task == "inpaint":
             v["crop"] = self.crop
+        elif self.task == "detect":
+            v.update(crop=self.crop, base_channels=self.channels, pool_size=self.damage_pool or None)
+        elif self.task == "colorize":
+            v.update(crop=self.crop, base_channels=self.channels, depth=self.depth)
         elif self.task == "latent":
             v["size"] = self.size
             if self.init_from:  # the generator's width comes from the model it continues
@@ -126,6 +133,13 @@ def defaults_for(task: str, device: str, scale: int = 4) -> dict[str, Any]:
             d.update(batch=4, patch=24 if scale >= 4 else 32, blocks=6, channels=32)
     elif task == "inpaint":
         d.update(batch=16 if device == "cuda" else (8 if gpu else 2), crop=256 if gpu else 128)
+    elif task == "detect":  # the shipped detector's settings (docs/old-photos.md): 16 channels, 4 levels
+        # a CPU draws fewer damage layers at start-up (512 took minutes on a busy 2-core machine); each is
+        # flipped, turned and shifted per sample and some are redrawn every 25 iterations
+        d.update(batch=16 if gpu else 8, crop=128 if gpu else 96, channels=16, damage_pool=512 if gpu else 128)
+    elif task == "colorize":  # CPU: a small U-Net (12 channels, 6 levels, 128 px crops, as shipped); GPU: pix2pix
+        d.update(batch=32 if device == "cuda" else (16 if gpu else 8), crop=256 if gpu else 128,
+                 channels=32 if gpu else 12, depth=7 if gpu else 6)
     else:
         d.update(batch=128 if device == "cuda" else (64 if gpu else 32), size=64)
     return d
@@ -162,6 +176,22 @@ def start_from_params(spec: Any, task: str, scale: int) -> Optional[dict[str, An
             cfg = LatentConfig(name="x", data="x", size=size, channels=channels)
             want = {"latent_dim": cfg.latent_dim, "image_size": size, "channels": channels, "num_classes": 0}
             return {"size": size, "channels": channels} if params == want and channels > 0 else None
+        if task == "detect":
+            from restorer.engine.training.detect import DetectConfig, net_params
+
+            if spec.task != "detect" or spec.arch != "damage_unet":
+                return None
+            cfg = DetectConfig(name="x", data="x", base_channels=int(params.get("base_channels", 0)))
+            return {"channels": cfg.base_channels} if net_params(cfg) == params and cfg.base_channels > 0 else None
+        if task == "colorize":
+            from restorer.engine.training.colorize import ColorizeConfig, generator_params as colorize_params
+
+            if spec.task != "colorize" or spec.arch != "colorize_unet":
+                return None
+            cfg = ColorizeConfig(name="x", data="x", base_channels=int(params.get("base_channels", 0)),
+                                 depth=int(params.get("depth", 0)))
+            ok = colorize_params(cfg) == params and cfg.base_channels > 0 and cfg.depth >= 2
+            return {"channels": cfg.base_channels, "depth": cfg.depth} if ok else None
     except Exception:  # an odd spec never breaks the dialog
         log.debug("cannot check %s as a starting point", getattr(spec, "id", spec), exc_info=True)
     return None

@@ -35,10 +35,10 @@ _SR_GPU = dict(iters=10_000_000, device="cuda", compile=True, compile_mode="redu
 @dataclass(frozen=True)
 class Recipe:
     job: str  # the model id it produces
-    task: str  # sr | inpaint | latent
+    task: str  # sr | inpaint | latent | detect | colorize
     params: dict[str, Any]
     init: tuple[str, ...] = ()  # shipped model ids to continue from, nearest first
-    evaluation: Optional[str] = None  # sr | sr-realistic | restore | inpaint | None (not gated: never handed back)
+    evaluation: Optional[str] = None  # sr | sr-realistic | restore | inpaint | detect | colorize | None (not gated)
     metric: str = ""  # the figure the gate compares (higher is better unless lower_is_better)
     bar: Optional[float] = None  # the issue's bar for that figure
     shipped_figure: Optional[float] = None  # the shipped model's figure today (None: not shipped)
@@ -90,6 +90,21 @@ RECIPES: dict[str, Recipe] = {r.job: r for r in (
     Recipe("latent-photos-64", "latent", dict(iters=10_000_000, device="cuda", checkpoint_every=20_000, log_every=200,
                                               sample_every=0, register=False, size=64, batch=128, channels=48),
            init=("latent-photos-64",), evaluation=None, weight=0.3, notes="not gated: no photos-val figure"),
+    # --- old photos (issue #19): the damage detector and the colorizer, continuing their shipped weights
+    Recipe("detect-damage", "detect", dict(iters=10_000_000, device="cuda", checkpoint_every=2000, log_every=100,
+                                           sample_every=0, register=False, batch=32, crop=128, base_channels=16,
+                                           lr=1e-3, clean_share=0.25, refresh_every=100),
+           init=("detect-damage",), evaluation="detect", metric="scratch_iou", bar=0.6, shipped_figure=0.323,
+           weight=1.0, notes="IoU of scratches >= 2 px (the detect benchmark's first set) at threshold 0.5; also "
+                             "gated on marking at most 1% of undamaged pixels (or no more than the shipped model)"),
+    Recipe("colorize-photos", "colorize", dict(iters=10_000_000, device="cuda", checkpoint_every=2000, log_every=100,
+                                               sample_every=0, register=False, batch=32, crop=256, base_channels=12,
+                                               depth=6, disc_channels=64, l1_weight=100.0, adv_weight=1.0),
+           init=("colorize-photos",), evaluation="colorize", metric="ab_error", lower_is_better=True,
+           shipped_figure=16.98, weight=0.8, notes="mean a/b error (Delta E with L kept) on photos-val turned grey; a model not shipped "
+                             "yet must beat keeping the photos grey, and none may be more colourful than the "
+                             "originals"),
+    # --- end old photos
 )}
 
 # tiny networks for CPU dry runs (the same code paths, seconds per job)
@@ -100,7 +115,19 @@ TINY: dict[str, dict[str, Any]] = {
                     checkpoint_every=0, val_images=1),
     "latent": dict(batch=4, size=64, latent_dim=8, channels=4, log_every=2, checkpoint_every=0, encoder_iters=1,
                    encoder_every=2, bn_recal_samples=8, load_side=64, cuda_graph=False),
+    "detect": dict(batch=2, crop=32, base_channels=4, levels=3, head_channels=4, pool_size=4, pool_refresh=2,
+                   refresh_every=2, log_every=2, checkpoint_every=0, val_images=1, val_size=48),
+    "colorize": dict(batch=2, crop=32, base_channels=4, depth=3, disc_channels=4, log_every=2, checkpoint_every=0,
+                     val_images=1, val_size=40),
 }
+
+# shipped model id -> its file under resources/weights/ where the two differ
+SHIPPED_FILE_NAMES = {"detect-damage": "damage-detect.pt"}
+
+
+def shipped_name(model_id: str) -> str:
+    """The file name of a shipped model's weights (most are `<id>.pt`)."""
+    return SHIPPED_FILE_NAMES.get(model_id, f"{model_id}.pt")
 
 ALIASES = {"inpaint": "inpaint-photos", "latent": "latent-photos-64"}
 
@@ -113,17 +140,9 @@ def get_recipe(job: str) -> Recipe:
 
 
 def config_class(task: str) -> type:
-    if task == "sr":
-        from restorer.engine.training.sr import SRConfig
+    from restorer.engine.training.tasks import config_class as task_config_class
 
-        return SRConfig
-    if task == "inpaint":
-        from restorer.engine.training.inpaint import InpaintConfig
-
-        return InpaintConfig
-    from restorer.engine.training.latent import LatentConfig
-
-    return LatentConfig
+    return task_config_class(task)
 
 
 def build_config(recipe: Recipe, data: Any, runs_dir: str, minutes: float, init_from: Optional[str],
@@ -149,12 +168,20 @@ def generator_signature(recipe: Recipe, config: Any) -> tuple[str, dict[str, Any
         from restorer.engine.training.inpaint import generator_params as inpaint_params
 
         return "deepfill", inpaint_params(config)
+    if recipe.task == "detect":
+        from restorer.engine.training.detect import net_params
+
+        return "damage_unet", net_params(config)
+    if recipe.task == "colorize":
+        from restorer.engine.training.colorize import generator_params as colorize_params
+
+        return "colorize_unet", colorize_params(config)
     return "dcgan", {"latent_dim": int(config.latent_dim), "image_size": int(config.size),
                      "channels": int(config.channels), "num_classes": 0}
 
 
 def shipped_file(model_id: str, weights_dir: Path = WEIGHTS_DIR) -> Optional[Path]:
-    p = Path(weights_dir) / f"{model_id}.pt"
+    p = Path(weights_dir) / shipped_name(model_id)
     return p if p.is_file() else None
 
 

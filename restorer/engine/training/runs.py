@@ -162,7 +162,9 @@ class RunInfo:
         data = self.config.get("data")
         if not data:
             return []
-        return [str(d) for d in data] if isinstance(data, (list, tuple)) else [str(data)]
+        folders = [str(d) for d in data] if isinstance(data, (list, tuple)) else [str(data)]
+        extra = self.config.get("extra_data") or []  # detect/colorize runs started by their older module commands
+        return folders + [str(d) for d in extra if str(d) not in folders]
 
     @property
     def minutes_mode(self) -> bool:
@@ -270,7 +272,7 @@ def resume_args(info: RunInfo, *, finish_at: Optional[int] = None) -> list[str]:
 
         raise RestorerError(f"the checkpoint of '{info.name}' does not say how it was trained")
     values = dict(cfg, name=info.name, runs_dir=str(info.run_dir.parent), max_minutes=None)
-    values.setdefault("data", "")
+    values["data"] = info.folders  # every folder (an older detect/colorize run kept more in `extra_data`)
     if finish_at is not None:
         values["iters"] = int(finish_at)
     else:

@@ -6,7 +6,7 @@ from restorer.engine.vocab import TRAIN_TASKS as TASKS
 
 
 def config_class(task: str) -> type:
-    """The config dataclass of a training task ('sr' | 'inpaint' | 'latent')."""
+    """The config dataclass of a training task ('sr' | 'inpaint' | 'latent' | 'detect' | 'colorize')."""
     if task == "sr":
         from restorer.engine.training.sr import SRConfig
 
@@ -19,6 +19,14 @@ def config_class(task: str) -> type:
         from restorer.engine.training.latent import LatentConfig
 
         return LatentConfig
+    if task == "detect":
+        from restorer.engine.training.detect import DetectConfig
+
+        return DetectConfig
+    if task == "colorize":
+        from restorer.engine.training.colorize import ColorizeConfig
+
+        return ColorizeConfig
     raise ValueError(f"unknown training task {task!r}")
 
 
@@ -36,4 +44,12 @@ def trainer_class(task: str) -> type:
         from restorer.engine.training.latent import LatentTrainer
 
         return LatentTrainer
+    if task == "detect":
+        from restorer.engine.training.detect import DetectTrainer
+
+        return DetectTrainer
+    if task == "colorize":
+        from restorer.engine.training.colorize import ColorizeTrainer
+
+        return ColorizeTrainer
     raise ValueError(f"unknown training task {task!r}")
