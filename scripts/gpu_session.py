@@ -449,8 +449,8 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
         args.eval_minutes = 0.35 if args.tiny else 3.0
     if args.throughput_s is None:
         args.throughput_s = 0.3 if args.tiny else 5.0
-    if args.max_parallel is None:
-        args.max_parallel = 4 if args.tiny else 0
+    if args.max_parallel is None:  # all at once (the dry run too: a job started late would train nothing)
+        args.max_parallel = 0
     deadline_all = t_start + args.minutes * 60
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -642,7 +642,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     rn.add_argument("--throughput-s", type=float, default=None, help="seconds per throughput measurement; 0: skip")
     rn.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N packed val images only")
     rn.add_argument("--job", action="append", help="train only these recipes (repeatable)")
-    rn.add_argument("--max-parallel", type=int, default=None, help="jobs at a time (0: all; default all, --tiny: 4)")
+    rn.add_argument("--max-parallel", type=int, default=None, help="jobs at a time (0: all, the default)")
     rn.add_argument("--cpu", action="store_true")
     rn.add_argument("--tiny", action="store_true")
     args = ap.parse_args(argv)

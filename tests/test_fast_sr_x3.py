@@ -203,3 +203,26 @@ def test_sr_benchmark_table_for_native_x3_and_x4_then_down(tmp_path):
     for row in (fast, x4):
         assert float(row[0]) > 5 and 0 < float(row[1]) <= 1 and float(row[3]) > 0 and float(row[4]) >= 0
     assert "x3 on val (2 images" in out.read_text()
+
+
+def test_upscale_command_runs_an_installed_native_x3_model_for_x3(tmp_path, caplog):
+    import logging
+
+    from PIL import Image
+
+    from restorer.cli import main
+    from restorer.engine.modelfile import ExportedModel
+
+    params = {"scale": 3, "num_blocks": 1, "channels": 8}
+    torch.manual_seed(0)
+    registry.register_user_model("mini-x3-fast", ExportedModel(task="sr", arch="fast_sr", params=params,
+                                                               state_dict=build_arch("fast_sr", params).state_dict(),
+                                                               scale=3))
+    src = tmp_path / "photo.png"
+    Image.fromarray(synthetic_photo(20, 24)).save(src)
+    out = tmp_path / "x3.png"
+    with caplog.at_level(logging.INFO):
+        assert main(["upscale", str(src), "--scale", "3", "-o", str(out), "--device", "cpu"]) == 0
+    assert Image.open(out).size == (72, 60)
+    auto = [r.getMessage() for r in caplog.records if "Automatic model" in r.getMessage()]
+    assert auto and "mini-x3-fast" in auto[0] and "resized" not in auto[0]
