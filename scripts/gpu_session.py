@@ -206,8 +206,8 @@ def make_tiny_weights(weights_dir: Path, jobs: list[str]) -> None:
             continue
         ship.append(r.init[-1] if r.init else job)  # the nearest existing model (faithful/compact/inpaint)
         # the models a relative bar is measured against (the fast CPU models' references)
-        ship += [m for m in (r.reference[-1:] if r.reference else ()) + ((r.time_reference,) if r.time_reference else ())
-                 if m in RECIPES]
+        refs = (*r.reference[-1:], *((r.time_reference,) if r.time_reference else ()))
+        ship += [m for m in refs if m in RECIPES]
     for ship_as in dict.fromkeys(ship):
         r = get_recipe(ship_as)
         cfg = build_config(get_recipe(ship_as), "x", "x", 1.0, None, dict(TINY[r.task]), "cpu")

@@ -193,7 +193,8 @@ def test_crops_at_places_and_flips_like_the_bank():
 
     img = torch.arange(3 * 20 * 30, dtype=torch.int64).remainder(251).to(torch.uint8).view(3, 20, 30)
     bank = ImageBank([img], torch.device("cpu"))
-    plain = crops_at(bank, torch.tensor([0]), torch.tensor([4]), torch.tensor([7]), 8, torch.zeros(1, 3, dtype=torch.bool))
+    no_flip = torch.zeros(1, 3, dtype=torch.bool)
+    plain = crops_at(bank, torch.tensor([0]), torch.tensor([4]), torch.tensor([7]), 8, no_flip)
     assert torch.equal((plain[0] * 255).round().to(torch.uint8), img[:, 4:12, 7:15])
     flipped = crops_at(bank, torch.tensor([0]), torch.tensor([4]), torch.tensor([7]), 8,
                        torch.tensor([[False, True, False]]))
@@ -233,8 +234,10 @@ def test_trainer_with_hard_negatives_tversky_warmup_continues_a_model(tmp_path):
 
 
 def test_threshold_is_chosen_on_held_out_data_and_travels_with_the_model(tmp_path):
-    rows = [{"threshold": 0.4, "iou": 0.50, "clean_marked": 0.012}, {"threshold": 0.5, "iou": 0.45, "clean_marked": 0.005},
-            {"threshold": 0.6, "iou": 0.47, "clean_marked": 0.004}, {"threshold": 0.7, "iou": 0.40, "clean_marked": 0.002}]
+    rows = [{"threshold": 0.4, "iou": 0.50, "clean_marked": 0.012},
+            {"threshold": 0.5, "iou": 0.45, "clean_marked": 0.005},
+            {"threshold": 0.6, "iou": 0.47, "clean_marked": 0.004},
+            {"threshold": 0.7, "iou": 0.40, "clean_marked": 0.002}]
     assert choose_threshold(rows, 0.006) == 0.6  # best IoU among those under the bound
     assert choose_threshold(rows, 0.001) == 0.7  # none under it: the fewest false marks
     net = BrightnessNet()

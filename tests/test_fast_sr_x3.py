@@ -131,9 +131,10 @@ def test_fast_recipes_sit_with_the_sr_recipes_and_get_sensible_shares():
 def test_relative_gate_bar_and_progress():
     r = get_recipe("sr-x4-fast")
     compact = {"psnr_y": 29.9}
-    ok, meets, why = gate_relative(r, {"psnr_y": 30.5, "bicubic_psnr_y": 28.0}, None, compact, "sr-x4-compact", 1.0, 1.0)
+    good = {"psnr_y": 30.5, "bicubic_psnr_y": 28.0}
+    ok, meets, why = gate_relative(r, good, None, compact, "sr-x4-compact", 1.0, 1.0)
     assert ok and meets and "MEETS" in why
-    ok, meets, why = gate_relative(r, {"psnr_y": 30.5, "bicubic_psnr_y": 28.0}, None, compact, "sr-x4-compact", 1.2, 1.0)
+    ok, meets, why = gate_relative(r, good, None, compact, "sr-x4-compact", 1.2, 1.0)
     assert ok and not meets and "1.20x" in why  # too slow
     ok, meets, _ = gate_relative(r, {"psnr_y": 30.2, "bicubic_psnr_y": 28.0}, None, compact, "sr-x4-compact", 1.0, 1.0)
     assert ok and not meets  # progress over bicubic, below +0.5 dB: handed back to be continued
@@ -192,8 +193,9 @@ def test_sr_benchmark_table_for_native_x3_and_x4_then_down(tmp_path):
                                  scale=params["scale"]).payload(), f)
         files.append(f)
     out = tmp_path / "table.md"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sr_benchmark.py"), "--data", str(data), "--scale", "3",
-                        "--weights", str(files[0]), "--weights", str(files[1]), "--threads", "1", "--out", str(out)],
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sr_benchmark.py"), "--data", str(data),
+                        "--scale", "3", "--weights", str(files[0]), "--weights", str(files[1]), "--threads", "1",
+                        "--out", str(out)],
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]

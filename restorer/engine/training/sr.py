@@ -98,8 +98,9 @@ class SRTrainer(Trainer):
         if cfg.scale not in (1, *SR_TRAIN_SCALES):
             raise InputError(f"training supports x1, x2, x3, x4 and x8, not x{cfg.scale}")
         if cfg.scale == 3 and cfg.arch not in SR_NATIVE_X3_ARCHS:
-            raise InputError(f"x3 training needs a network with a native x3 upsampler ({' or '.join(SR_NATIVE_X3_ARCHS)}); "
-                             f"{cfg.arch} upsamples in x2 steps only (its x3 is x4 and a downscale)")
+            raise InputError(f"x3 training needs a network with a native x3 upsampler "
+                             f"({' or '.join(SR_NATIVE_X3_ARCHS)}); {cfg.arch} upsamples in x2 steps only "
+                             f"(its x3 is x4 and a downscale)")
         if cfg.scale == 1 and cfg.arch != "compact_sr":
             raise InputError("x1 (clean-up) training uses the compact architecture (--arch compact_sr)")
         if cfg.phase not in ("psnr", "gan"):
