@@ -5,7 +5,7 @@
 
 One row per photo: the photo, then per model file the photo with its mask painted red (at the model's own
 threshold, through the app's `detect_damage`), each panel `--width` px wide and labelled with the model's
-file name and the share of pixels it marks. Written as a JPEG (quality 82) small enough for the docs. The
+file name and the share of pixels it marks. Written as a JPEG (quality 62) small enough for the docs. The
 photos stay where they are; nothing is copied.
 """
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         sheet.paste(r, (0, y))
         y += r.height
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.output, quality=82, optimize=True)
+    sheet.save(args.output, quality=62, optimize=True)
     print(f"{args.output}: {sheet.width}x{sheet.height}, {args.output.stat().st_size / 1024:.0f} KB")
     return 0
 

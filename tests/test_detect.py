@@ -244,6 +244,7 @@ def test_threshold_is_chosen_on_held_out_data_and_travels_with_the_model(tmp_pat
     sweep = threshold_sweep(net, [synthetic_photo(48, 48, seed=1)], seeds_per_image=1, thresholds=(0.3, 0.6))
     assert [r["threshold"] for r in sweep] == [0.3, 0.6]
     assert all(0.0 <= r["iou"] <= 1.0 and 0.0 <= r["clean_marked"] <= 1.0 for r in sweep)
+    assert all(type(v) is float for r in sweep for v in r.values())  # numpy scalars would not load weights_only
     assert sweep[0]["clean_marked"] >= sweep[1]["clean_marked"]  # a lower threshold marks at least as much
     # the model file's threshold is what the pipeline uses unless the caller gives one
     params = {"base_channels": 4, "levels": 2, "head_channels": 4}

@@ -441,9 +441,10 @@ def threshold_sweep(net: torch.nn.Module, images: list[np.ndarray], seeds_per_im
     rows = []
     for t in thresholds:
         (tp, fp, fn), (atp, afp, afn), (_, cfp, _) = counts[t]
-        rows.append({"threshold": t, "precision": tp / max(1.0, tp + fp), "recall": tp / max(1.0, tp + fn),
-                     "iou": tp / max(1.0, tp + fp + fn), "all_iou": atp / max(1.0, atp + afp + afn),
-                     "clean_marked": cfp / max(1, clean_px)})
+        # plain floats: the rows go into the model file's meta, which must load with weights_only
+        rows.append({"threshold": float(t), "precision": float(tp / max(1.0, tp + fp)),
+                     "recall": float(tp / max(1.0, tp + fn)), "iou": float(tp / max(1.0, tp + fp + fn)),
+                     "all_iou": float(atp / max(1.0, atp + afp + afn)), "clean_marked": float(cfp / max(1, clean_px))})
     return rows
 
 
