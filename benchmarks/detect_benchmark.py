@@ -13,7 +13,8 @@ Protocol (fixed; results are comparable between runs):
      specks, blotches;
   3. *undamaged*: ``DamageParams().undamaged()``: the same tone, texture and grain, no damage;
 * the model runs through ``restorer.engine.pipelines.detect.detect_damage`` (the app's code path) at
-  --threshold (default 0.5); pixel counts are summed over all images of a set before precision, recall
+  --threshold (default: the model's own threshold, stored in its file when it was chosen on held-out
+  synthetic data; 0.5 for a model without one); pixel counts are summed over all images of a set before precision, recall
   and IoU are computed; "clean marked" is the share of the undamaged images' pixels marked;
 * a threshold sweep of the scratch set is printed for information (choosing a threshold there and
   quoting the figure at it would be tuning on the test set);
@@ -42,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from restorer.engine.pipelines.detect import DEFAULT_THRESHOLD, detect_damage  # noqa: E402
+from restorer.engine.pipelines.detect import detect_damage, model_threshold  # noqa: E402
 from restorer.engine.training.damage import DamageParams, make_damage  # noqa: E402
 from restorer.engine.training.data import to_uint8_image  # noqa: E402
 from restorer.engine.training.detect import mask_scores  # noqa: E402
@@ -66,9 +67,9 @@ def load_model(args: argparse.Namespace):
         return f"checkpoint {args.checkpoint} (iteration {ckpt['iteration']}, EMA)", net.eval()
     if args.weights:
         payload = registry.read_model_file(Path(args.weights))
-        net = build_arch(payload["arch"], payload["params"])
-        net.load_state_dict(payload["state_dict"])
-        return f"weights {args.weights}", net.eval()
+        from restorer.engine.modelfile import build_and_load
+
+        return f"weights {args.weights}", build_and_load(payload, args.weights)
     spec = registry.get_spec(args.model, task="detect") if args.model else registry.default_model("detect")
     return f"model {spec.id}", registry.load_model(spec)
 
@@ -122,7 +123,8 @@ def main() -> int:
     ap.add_argument("--checkpoint")
     ap.add_argument("--limit", type=int, default=80)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="default: the model's own threshold (chosen on held-out data), else 0.5")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only the 2 Mpx timing")
     ap.add_argument("--save-examples", type=Path, help="write side-by-side PNGs of the first 4 images here")
@@ -137,8 +139,8 @@ def main() -> int:
               f"(ratio {t_model / t_base:.0f}x)")
         return 0
     crops = centre_crops(args.data, args.limit, args.size)
-    thr = args.threshold
-    sweep = (0.3, 0.4, 0.5, 0.6, 0.7)
+    thr = args.threshold if args.threshold is not None else model_threshold(net)
+    sweep = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     rows = []
     sweep_counts = {t: [] for t in sweep}
     t_start = time.perf_counter()

@@ -463,7 +463,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from restorer.engine.imageio import ImageData, load_image, save_image
     from restorer.engine.pipelines.detect import detect_damage, load_detector
 
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
     if args.grow < 0:
         raise UsageError(f"--grow must be 0 or more pixels, got {args.grow}")
@@ -477,7 +477,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     result = detect_damage(image, model, threshold=args.threshold, device=device, grow=args.grow,
                            progress=ProgressBar(src.name))
     log.info("model %s on %s: %.2f%% of the image marked as damage (threshold %.2f)", spec.id, device,
-             100.0 * result.fraction, args.threshold)
+             100.0 * result.fraction, result.threshold)
     grey = np.where(result.mask, 255, 0).astype(np.uint8)
     dest = save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2)), out, format="PNG",
                       overwrite=args.overwrite, protect=[src])
@@ -747,8 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     dt = sub.add_parser("detect", help="find scratches, dust and stains; write them as a black/white mask")
     dt.add_argument("image")
     dt.add_argument("-o", "--output", help="mask PNG to write (default: <image>_mask.png beside the photo)")
-    dt.add_argument("--threshold", type=float, default=0.5,
-                    help="damage probability at which a pixel is marked (default 0.5)")
+    dt.add_argument("--threshold", type=float, default=None,
+                    help="damage probability at which a pixel is marked (default: the model's own, else 0.5)")
     dt.add_argument("--grow", type=int, default=0, help="grow the mask by this many pixels")
     dt.add_argument("--model", help="detect model id (default: the shipped one)")
     dt.add_argument("--device", default="auto")

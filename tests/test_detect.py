@@ -22,8 +22,9 @@ from restorer.engine.progress import CancelToken
 from restorer.engine.training.common import ExportedModel
 from restorer.engine.training.damage import (DamageLayers, DamageParams, _draw_strokes, _Strokes, apply_damage,
                                              damage_layers, make_damage)
-from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, export_checkpoint,
-                                             mask_scores)
+from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, choose_threshold,
+                                             crops_at, export_checkpoint, mask_scores, thin_details,
+                                             threshold_sweep, tversky_loss)
 
 
 def _batch(n=2, h=64, w=80):
@@ -152,6 +153,110 @@ def test_trainer_runs_resumes_and_registers(tmp_path):
 def test_trainer_rejects_bad_settings(tmp_path):
     with pytest.raises(InputError):
         DetectTrainer(_tiny_config(tmp_path, crop=40)).run()
+    with pytest.raises(InputError):
+        DetectTrainer(_tiny_config(tmp_path, loss="focal")).run()
+
+
+# ----------------------------------------------------------------------------- hard negatives, Tversky, threshold
+def test_thin_details_find_thin_bright_and_dark_lines_not_flat_areas_or_wide_bands():
+    img = torch.full((1, 3, 40, 60), 0.4)
+    img[..., 10, :] = 0.95  # a 1 px bright wire
+    img[..., :, 30:32] = 0.05  # a 2 px dark pole
+    img[..., 25:40, :20] = 0.9  # a wide bright area: not thin
+    hits = thin_details(img)[0, 0]
+    assert hits[10, 40] and hits[9, 40] and hits[11, 40]  # the wire, grown by one pixel
+    assert hits[5, 30] and hits[5, 31]
+    assert not hits[2:7, 40:55].any()  # flat
+    assert not hits[32:38, 3:15].any()  # inside the wide band
+    assert not thin_details(torch.full((1, 3, 20, 20), 0.7)).any()
+
+
+def test_tversky_weighs_false_marks_and_misses_as_asked():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:4, :] = 1
+    good = (target * 2 - 1) * 10
+    assert float(tversky_loss(good, target, 0.6, 0.4)) < 0.01
+    extra = good.clone()
+    extra[..., 5:7, :] = 10  # twice as many pixels marked: 16 false marks
+    missed = good.clone()
+    missed[..., 2, :] = -10  # half the damage missed: 8 misses
+    fp_heavy, fn_heavy = tversky_loss(extra, target, 0.9, 0.1), tversky_loss(extra, target, 0.1, 0.9)
+    assert float(fp_heavy) > float(fn_heavy) + 0.2
+    assert float(tversky_loss(missed, target, 0.1, 0.9)) > float(tversky_loss(missed, target, 0.9, 0.1)) + 0.2
+    # a = b = 0.5 is soft Dice
+    dice = bce_dice_loss(extra, target)[2]
+    assert float(tversky_loss(extra, target, 0.5, 0.5)) == pytest.approx(float(dice), abs=0.02)
+
+
+def test_crops_at_places_and_flips_like_the_bank():
+    from restorer.engine.training.data import ImageBank
+
+    img = torch.arange(3 * 20 * 30, dtype=torch.int64).remainder(251).to(torch.uint8).view(3, 20, 30)
+    bank = ImageBank([img], torch.device("cpu"))
+    no_flip = torch.zeros(1, 3, dtype=torch.bool)
+    plain = crops_at(bank, torch.tensor([0]), torch.tensor([4]), torch.tensor([7]), 8, no_flip)
+    assert torch.equal((plain[0] * 255).round().to(torch.uint8), img[:, 4:12, 7:15])
+    flipped = crops_at(bank, torch.tensor([0]), torch.tensor([4]), torch.tensor([7]), 8,
+                       torch.tensor([[False, True, False]]))
+    assert torch.equal(flipped[0], plain[0].flip(2))
+    clamped = crops_at(bank, torch.tensor([0]), torch.tensor([-5]), torch.tensor([100]), 8,
+                       torch.zeros(1, 3, dtype=torch.bool))  # pushed back inside the image
+    assert torch.equal((clamped[0] * 255).round().to(torch.uint8), img[:, 0:8, 22:30])
+
+
+def _photos_with_wires(folder, n, size=(64, 72)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        rgb = synthetic_photo(*size, seed=i).copy()
+        rgb[10 + 5 * i, :] = 250  # a bright wire: a hard negative
+        rgb[:, 20 + 3 * i] = 245
+        Image.fromarray(rgb).save(folder / f"w{i}.png")
+
+
+def test_trainer_with_hard_negatives_tversky_warmup_continues_a_model(tmp_path):
+    first = DetectTrainer(_tiny_config(tmp_path, iters=2, name="det-a")).run()
+    start = registry.get_spec("det-a", task="detect")
+    data = tmp_path / "wires"
+    _photos_with_wires(data, 4)
+    cfg = _tiny_config(tmp_path, name="det-b", data=str(data), iters=3, hard_share=0.5, hard_weight=2.0,
+                       loss="tversky", warmup=2, init_from=start.id, lr=1e-3)
+    trainer = DetectTrainer(cfg)
+    result = trainer.run()
+    assert first.status == result.status == "finished" and result.iteration == 3
+    assert len(trainer.hard_images) >= 1  # the wires were found
+    hard = trainer._hard_crops(3)
+    assert hard.shape == (3, 3, 32, 32)
+    assert all(bool(thin_details(h[None]).any()) for h in hard)  # every hard crop holds a thin detail
+    assert trainer.opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # warmed up
+    # a continued run that starts from another network's settings is refused
+    with pytest.raises(InputError):
+        DetectTrainer(_tiny_config(tmp_path, name="det-c", base_channels=8, init_from=start.id)).run()
+
+
+def test_threshold_is_chosen_on_held_out_data_and_travels_with_the_model(tmp_path):
+    rows = [{"threshold": 0.4, "iou": 0.50, "clean_marked": 0.012},
+            {"threshold": 0.5, "iou": 0.45, "clean_marked": 0.005},
+            {"threshold": 0.6, "iou": 0.47, "clean_marked": 0.004},
+            {"threshold": 0.7, "iou": 0.40, "clean_marked": 0.002}]
+    assert choose_threshold(rows, 0.006) == 0.6  # best IoU among those under the bound
+    assert choose_threshold(rows, 0.001) == 0.7  # none under it: the fewest false marks
+    net = BrightnessNet()
+    sweep = threshold_sweep(net, [synthetic_photo(48, 48, seed=1)], seeds_per_image=1, thresholds=(0.3, 0.6))
+    assert [r["threshold"] for r in sweep] == [0.3, 0.6]
+    assert all(0.0 <= r["iou"] <= 1.0 and 0.0 <= r["clean_marked"] <= 1.0 for r in sweep)
+    assert all(type(v) is float for r in sweep for v in r.values())  # numpy scalars would not load weights_only
+    assert sweep[0]["clean_marked"] >= sweep[1]["clean_marked"]  # a lower threshold marks at least as much
+    # the model file's threshold is what the pipeline uses unless the caller gives one
+    params = {"base_channels": 4, "levels": 2, "head_channels": 4}
+    torch.manual_seed(0)
+    small = build_arch("damage_unet", params)
+    registry.register_user_model("det-thr", ExportedModel(task="detect", arch="damage_unet", params=params,
+                                                          state_dict=small.state_dict(), meta={"threshold": 0.8}))
+    loaded = registry.load_model(registry.get_spec("det-thr", task="detect"))
+    photo = synthetic_photo(40, 40)
+    assert detect_damage(photo, loaded).threshold == 0.8
+    assert detect_damage(photo, loaded, threshold=0.3).threshold == 0.3
+    assert detect_damage(photo, BrightnessNet()).threshold == 0.5  # no stored threshold
 
 
 # ----------------------------------------------------------------------------- pipeline

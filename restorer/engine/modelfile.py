@@ -231,6 +231,9 @@ def build_and_load(payload: Mapping[str, Any], where: str = "model file") -> "nn
     if problem:
         raise ModelError(f"{where} does not match architecture '{payload['arch']}': {problem}")
     model.eval()
+    threshold = (payload.get("meta") or {}).get("threshold")
+    if payload.get("task") == "detect" and isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0:
+        model.damage_threshold = float(threshold)  # the detector's own threshold, chosen on held-out data
     return model
 
 

@@ -8,8 +8,9 @@ Steps, each reported through Progress and separated by CancelToken checks:
 2. the network runs on tiles of `tile` px that overlap by `overlap` px on every side (only each
    tile's centre is kept, so the seams are invisible), giving a damage probability per pixel;
 3. the probability map is resized back to the photo's size (bilinear) and thresholded:
-   a pixel is damage when its probability is at least `threshold` (default 0.5, the threshold
-   the shipped model's figures in docs/old-photos.md were measured at);
+   a pixel is damage when its probability is at least `threshold` (default: the model's own
+   threshold, chosen on held-out synthetic data when it was trained and stored in its file as
+   meta "threshold"; 0.5 for a model without one);
 4. optionally the mask grows by `grow` px (a square dilation), which helps a fill cover the
    soft edges of a scratch.
 
@@ -105,11 +106,19 @@ def damage_probability(rgb01: np.ndarray, model: nn.Module, *, device: torch.dev
     return out
 
 
-def detect_damage(image: Any, model: nn.Module, *, threshold: float = DEFAULT_THRESHOLD,
+def model_threshold(model: nn.Module) -> float:
+    """The threshold a detect model was calibrated for (its file's meta "threshold"), else 0.5."""
+    value = getattr(model, "damage_threshold", None)
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else DEFAULT_THRESHOLD
+
+
+def detect_damage(image: Any, model: nn.Module, *, threshold: Optional[float] = None,
                   device: torch.device | str = "cpu", max_pixels: int = MAX_PIXELS, tile: int = TILE,
                   overlap: int = OVERLAP, grow: int = 0, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelToken] = None) -> DetectResult:
     """The damage mask of a photo (ImageData or (H, W, 3) uint8/uint16 array); see the module docstring."""
+    if threshold is None:
+        threshold = model_threshold(model)
     if not 0.0 < threshold < 1.0:
         raise InputError(f"the threshold must be between 0 and 1 (exclusive), got {threshold}")
     if grow < 0:

@@ -9,7 +9,20 @@ shift, composited over its photo with per-sample tone (colour/grey/sepia, fading
 blur, paper texture and grain (`apply_damage`), so no two samples are alike.
 
 Loss: binary cross-entropy on the logits plus soft Dice (1 - 2|P.G| / (|P| + |G|)) over the
-batch, which keeps the rare damaged pixels (a few % of a crop) from being ignored.
+batch, which keeps the rare damaged pixels (a few % of a crop) from being ignored; or (`loss =
+"tversky"`) the Tversky index 1 - TP / (TP + a.FP + b.FN), which with a > b weighs false marks
+more than misses.
+
+Hard negatives (what the shipped model got wrong: bright highlights, wires, window frames and
+light edges read as scratches and specks): thin bright or dark *real* details of the photo are
+found with a morphological top-hat of its luminance (`thin_details`). `hard_share` of every
+batch is cropped around such details (candidate places found once per image at start-up), and
+the BCE of their undamaged pixels is weighted `1 + hard_weight`, so the network is shown, with
+emphasis, that these are NOT damage while the synthetic damage drawn over the same crops is.
+
+Threshold: `choose_threshold` sweeps the held-out synthetic sets (scratches >= 2 px, all damage,
+undamaged) and picks the threshold with the best scratch IoU whose clean pixels marked stay under
+a bound; the exported model stores it (meta "threshold"), and the detection pipeline uses it.
 
 Validation: held-out images of the folders (never trained on), each damaged with a fixed seed,
 scored at `threshold`: pixel precision, recall and IoU of the mask, and the share of pixels
@@ -34,7 +47,7 @@ import torch.nn.functional as F
 from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
-from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers
+from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers, make_damage
 from restorer.engine.training.data import (FolderScan, ImageBank, data_folders, read_rgb, scan_folder, split_holdout,
                                            to_uint8_image)
 from restorer.engine.training.options import option
@@ -56,6 +69,14 @@ class DetectConfig(TrainConfig):
     levels: int = 4
     head_channels: int = 8
     dice_weight: float = 1.0
+    loss: str = option("dice", "--loss", "dice: BCE + soft Dice; tversky: BCE + Tversky with the weights below",
+                       choices=("dice", "tversky"))
+    tversky_fp: float = option(0.6, "--tversky-fp", "Tversky weight of false marks")
+    tversky_fn: float = option(0.4, "--tversky-fn", "Tversky weight of misses")
+    hard_share: float = option(0.0, "--hard-share",
+                               "share of each batch cropped around thin bright real details (hard negatives)")
+    hard_weight: float = option(0.0, "--hard-weight", "extra loss weight of undamaged pixels on thin real details")
+    warmup: int = option(0, "--warmup", "iterations of learning-rate warm-up (for continued runs)")
     ema_decay: float = 0.999
     pool_size: int = option(512, "--damage-pool",
                             "damage layers drawn at start-up (fewer: a faster start, less variety)")
@@ -93,6 +114,40 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float
     return bce + dice_weight * dice, bce, dice
 
 
+def tversky_loss(logits: torch.Tensor, target: torch.Tensor, fp_weight: float, fn_weight: float) -> torch.Tensor:
+    """1 - TP / (TP + a.FP + b.FN) of soft predictions over the batch (a = b = 0.5: soft Dice)."""
+    prob = torch.sigmoid(logits)
+    tp = (prob * target).sum()
+    fp = (prob * (1 - target)).sum()
+    fn = ((1 - prob) * target).sum()
+    return 1.0 - (tp + 1.0) / (tp + fp_weight * fp + fn_weight * fn + 1.0)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def thin_details(img: torch.Tensor, size: int = 7, bright: float = 0.08, dark: float = 0.12) -> torch.Tensor:
+    """Thin real details of clean photos (B, 3, H, W) in [0, 1]: (B, 1, H, W) bool of pixels on
+    structures narrower than `size` px that stand out from their surroundings: a white top-hat
+    (luminance minus its opening) of at least `bright`, or a black top-hat (closing minus
+    luminance) of at least `dark`, grown by one pixel. Highlights, wires, window frames, light
+    edges: what a damage detector must learn to leave alone."""
+    lum = _grey(img.float())
+    pad = size // 2
+
+    def dilate(t: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(F.pad(t, (pad, pad, pad, pad), mode="replicate"), size, stride=1)
+
+    def erode(t: torch.Tensor) -> torch.Tensor:
+        return -dilate(-t)
+
+    white = lum - dilate(erode(lum))
+    black = erode(dilate(lum)) - lum
+    hits = ((white >= bright) | (black >= dark)).float()
+    return F.max_pool2d(hits, 3, stride=1, padding=1) > 0
+
+
 def mask_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Pixel precision / recall / IoU of boolean masks (counts summed over everything given)."""
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
@@ -111,6 +166,50 @@ def scan_folders(folders: list[str], min_side: int) -> FolderScan:
         total.skipped += s.skipped
         total.total_pixels += s.total_pixels
     return total
+
+
+def detail_places(bank: ImageBank, per_image: int, generator: torch.Generator,
+                  min_white: float = 0.15) -> list[torch.Tensor]:
+    """Per image of `bank`, up to `per_image` (y, x) places (int64 (n, 2), CPU) on strong thin
+    BRIGHT details (white top-hat >= `min_white`): the centres of the hard-negative crops."""
+    out = []
+    for i in range(len(bank)):
+        img = bank.image(i).float().div(255.0)[None].cpu()
+        lum = _grey(img)
+        pad = 3
+        opened = F.max_pool2d(F.pad(-F.max_pool2d(F.pad(-lum, (pad,) * 4, mode="replicate"), 7, stride=1),
+                                    (pad,) * 4, mode="replicate"), 7, stride=1)
+        white = (lum - opened)[0, 0]
+        ys, xs = torch.nonzero(white >= min_white, as_tuple=True)
+        if ys.numel() > per_image:
+            pick = torch.randperm(ys.numel(), generator=generator)[:per_image]
+            ys, xs = ys[pick], xs[pick]
+        out.append(torch.stack([ys, xs], 1).long())
+    return out
+
+
+def crops_at(bank: ImageBank, idx: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, size: int,
+             flags: torch.Tensor) -> torch.Tensor:
+    """(n, 3, size, size) float crops of bank images `idx` at top-left (y0, x0) (clamped inside
+    the image), each flipped/transposed by its `flags` (n, 3) bool."""
+    dev = bank.device
+    idx, y0, x0, flags = idx.to(dev), y0.to(dev), x0.to(dev), flags.to(dev)
+    n = idx.numel()
+    h, w = bank.heights[idx], bank.widths[idx]
+    y0 = torch.minimum(y0.clamp(min=0), (h - size).clamp(min=0))
+    x0 = torch.minimum(x0.clamp(min=0), (w - size).clamp(min=0))
+    ar = torch.arange(size, device=dev)
+    ii = ar.view(1, size, 1).expand(n, size, size)
+    jj = ar.view(1, 1, size).expand(n, size, size)
+    t = flags[:, 2].view(n, 1, 1)
+    ii, jj = torch.where(t, jj, ii), torch.where(t, ii, jj)
+    ii = torch.where(flags[:, 0].view(n, 1, 1), size - 1 - ii, ii)
+    jj = torch.where(flags[:, 1].view(n, 1, 1), size - 1 - jj, jj)
+    rows = (y0.view(n, 1, 1) + ii).minimum(h.view(n, 1, 1) - 1)
+    cols = (x0.view(n, 1, 1) + jj).minimum(w.view(n, 1, 1) - 1)
+    lin = bank.offsets[idx].view(n, 1, 1) + (rows * w.view(n, 1, 1) + cols) * 3
+    lin = lin.unsqueeze(-1) + torch.arange(3, device=dev)
+    return bank.flat[lin.reshape(-1)].view(n, size, size, 3).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 class DetectTrainer(Trainer):
@@ -132,6 +231,10 @@ class DetectTrainer(Trainer):
             if not 0.0 <= cfg.clean_share < 1.0:
                 raise InputError(f"the share of undamaged crops must be in [0, 1), got {cfg.clean_share}")
             cfg.damage = replace(cfg.damage, p_clean=float(cfg.clean_share))
+        if cfg.loss not in ("dice", "tversky"):
+            raise InputError(f"the loss must be 'dice' or 'tversky', got '{cfg.loss}'")
+        if not 0.0 <= cfg.hard_share <= 1.0 or cfg.hard_weight < 0:
+            raise InputError("the hard-negative share must be in [0, 1] and its weight 0 or more")
         dev = self.device
         folders = cfg.folders()
         scan = scan_folders(folders, min_side=cfg.crop // 2)
@@ -155,6 +258,13 @@ class DetectTrainer(Trainer):
             chunks.append(damage_layers(k, cfg.crop, cfg.crop, cfg.damage, self.pool_gen).to_uint8())
         self.pool = torch.cat(chunks).to(dev)
         self.events.emit("info", message=f"{len(self.pool)} damage layers drawn")
+        self.places: list[torch.Tensor] = []
+        self.hard_images = torch.zeros(0, dtype=torch.int64)
+        if cfg.hard_share > 0:
+            self.places = detail_places(self.bank, 256, self.pool_gen)
+            self.hard_images = torch.tensor([i for i, p in enumerate(self.places) if len(p)], dtype=torch.int64)
+            self.events.emit("info", message=f"{len(self.hard_images)} of {len(self.bank)} image(s) have thin bright "
+                                             f"details for hard-negative crops")
 
         self.arch_params = net_params(cfg)
         self.net = build_arch("damage_unet", self.arch_params).to(dev)
@@ -211,15 +321,52 @@ class DetectTrainer(Trainer):
         idx = torch.randint(len(self.pool), (k,), generator=self.gen)
         self.pool[idx.to(self.device)] = damage_layers(k, cfg.crop, cfg.crop, cfg.damage, self.pool_gen).to_uint8().to(self.device)
 
+    def _hard_crops(self, n: int) -> torch.Tensor:
+        """`n` crops centred (with jitter) on thin bright details of random training images."""
+        s = self.config.crop
+        pick = self.hard_images[torch.randint(len(self.hard_images), (n,), generator=self.gen)]
+        centres = torch.stack([self.places[int(i)][int(torch.randint(len(self.places[int(i)]), (1,),
+                                                                         generator=self.gen))] for i in pick])
+        jitter = torch.randint(-s // 4, s // 4 + 1, (n, 2), generator=self.gen)
+        top_left = centres + jitter - s // 2
+        flags = torch.randint(2, (n, 3), generator=self.gen).bool()
+        return crops_at(self.bank, pick, top_left[:, 0], top_left[:, 1], s, flags)
+
+    def _batch_crops(self) -> torch.Tensor:
+        cfg = self.config
+        n_hard = int(round(cfg.batch * cfg.hard_share)) if len(self.hard_images) else 0
+        img = self.bank.crops(cfg.batch - n_hard, cfg.crop, self.gen)
+        if n_hard:
+            img = torch.cat([img, self._hard_crops(n_hard)])
+        return img
+
     def step(self, iteration: int) -> dict[str, float]:
         cfg = self.config
         if cfg.refresh_every and iteration % cfg.refresh_every == 0 and iteration > 0:
             self._refresh_pool()
-        img = self.bank.crops(cfg.batch, cfg.crop, self.gen)
+        if cfg.warmup and iteration < cfg.warmup:
+            for group in self.opt.param_groups:
+                group["lr"] = cfg.lr * (iteration + 1) / cfg.warmup
+        elif cfg.warmup and iteration == cfg.warmup:
+            for group in self.opt.param_groups:
+                group["lr"] = cfg.lr
+        img = self._batch_crops()
         res = apply_damage(img, self._layers(), cfg.damage, self.gen)
         self.net.train()
         logits = self.net(res.damaged)
-        loss, bce, dice = bce_dice_loss(logits, res.mask.float(), cfg.dice_weight)
+        target = res.mask.float()
+        weight = None
+        if cfg.hard_weight > 0:
+            weight = 1.0 + cfg.hard_weight * (thin_details(img) & ~res.mask).float()
+        if cfg.loss == "tversky" or weight is not None:
+            bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+            if cfg.loss == "tversky":
+                dice = tversky_loss(logits, target, cfg.tversky_fp, cfg.tversky_fn)
+            else:
+                dice = bce_dice_loss(logits, target, cfg.dice_weight)[2]
+            loss = bce + cfg.dice_weight * dice
+        else:
+            loss, bce, dice = bce_dice_loss(logits, target, cfg.dice_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -283,8 +430,88 @@ class DetectTrainer(Trainer):
                                                               "val_images": len(self._val)}
 
 
+# ----------------------------------------------------------------------------- threshold on held-out data
+THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30 ... 0.90
+MAX_CLEAN_MARKED = 0.006  # the chosen threshold keeps clean pixels marked below this (the bar is 1%)
+
+
+@torch.no_grad()
+def threshold_sweep(net: torch.nn.Module, images: list[np.ndarray], seeds_per_image: int = 2,
+                    thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict[str, float]]:
+    """Per threshold: scratch (>= 2 px) precision/recall/IoU, all-damage IoU and clean pixels marked on
+    held-out images (uint8 RGB crops), each damaged `seeds_per_image` times with fixed seeds (other
+    seeds than the benchmark's). Counts are summed over all images of a set."""
+    net = net.eval()
+    net = net.fused() if hasattr(net, "fused") else net
+    sets = (DamageParams().only_scratches(2.0), DamageParams(p_clean=0.0), DamageParams().undamaged())
+    counts = {t: np.zeros((3, 3)) for t in thresholds}  # per set: tp, fp, fn
+    clean_px = 0
+    for i, rgb in enumerate(images):
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+        for k in range(seeds_per_image):
+            for s, params in enumerate(sets):
+                res = make_damage(x, params, torch.Generator().manual_seed(77_000 + 1000 * s + 10 * i + k))
+                prob = torch.sigmoid(net(res.damaged)).numpy()[0, 0]
+                truth = res.mask[0, 0].numpy()
+                if s == 2:
+                    clean_px += truth.size
+                for t in thresholds:
+                    pred = prob >= t
+                    counts[t][s] += (np.logical_and(pred, truth).sum(), np.logical_and(pred, ~truth).sum(),
+                                     np.logical_and(~pred, truth).sum())
+    rows = []
+    for t in thresholds:
+        (tp, fp, fn), (atp, afp, afn), (_, cfp, _) = counts[t]
+        # plain floats: the rows go into the model file's meta, which must load with weights_only
+        rows.append({"threshold": float(t), "precision": float(tp / max(1.0, tp + fp)),
+                     "recall": float(tp / max(1.0, tp + fn)), "iou": float(tp / max(1.0, tp + fp + fn)),
+                     "all_iou": float(atp / max(1.0, atp + afp + afn)), "clean_marked": float(cfp / max(1, clean_px))})
+    return rows
+
+
+def choose_threshold(rows: list[dict[str, float]], max_clean: float = MAX_CLEAN_MARKED) -> float:
+    """The sweep's threshold with the best scratch IoU among those marking at most `max_clean` of the
+    clean pixels (else the one marking the fewest)."""
+    ok = [r for r in rows if r["clean_marked"] <= max_clean]
+    if not ok:
+        return float(min(rows, key=lambda r: (r["clean_marked"], -r["threshold"]))["threshold"])
+    return float(max(ok, key=lambda r: (r["iou"], r["threshold"]))["threshold"])
+
+
+def held_out_images(cfg_json: dict[str, Any], size: int = 384) -> list[np.ndarray]:
+    """Centre crops (<= `size` px) of the images a run with this configuration held out (never trained on)."""
+    data = cfg_json["data"]
+    folders = [*(data if isinstance(data, (list, tuple)) else [data]), *cfg_json.get("extra_data", [])]
+    scan = scan_folders(folders, min_side=int(cfg_json.get("crop", 128)) // 2)
+    n = len(scan.usable)
+    frac = max(float(cfg_json.get("holdout", 0.03)), (1.0 + 1e-6) / n)
+    _train, val = split_holdout(scan.usable, frac, int(cfg_json.get("seed", 0)),
+                                max_items=max(1, int(cfg_json.get("val_images", 12))))
+    out = []
+    for p in val:
+        arr = read_rgb(p)
+        if arr is None:
+            continue
+        h, w = arr.shape[:2]
+        ch, cw = min(size, h), min(size, w)
+        ch, cw = ch - ch % 16, cw - cw % 16
+        y, x = (h - ch) // 2, (w - cw) // 2
+        out.append(np.ascontiguousarray(arr[y:y + ch, x:x + cw]))
+    return out
+
+
+def format_sweep(rows: list[dict[str, float]], chosen: Optional[float] = None) -> str:
+    lines = ["threshold  scratch P / R / IoU      all-damage IoU  clean marked"]
+    for r in rows:
+        mark = "  <- chosen" if chosen is not None and abs(r["threshold"] - chosen) < 1e-9 else ""
+        lines.append(f"{r['threshold']:.2f}       {r['precision']:.3f} / {r['recall']:.3f} / {r['iou']:.3f}   "
+                     f"{r['all_iou']:.3f}           {r['clean_marked'] * 100:.2f}%{mark}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- export from a checkpoint
-def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None) -> str:
+def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None,
+                      pick_threshold: bool = False) -> str:
     """Write a run's EMA weights as a model file (e.g. a stopped run's, for shipping); returns sha256."""
     from pathlib import Path
 
@@ -299,6 +526,13 @@ def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str,
     meta = {"threshold": cfg.get("threshold", DEFAULT_THRESHOLD), "crop": cfg.get("crop"),
             "iterations": int(ckpt["iteration"]), "train_seconds": round(float(ckpt.get("elapsed_s", 0.0)), 1),
             "batch": cfg.get("batch"), **(extra_meta or {})}
+    if pick_threshold:
+        net = build_arch("damage_unet", dict(state["arch_params"]))
+        net.load_state_dict(state["ema"])
+        rows = threshold_sweep(net, held_out_images(cfg))
+        meta["threshold"] = choose_threshold(rows)
+        meta["threshold_sweep"] = rows
+        log.info("held-out threshold sweep:\n%s", format_sweep(rows, meta["threshold"]))
     payload = {"format": registry.MODEL_FORMAT, "task": "detect", "arch": "damage_unet",
                "params": dict(state["arch_params"]), "scale": 1,
                "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
@@ -323,9 +557,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                                              "(training: restorer train detect --help).")
     ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
     ap.add_argument("--to", required=True, help="model file to write")
+    ap.add_argument("--choose-threshold", action="store_true",
+                    help="choose the threshold on the run's held-out images and store it in the model")
     ns = ap.parse_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
-        print(export_checkpoint(ns.export_checkpoint, ns.to))
+        print(export_checkpoint(ns.export_checkpoint, ns.to, pick_threshold=ns.choose_threshold))
     except RestorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,6 +12,17 @@ up for `warmup` iterations and follows a cosine over the launch's time window (`
 starting model carried (iterations, GPU seconds, runs), so the manifest and docs/models.md can say
 how much training a shipped model has had in all.
 
+The fast CPU models (issue #20: `fast_sr`, RLFN class, for x2, native x3 and x4) are gated
+against other models measured in the same session rather than an absolute bar: a `reference`
+(the first shipped one of `reference`) must be beaten by `ref_margin_db` of Y-PSNR on the same
+images while costing at most `time_ratio` of `time_reference`'s CPU time per output megapixel
+(x4: +0.5 dB over sr-x4-compact at <= 1.1x its time; x2: at least sr-x2-faithful's gain over
+bicubic at half its time; native x3: at least what sr-x4-faithful gives at x3 today, x4 then a
+downscale, at half its time). Meeting that makes a candidate fit to be the CPU default
+(`meets_bar`); one that only improves on its own previous model (or, the first time, on bicubic)
+is still handed back, after every other candidate, so the next session continues it instead
+of starting from scratch again.
+
 These are the recipes of the project's own models; the training dialog's defaults live in
 `recipes.py`.
 """
@@ -30,6 +41,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "resources" / "weights"
 _SR_GPU = dict(iters=10_000_000, device="cuda", compile=True, compile_mode="reduce-overhead", time_schedule=True,
                checkpoint_every=4000, log_every=200, sample_every=0, register=False, holdout=0.0,
                warmup=200, min_lr_ratio=0.05)
+# the fast CPU models (issue #20, docs/models.md "FastSR"): RLFN-class, 48 channels, 4 blocks, L1, the RLFN/
+# NTIRE-efficient-SR training shape (batch 64 of 64 px LR patches, Adam 5e-4); x2/x3 share the LR patch side
+_FAST = dict(arch="fast_sr", channels=48, num_blocks=4, batch=64, patch=64, lr=5e-4)
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,15 @@ class Recipe:
     lower_is_better: bool = False
     weight: float = 1.0  # extra priority (the planner adds the distance from the bar)
     notes: str = ""
+    # relative bars (the fast CPU models): measured beside shipped models in the same session
+    reference: tuple[str, ...] = ()  # quality reference: the first of these that is shipped
+    ref_margin_db: float = 0.0  # the candidate must beat the reference's Y-PSNR by this much
+    time_reference: Optional[str] = None  # CPU-time reference model
+    time_ratio: Optional[float] = None  # the candidate may cost at most this multiple of its CPU time
+
+    @property
+    def scale(self) -> int:
+        return int(self.params.get("scale", 1))
 
     def gap(self) -> float:
         """How far the shipped model is from its bar, in the metric's units (a new model: 2.0)."""
@@ -66,12 +89,30 @@ RECIPES: dict[str, Recipe] = {r.job: r for r in (
            init=("sr-x8-faithful",), evaluation="sr", metric="psnr_y", weight=0.3),
     Recipe("sr-x4-compact", "sr", dict(_SR_GPU, scale=4, arch="compact_sr", channels=48, num_convs=16, batch=64,
                                        patch=48, lr=4e-4),
-           init=("sr-x4-compact",), evaluation="sr", metric="psnr_y", bar=30.14, shipped_figure=29.88, weight=1.0),
+           init=("sr-x4-compact",), evaluation="sr", metric="psnr_y", bar=30.14, shipped_figure=29.88, weight=0.6,
+           notes="weight lowered from 1.0: sr-x4-fast is meant to replace it as the CPU default"),
+    # the fast CPU models (issue #20); nothing shipped yet: the first session starts them from scratch,
+    # later ones continue the handed-back weights (init lists the model itself first)
+    Recipe("sr-x4-fast", "sr", dict(_SR_GPU, scale=4, **_FAST), init=("sr-x4-fast",), evaluation="sr",
+           metric="psnr_y", weight=2.6, reference=("sr-x4-compact",), ref_margin_db=0.5,
+           time_reference="sr-x4-compact", time_ratio=1.1,
+           notes="issue #20 x4 target: +0.5 dB over sr-x4-compact at <= 1.1x its CPU time"),
+    Recipe("sr-x3-fast", "sr", dict(_SR_GPU, scale=3, **_FAST), init=("sr-x3-fast",), evaluation="sr",
+           metric="psnr_y", weight=1.4, reference=("sr-x4-faithful",), time_reference="sr-x4-faithful",
+           time_ratio=0.5, notes="native x3; bar: sr-x4-faithful's x3 (x4 then a downscale) at half its CPU time"),
+    Recipe("sr-x2-fast", "sr", dict(_SR_GPU, scale=2, **_FAST), init=("sr-x2-fast",), evaluation="sr",
+           metric="psnr_y", weight=1.4, reference=("sr-x2-faithful",), time_reference="sr-x2-faithful",
+           time_ratio=0.5, notes="bar: sr-x2-faithful's gain over bicubic at half its CPU time"),
     Recipe("sr-x4-photo", "sr", dict(_SR_GPU, scale=4, batch=32, patch=48, lr=2e-4, degradation="realistic"),
            init=("sr-x4-photo", "sr-x4-faithful"), evaluation="sr-realistic", metric="psnr_y", bar=28.73,
            weight=1.2, notes="fidelity-trained on the realistic chain; starts from sr-x4-faithful until shipped"),
     Recipe("sr-x2-photo", "sr", dict(_SR_GPU, scale=2, batch=32, patch=64, lr=2e-4, degradation="realistic"),
            init=("sr-x2-photo", "sr-x2-faithful"), evaluation="sr-realistic", metric="psnr_y", weight=0.8),
+    Recipe("sr-x4-fast-photo", "sr", dict(_SR_GPU, scale=4, degradation="realistic", **_FAST),
+           init=("sr-x4-fast-photo", "sr-x4-fast"), evaluation="sr-realistic", metric="psnr_y", weight=1.0,
+           reference=("sr-x4-photo", "sr-x4-faithful"), time_reference="sr-x4-compact", time_ratio=1.1,
+           notes="the realistic chain; starts from sr-x4-fast once that is shipped; bar: sr-x4-photo (else "
+                 "sr-x4-faithful) on the realistic protocol at <= 1.1x sr-x4-compact's CPU time"),
     Recipe("sr-x4-photo-sharp", "sr", dict(_SR_GPU, scale=4, batch=16, patch=48, lr=5e-5, phase="gan",
                                            degradation="realistic", warmup=50, min_lr_ratio=0.2, compile=False),
            init=("sr-x4-photo-sharp", "sr-x4-photo", "sr-x4-faithful"), evaluation="sr-realistic", metric="psnr_y",
@@ -286,3 +327,41 @@ def gate(recipe: Recipe, candidate: dict[str, float], shipped: Optional[dict[str
         return False, "nothing to compare with"
     better = c < baseline if recipe.lower_is_better else c > baseline
     return better, f"{m} {c:.4f} vs baseline {baseline:.4f} (not shipped yet)"
+
+
+def gate_relative(recipe: Recipe, candidate: dict[str, float], previous: Optional[dict[str, float]],
+                  reference: Optional[dict[str, float]], reference_id: Optional[str] = None,
+                  candidate_s_per_mpx: Optional[float] = None,
+                  time_reference_s_per_mpx: Optional[float] = None) -> tuple[bool, bool, str]:
+    """(hand back, meets the bar, why) for a recipe with a relative bar (the fast CPU models).
+
+    Handed back when it improves on the model of the same id (shipped earlier), or, the first time,
+    on bicubic: progress the next session continues. It meets the bar when its Y-PSNR is at least
+    the reference's plus `ref_margin_db` on the same images AND its CPU time per output megapixel
+    is at most `time_ratio` times the time reference's, both measured in the same session."""
+    m = recipe.metric
+    if m not in candidate:
+        return False, False, f"no {m} measured"
+    c = candidate[m]
+    if previous is not None and m in previous:
+        progress, why = c > previous[m], f"{m} {c:.4f} vs its previous model {previous[m]:.4f}"
+    elif "bicubic_psnr_y" in candidate:
+        progress, why = c > candidate["bicubic_psnr_y"], f"{m} {c:.4f} vs bicubic {candidate['bicubic_psnr_y']:.4f}"
+    else:
+        progress, why = False, "nothing to compare with"
+    if reference is None or m not in reference:
+        return progress, False, why + "; bar not measured (no reference model shipped)"
+    need = reference[m] + recipe.ref_margin_db
+    quality_ok = c >= need
+    why += f"; bar {need:.4f} ({reference_id or 'reference'} {reference[m]:.4f} + {recipe.ref_margin_db:.2f} dB)"
+    time_ok = True
+    if recipe.time_ratio is not None:
+        if candidate_s_per_mpx is None or not time_reference_s_per_mpx:
+            time_ok = False
+            why += "; CPU time not measured"
+        else:
+            ratio = candidate_s_per_mpx / time_reference_s_per_mpx
+            time_ok = ratio <= recipe.time_ratio
+            why += f"; CPU time {ratio:.2f}x {recipe.time_reference}'s (at most {recipe.time_ratio:.2f}x)"
+    meets = quality_ok and time_ok
+    return progress, meets, why + ("; MEETS THE BAR" if meets else "; below the bar")

@@ -36,7 +36,7 @@ from restorer.engine.metrics import sr_scores
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer, auto_workers
 from restorer.engine.training.distributed import rank_seed
 from restorer.engine.training.options import option
-from restorer.engine.vocab import SR_TRAIN_SCALES
+from restorer.engine.vocab import SR_NATIVE_X3_ARCHS, SR_TRAIN_SCALES
 from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
                                            scan_folder, split_holdout, to_uint8_image)
 from restorer.engine.training.fast import autocast, channels_last, make_adam, mark_step, maybe_compile, set_lr
@@ -50,7 +50,7 @@ class SRConfig(TrainConfig):
     scale: int = option(4, "--scale", choices=SR_TRAIN_SCALES)
     degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic"])
     phase: str = option("psnr", "--phase", choices=["psnr", "gan"])
-    arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr"])
+    arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr", "fast_sr"])
     num_blocks: int = option(16, "--blocks", "residual blocks of the generator")
     channels: int = option(64, "--channels", "feature channels of the generator")
     norm: str = "none"  # none | batch (the original SRGAN uses batch)
@@ -80,8 +80,9 @@ def generator_params(cfg: SRConfig) -> tuple[str, dict[str, Any]]:
                          "norm": cfg.norm, "image_residual": cfg.norm == "none"}
     if cfg.arch == "compact_sr":
         return "compact_sr", {"scale": cfg.scale, "num_convs": cfg.num_convs, "channels": cfg.channels}
-    if cfg.arch == "fast_sr": return "fast_sr", {"scale": cfg.scale, "num_blocks": cfg.num_blocks, "channels": cfg.channels}  # noqa: E701,E501
-    raise InputError(f"unknown super-resolution architecture '{cfg.arch}' (srgan or compact_sr)")
+    if cfg.arch == "fast_sr":
+        return "fast_sr", {"scale": cfg.scale, "num_blocks": cfg.num_blocks, "channels": cfg.channels}
+    raise InputError(f"unknown super-resolution architecture '{cfg.arch}' (srgan, compact_sr or fast_sr)")
 
 
 class SRTrainer(Trainer):
@@ -94,8 +95,12 @@ class SRTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.config
-        if cfg.scale not in (1, 2, 4, 8):
-            raise InputError(f"training supports x1, x2, x4 and x8, not x{cfg.scale}")
+        if cfg.scale not in (1, *SR_TRAIN_SCALES):
+            raise InputError(f"training supports x1, x2, x3, x4 and x8, not x{cfg.scale}")
+        if cfg.scale == 3 and cfg.arch not in SR_NATIVE_X3_ARCHS:
+            raise InputError(f"x3 training needs a network with a native x3 upsampler "
+                             f"({' or '.join(SR_NATIVE_X3_ARCHS)}); {cfg.arch} upsamples in x2 steps only "
+                             f"(its x3 is x4 and a downscale)")
         if cfg.scale == 1 and cfg.arch != "compact_sr":
             raise InputError("x1 (clean-up) training uses the compact architecture (--arch compact_sr)")
         if cfg.phase not in ("psnr", "gan"):
