@@ -13,5 +13,5 @@ TASKS = ("sr", "inpaint", "latent", "detect", "colorize")
 TRAIN_TASKS = ("sr", "inpaint", "latent")  # `restorer train <task>` (detect/colorize train through their modules)
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the device preference; "auto" picks CUDA, then MPS, then CPU
 
-SR_TRAIN_SCALES = (2, 4, 8)  # the factors `restorer train sr --scale` builds networks for
+SR_TRAIN_SCALES = (1, 2, 4, 8)  # the factors `restorer train sr --scale` builds networks for (1: x1 clean-up, compact)
 LATENT_SIZES = (64, 128)  # the image sides of the latent (DCGAN) generator

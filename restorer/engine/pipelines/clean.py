@@ -42,7 +42,8 @@ def default_clean_model():
     specs = clean_models()
     if not specs:
         raise UnknownModelError("no clean-up model is installed (a x1 model, e.g. restore-x1; "
-                                "train one with: restorer train sr --scale 1 --degradation realistic --data DIR)")
+                                "train one with: restorer train sr --scale 1 --arch compact_sr --unshuffle 2 "
+                                "--degradation realistic --data DIR)")
     return specs[0]
 
 

@@ -161,6 +161,7 @@ def shipped_file(model_id: str, weights_dir: Path = WEIGHTS_DIR) -> Optional[Pat
 def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -> tuple[Optional[Path], str]:
     """The shipped file the run continues from, and a one-line reason (also when there is none)."""
     from restorer.engine.registry import read_model_file
+    from restorer.engine.training.sr import compact_core
 
     arch, params = generator_signature(recipe, config)
     tried = []
@@ -183,8 +184,8 @@ def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -
         if recipe.task == "inpaint" and payload.get("arch") == arch and \
                 {k: v for k, v in params.items() if k != "fourier_blocks"} == theirs:
             return path, f"continues {model_id} (new zero-initialised blocks)"
-        if getattr(config, "init_partial", False) and payload.get("arch") == arch and \
-                {k: v for k, v in theirs.items() if k != "scale"} == {k: v for k, v in params.items() if k != "scale"}:
+        if getattr(config, "init_partial", False) and payload.get("arch") == arch == "compact_sr" and \
+                compact_core(theirs) == compact_core(params) and theirs.get("unshuffle", 1) == 1:
             return path, f"continues {model_id} (last layer adapted from x{theirs.get('scale')})"
         tried.append(f"{model_id}: other architecture")
     return None, "starts from scratch (" + "; ".join(tried) + ")" if tried else "starts from scratch"
