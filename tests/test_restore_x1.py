@@ -96,20 +96,25 @@ def test_unshuffle_x1_trains_exports_and_loads(tmp_path):
                "scale": 1, "state_dict": exported.state_dict, "meta": {}}
     net = build_and_load(payload, "x1u")
     assert net(torch.rand(1, 3, 21, 22)).shape == (1, 3, 21, 22)
-    # a full-resolution x4 compact model cannot start an unshuffle run: refused in one line, not a shape error
+    # a x4 compact model of the same width starts an unshuffle run (adapted); another width is refused in one line
     from restorer.engine.errors import InputError
     from restorer.engine.training.sr import generator_params
 
     assert "unshuffle" not in generator_params(SRConfig(name="n", data="d", arch="compact_sr", scale=1))[1]
-    with pytest.raises(InputError):
-        x4 = build_arch("compact_sr", {"scale": 4, "num_convs": 1, "channels": 8})
-        tr2 = SRTrainer(cfg)
-        tr2.read_init_model = lambda _s: {"arch": "compact_sr", "params": {"scale": 4, "num_convs": 1, "channels": 8},
-                                          "scale": 4, "state_dict": x4.state_dict()}
-        tr2.config.init_partial = True
+    for channels, ok in ((8, True), (16, False)):
+        x4 = build_arch("compact_sr", {"scale": 4, "num_convs": 1, "channels": channels})
+        tr2 = SRTrainer(SRConfig(**{**cfg.__dict__, "init_partial": True}))
+        tr2.read_init_model = lambda _s, x4=x4, c=channels: {
+            "arch": "compact_sr", "params": {"scale": 4, "num_convs": 1, "channels": c}, "scale": 4,
+            "state_dict": x4.state_dict()}
         tr2.arch, tr2.arch_params = generator_params(tr2.config)
         tr2.net = build_arch(tr2.arch, tr2.arch_params)
-        tr2._init_generator("x4")
+        if ok:
+            tr2._init_generator("x4")
+            assert torch.equal(tr2.net.body[2].weight, x4.body[2].weight)  # the body is the x4 model's
+        else:
+            with pytest.raises(InputError):
+                tr2._init_generator("x4")
 
 
 def test_unshuffle_option_on_the_command_line():
@@ -149,3 +154,26 @@ def test_the_shipped_clean_up_model_is_the_default_and_removes_noise():
     assert psnr(out, clean) > psnr(degraded, clean) + 1.0
     # every other factor's default stays an upscaler
     assert registry.default_model("sr", 4).id != "restore-x1" and registry.default_model("sr").scale != 1
+
+
+def test_x4_compact_weights_adapt_to_the_unshuffle_x1_model():
+    import torch.nn.functional as F
+
+    from restorer.engine.errors import InputError
+    from restorer.engine.training.sr import adapt_compact_state
+
+    torch.manual_seed(3)
+    x4 = build_arch("compact_sr", {"scale": 4, "num_convs": 1, "channels": 8}).eval()
+    x1u = build_arch("compact_sr", {"scale": 1, "num_convs": 1, "channels": 8, "unshuffle": 2}).eval()
+    x1u.load_state_dict(adapt_compact_state(x4.state_dict(), 4, 1, 2))
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        # the body sees what the x4 model's body saw for the 2x2 box-averaged image ...
+        assert torch.allclose(x1u.body[0](F.pixel_unshuffle(x, 2)), x4.body[0](F.avg_pool2d(x, 2)), atol=1e-5)
+        # ... and each of the 2x2 output sub-pixels is the mean of the x4 model's 2x2 block of sub-pixels
+        lr = F.avg_pool2d(x, 2)
+        res4 = x4.shuffle(x4.body(lr))  # (1, 3, 32, 32): x4 residual of the 8x8 image
+        res1 = x1u.shuffle(x1u.body(F.pixel_unshuffle(x, 2)))  # (1, 3, 16, 16)
+    assert torch.allclose(res1, F.avg_pool2d(res4, 2), atol=1e-5)
+    with pytest.raises(InputError):
+        adapt_compact_state(x4.state_dict(), 4, 1, 8)  # 8 does not divide the x4 grid
