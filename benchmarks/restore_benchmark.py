@@ -12,12 +12,15 @@ photo, and the gain. "clean photos": the model run on the undegraded photo, PSNR
 against that photo (how much it changes a photo that needs no cleaning; higher is better, 40 dB is
 about one level of 255 on average). Time: wall and process CPU seconds per megapixel of the
 pipeline on the degraded inputs. `--grid` writes degraded | cleaned | original 100% crops of the
-`--grid-image` photos (one row each) as a JPEG.
+`--grid-image` photos (one row each) as a JPEG. `--first N --limit M` measures photos N..N+M-1 (their
+protocol seeds unchanged) and `--json FILE` keeps the sums, so parallel parts can be joined with
+`--combine FILE ...` into the table of the whole folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,9 +38,23 @@ from restorer.engine.pipelines.clean import clean_image  # noqa: E402
 from restorer.engine.training.data import protocol_realistic_lr  # noqa: E402
 
 
-def photos(folder: Path, limit: int | None) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+def photos(folder: Path, first: int, limit: int | None) -> list[tuple[int, Path]]:
+    """(protocol index, path) in sorted order: the index seeds the protocol's noise."""
+    files = list(enumerate(sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})))
+    files = files[first:]
     return files[:limit] if limit else files
+
+
+def print_table(title: str, rows: dict) -> None:
+    print(f"\n**{title}**\n")
+    print("| model | input PSNR | output PSNR | gain (dB) | input / output Y-PSNR | gain Y (dB) | "
+          "clean photos: PSNR of the output | wall s / Mpx | CPU s / Mpx |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, r in rows.items():
+        m = {k: float(np.mean(r[k])) if r[k] else float("nan") for k in ("in", "out", "in_y", "out_y", "clean")}
+        print(f"| {label} | {m['in']:.2f} | {m['out']:.2f} | **{m['out'] - m['in']:+.2f}** | {m['in_y']:.2f} / "
+              f"{m['out_y']:.2f} | {m['out_y'] - m['in_y']:+.2f} | {m['clean']:.2f} | {r['wall'] / r['mpx']:.2f} | "
+              f"{r['cpu'] / r['mpx']:.2f} |")
 
 
 def load(model: str):
@@ -65,7 +82,7 @@ def crop_row(parts: list[np.ndarray], side: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--model", action="append", default=[], help="model id (repeatable)")
     ap.add_argument("--weights", action="append", default=[], help="model file (repeatable)")
     ap.add_argument("--limit", type=int, default=None)
@@ -75,7 +92,24 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", type=Path, default=None)
     ap.add_argument("--grid-image", type=int, action="append", default=[], help="index of a photo for the grid")
     ap.add_argument("--grid-side", type=int, default=240)
+    ap.add_argument("--first", type=int, default=0, help="skip the first N photos (their indices are kept)")
+    ap.add_argument("--json", type=Path, default=None, help="write the per-photo figures here")
+    ap.add_argument("--combine", type=Path, nargs="+", default=None, help="join --json files into one table")
     args = ap.parse_args(argv)
+    if args.combine:
+        parts = [json.loads(p.read_text()) for p in args.combine]
+        rows: dict = {}
+        for part in parts:
+            for label, r in part["rows"].items():
+                acc = rows.setdefault(label, {k: ([] if isinstance(v, list) else 0.0) for k, v in r.items()})
+                for k, v in r.items():
+                    acc[k] = acc[k] + v
+        n = sum(len(next(iter(p["rows"].values()))["in"]) for p in parts)
+        print_table(f"x1 clean-up on {parts[0]['data']} ({n} images; input: blur radius 1, noise sigma 4, JPEG q60; "
+                    f"{len(parts)} parts run side by side)", rows)
+        return 0
+    if args.data is None:
+        ap.error("--data is required")
     if args.threads:
         torch.set_num_threads(args.threads)
     models = [load(m) for m in [*args.model, *args.weights]]
@@ -83,11 +117,11 @@ def main(argv=None) -> int:
         models = [(m, net) for m, (_label, net) in zip([*args.model, *args.weights], models)]
     if not models:
         ap.error("name at least one --model or --weights")
-    files = photos(args.data, args.limit)
+    files = photos(args.data, args.first, args.limit)
     rows = {label: {"in": [], "out": [], "in_y": [], "out_y": [], "clean": [], "wall": 0.0, "cpu": 0.0, "mpx": 0.0}
             for label, _ in models}
     grid_rows = []
-    for i, f in enumerate(files):
+    for i, f in files:
         hr = np.asarray(Image.open(f).convert("RGB"))
         deg = protocol_realistic_lr(hr, 1, i)
         for label, net in models:
@@ -105,19 +139,12 @@ def main(argv=None) -> int:
                 r["clean"].append(psnr(run(net, hr, args.precision), hr))
             if args.grid and i in args.grid_image and label == models[0][0]:
                 grid_rows.append(crop_row([deg, out, hr], args.grid_side))
-        print(f"{i + 1}/{len(files)} {f.name}: " + "; ".join(
+        print(f"{i + 1} {f.name}: " + "; ".join(
             f"{lab} {rows[lab]['in'][-1]:.2f} -> {rows[lab]['out'][-1]:.2f} dB" for lab, _ in models), flush=True)
-    print(f"\n**x1 clean-up on {args.data.name} ({len(files)} images; input: blur radius 1, noise sigma 4, JPEG q60; "
-          f"precision {args.precision}, {torch.get_num_threads()} threads)**\n")
-    print("| model | input PSNR | output PSNR | gain (dB) | input / output Y-PSNR | gain Y (dB) | "
-          "clean photos: PSNR of the output | wall s / Mpx | CPU s / Mpx |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for label, _ in models:
-        r = rows[label]
-        m = {k: float(np.mean(r[k])) if r[k] else float("nan") for k in ("in", "out", "in_y", "out_y", "clean")}
-        print(f"| {label} | {m['in']:.2f} | {m['out']:.2f} | **{m['out'] - m['in']:+.2f}** | {m['in_y']:.2f} / "
-              f"{m['out_y']:.2f} | {m['out_y'] - m['in_y']:+.2f} | {m['clean']:.2f} | {r['wall'] / r['mpx']:.2f} | "
-              f"{r['cpu'] / r['mpx']:.2f} |")
+    print_table(f"x1 clean-up on {args.data.name} ({len(files)} images; input: blur radius 1, noise sigma 4, JPEG q60; "
+                f"precision {args.precision}, {torch.get_num_threads()} threads)", rows)
+    if args.json:
+        args.json.write_text(json.dumps({"data": args.data.name, "rows": rows}))
     if args.grid and grid_rows:
         side = min(g.shape[1] for g in grid_rows)
         sep = np.full((4, side, 3), 255, np.uint8)
