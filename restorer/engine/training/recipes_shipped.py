@@ -187,7 +187,8 @@ def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -
             return path, f"continues {model_id} (new zero-initialised blocks)"
         if getattr(config, "init_partial", False) and payload.get("arch") == arch == "compact_sr" and \
                 compact_core(theirs) == compact_core(params) and theirs.get("unshuffle", 1) == 1:
-            return path, f"continues {model_id} (last layer adapted from x{theirs.get('scale')})"
+            what = "head and last layer" if params.get("unshuffle", 1) > 1 else "last layer"
+            return path, f"continues {model_id} ({what} adapted from x{theirs.get('scale')})"
         tried.append(f"{model_id}: other architecture")
     return None, "starts from scratch (" + "; ".join(tried) + ")" if tried else "starts from scratch"
 
