@@ -3,7 +3,8 @@
     python scripts/degradation_check.py --data ../shared/datasets/photos-val --limit 8 --scale 4
 
 For each photo: a 192 px HR crop from the centre, degraded by the protocol (blur radius 1, bicubic,
-noise 4, JPEG 60) and by 16 draws of `RealisticDegradation`; prints noise level, sharpness ratio and
+noise 4, JPEG 60) and by 16 draws of the training chain (`RealisticDegradation`; at x1
+`REALISTIC_X1`); prints noise level, sharpness ratio and
 8-px blockiness (`data.degradation_stats`, against the clean bicubic LR) as the protocol's median and the
 chain's 10th / 50th / 90th percentiles, and where the protocol falls in the chain's distribution.
 """
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from restorer.engine.training.data import (REALISTIC, degradation_stats, protocol_realistic_lr,  # noqa: E402
+from restorer.engine.training.data import (degradation_stats, degrade, protocol_realistic_lr,  # noqa: E402
                                            read_rgb)
 
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         clean = np.asarray(Image.fromarray(hr).resize((side // s, side // s), Image.BICUBIC))
         proto.append(degradation_stats(protocol_realistic_lr(hr, s, i), clean))
         batch = torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255).repeat(args.draws, 1, 1, 1)
-        lr = REALISTIC(batch, s, rng, g)
+        lr = degrade(batch, s, "realistic", rng, g)  # the chain training uses (REALISTIC_X1 at x1)
         for t in lr:
             chain.append(degradation_stats((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), clean))
     print(f"{len(proto)} photos x {args.draws} draws, x{s}, {side} px crops\n")

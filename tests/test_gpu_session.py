@@ -4,14 +4,15 @@ planner / evaluation / gating on tiny data, as its `--cpu --tiny` dry run uses t
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from restorer.engine.training.recipes_shipped import (RECIPES, TINY, build_config, cumulative_meta, gate, get_recipe,
-                                                      plan_session, resolve_init)
+from restorer.engine.training.recipes_shipped import (RECIPES, TINY, WEIGHTS_DIR, build_config, cumulative_meta, gate,
+                                                      get_recipe, plan_session, resolve_init)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ def _script(name: str):
     return mod
 
 
-def test_every_shipped_recipe_continues_the_shipped_weights_when_they_match():
+def test_every_shipped_recipe_continues_the_shipped_weights_when_they_match(tmp_path):
     for job in ("sr-x4-faithful", "sr-x2-faithful", "sr-x8-faithful", "sr-x4-compact", "inpaint-photos"):
         r = get_recipe(job)
         cfg = build_config(r, "d", "runs", 8.0, None, device="cpu")
@@ -35,6 +36,12 @@ def test_every_shipped_recipe_continues_the_shipped_weights_when_they_match():
     assert path.name == "sr-x4-faithful.pt" and "not shipped" not in why
     r = get_recipe("restore-x1")
     path, why = resolve_init(r, build_config(r, "d", "r", 1, None))
+    assert path.name == "restore-x1.pt" and why == "continues restore-x1"  # shipped: it continues itself
+    # without it, the x4 compact model starts it, its head and last layer adapted
+    only_compact = tmp_path / "weights"
+    only_compact.mkdir()
+    shutil.copy(WEIGHTS_DIR / "sr-x4-compact.pt", only_compact)
+    path, why = resolve_init(r, build_config(r, "d", "r", 1, None), only_compact)
     assert path.name == "sr-x4-compact.pt" and "adapted" in why
     # another architecture: from scratch, saying why
     cfg = build_config(get_recipe("sr-x4-faithful"), "d", "r", 1, None, dict(num_blocks=3))

@@ -14,7 +14,7 @@ from restorer.engine.vocab import TASKS as VOCAB_TASKS
 
 TINY = {
     ("sr", "srgan"): {"scale": 2, "num_blocks": 1, "channels": 8, "norm": "none", "image_residual": True},
-    ("sr", "compact_sr"): {"scale": 1, "num_convs": 2, "channels": 8},
+    ("sr", "compact_sr"): {"scale": 1, "num_convs": 2, "channels": 8, "unshuffle": 2},
     ("sr", "fast_sr"): {"scale": 3, "num_blocks": 1, "channels": 8},
     ("inpaint", "deepfill"): {"base_channels": 4, "gated": True, "fourier_blocks": 1},
     ("latent", "dcgan"): {"latent_dim": 8, "image_size": 64, "channels": 4, "num_classes": 0},

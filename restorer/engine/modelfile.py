@@ -44,7 +44,8 @@ PARAM_BOUNDS: dict[str, dict[str, tuple[str, Any]]] = {
     "srgan": {"scale": (_INT, (2, 4, 8)), "num_blocks": (_INT, (0, 64)), "channels": (_INT, (1, 512)),
               "norm": (_STR, ("none", "batch")), "res_scale": (_FLOAT, (0.0, 10.0)),
               "image_residual": (_BOOL, None)},
-    "compact_sr": {"scale": (_INT, (1, 2, 3, 4, 8)), "num_convs": (_INT, (0, 64)), "channels": (_INT, (1, 512))},
+    "compact_sr": {"scale": (_INT, (1, 2, 3, 4, 8)), "num_convs": (_INT, (0, 64)), "channels": (_INT, (1, 512)),
+                   "unshuffle": (_INT, (1, 2, 4))},
     "fast_sr": {"scale": (_INT, (2, 3, 4, 8)), "num_blocks": (_INT, (0, 64)), "channels": (_INT, (1, 512))},
     "deepfill": {"base_channels": (_INT, (4, 256)), "gated": (_BOOL, None), "fourier_blocks": (_INT, (0, 32))},
     "damage_unet": {"base_channels": (_INT, (1, 256)), "levels": (_INT, (2, 8)), "head_channels": (_INT, (1, 256)),
@@ -53,7 +54,8 @@ PARAM_BOUNDS: dict[str, dict[str, tuple[str, Any]]] = {
     "dcgan": {"latent_dim": (_INT, (1, 4096)), "image_size": (_INT, (64, 128)), "channels": (_INT, (1, 512)),
               "num_classes": (_INT, (0, 10000))},
 }
-_CHOICE_PARAMS = {("srgan", "scale"), ("compact_sr", "scale"), ("fast_sr", "scale"), ("srgan", "norm"),
+_CHOICE_PARAMS = {("srgan", "scale"), ("compact_sr", "scale"), ("compact_sr", "unshuffle"), ("fast_sr", "scale"),
+                  ("srgan", "norm"),
                   ("dcgan", "image_size")}
 MAX_TENSOR_BYTES = 4 << 30  # no Restorer model comes near 4 GB of weights
 

@@ -13,6 +13,6 @@ TASKS = ("sr", "inpaint", "latent", "detect", "colorize")
 TRAIN_TASKS = ("sr", "inpaint", "latent", "detect", "colorize")  # `restorer train <task>` (every model task)
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the device preference; "auto" picks CUDA, then MPS, then CPU
 
-SR_TRAIN_SCALES = (2, 3, 4, 8)  # the factors `restorer train sr --scale` builds networks for (x3: fast_sr, compact_sr)
+SR_TRAIN_SCALES = (1, 2, 3, 4, 8)  # `restorer train sr --scale` factors (1: x1 clean-up, compact; 3: fast_sr, compact_sr)
 SR_NATIVE_X3_ARCHS = ("fast_sr", "compact_sr")  # architectures with a native x3 upsampler (PixelShuffle(3))
 LATENT_SIZES = (64, 128)  # the image sides of the latent (DCGAN) generator

@@ -41,8 +41,9 @@ def default_clean_model():
     """The spec of the clean-up model to use when none is named; UnknownModelError when none is installed."""
     specs = clean_models()
     if not specs:
-        raise UnknownModelError("no clean-up model is installed (Clean Up needs a x1 model such as restore-x1; "
-                                "see `restorer models --task sr`)")
+        raise UnknownModelError("no clean-up model is installed (a x1 model, e.g. restore-x1; "
+                                "train one with: restorer train sr --scale 1 --arch compact_sr --unshuffle 2 "
+                                "--degradation realistic --data DIR)")
     return specs[0]
 
 

@@ -202,6 +202,7 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
     report(progress, 0, total, "upscaling", 0.0)
     # a frozen graph carries its own bf16 casts and runs no Python hooks: Cancel is checked between tiles
     use_autocast = dtype == torch.bfloat16 and runner is None
+    grid = max(1, int(getattr(net, "pixel_grid", 1)))  # tiles start on multiples of it (CompactSR's unshuffle)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), \
             cancel_between_layers(net, cancel if runner is None else None):  # Cancel stops inside a tile
         for y in ys:
@@ -218,6 +219,7 @@ def _run_grid(rgb: np.ndarray, net: nn.Module, scale: int, device: torch.device,
             for x in xs:
                 check(cancel)
                 y0, x0 = max(0, y - ctx), max(0, x - ctx)
+                y0, x0 = y0 - y0 % grid, x0 - x0 % grid  # a pixel-unshuffle model sees the image's own grid
                 y1, x1 = min(h, y + th + ctx), min(w, x + tw + ctx)
                 patch = torch.from_numpy(to_float01(rgb[y0:y1, x0:x1]).transpose(2, 0, 1)[None].copy())
                 patch = patch.to(device=device, dtype=torch.float16 if dtype == torch.float16 else torch.float32)

@@ -382,8 +382,17 @@ class RealisticDegradation:
     gauss_sigma2: tuple[float, float] = (1.0, 25.0)
     poisson_scale2: tuple[float, float] = (0.05, 2.5)
     jpeg_quality2: tuple[int, int] = (30, 95)
+    clean_prob: float = 0.0  # per sample: the input is the clean (bicubic) image, so clean photos stay as they are
 
     def __call__(self, hr: torch.Tensor, scale: int, rng: random.Random, gen: torch.Generator) -> torch.Tensor:
+        out = self._chain(hr, scale, rng, gen)
+        if self.clean_prob > 0:
+            clean = hr.float() if scale == 1 else bicubic_down(hr.float(), scale)
+            keep = (_uniform(hr.shape[0], 0, 1, gen, hr.device) < self.clean_prob).view(-1, 1, 1, 1)
+            out = torch.where(keep, clean, out)
+        return out
+
+    def _chain(self, hr: torch.Tensor, scale: int, rng: random.Random, gen: torch.Generator) -> torch.Tensor:
         h, w = hr.shape[-2:]
         x = hr.float()
         x = blur_batch(x, rng, gen, self.blur_prob, self.kernel_sizes, self.blur_sigma, self.aniso_prob)
@@ -399,6 +408,17 @@ class RealisticDegradation:
 
 
 REALISTIC = RealisticDegradation()
+
+# The x1 clean-up's chain (restore-x1: "noise, JPEG blocking and mild blur"). Real-ESRGAN's ranges
+# are for x4, where the final downscale hides most of the blur and resize damage; at x1 nothing
+# hides them (a x0.15 resize and back is a x6.7 upscale), so the same ranges ask a clean-up model
+# for super-resolution. Milder ranges, still around TARGETS.md's protocol (blur radius 1, noise
+# sigma 4, JPEG 60), and one sample in ten left clean so that clean photos come back unchanged.
+REALISTIC_X1 = RealisticDegradation(
+    blur_prob=0.7, kernel_sizes=(7, 9, 11, 13), blur_sigma=(0.2, 1.6), aniso_prob=0.3,
+    resize_range=(0.6, 1.2), gauss_sigma=(0.5, 12.0), poisson_scale=(0.7, 3.0), jpeg_quality=(40, 95),
+    second_order_prob=0.2, blur_prob2=0.5, blur_sigma2=(0.2, 1.0), resize_range2=(0.8, 1.1),
+    gauss_sigma2=(0.5, 8.0), poisson_scale2=(1.5, 3.0), jpeg_quality2=(40, 95), clean_prob=0.1)
 
 
 def _scaled(x: torch.Tensor, f: float) -> tuple[int, int]:
@@ -493,12 +513,12 @@ def jpeg_batch(x: torch.Tensor, gen: torch.Generator, quality: tuple[int, int]) 
 
 
 def degrade(hr: torch.Tensor, scale: int, mode: str, rng: random.Random, gen: torch.Generator) -> torch.Tensor:
-    """LR inputs for HR crops: `bicubic` (clean, antialiased) or `realistic` (`RealisticDegradation`).
-    With scale 1 the input keeps the HR size (the x1 clean-up model)."""
+    """LR inputs for HR crops: `bicubic` (clean, antialiased) or `realistic` (`RealisticDegradation`;
+    `REALISTIC_X1` at scale 1). With scale 1 the input keeps the HR size (the x1 clean-up model)."""
     if mode == "bicubic":
         return hr if scale == 1 else bicubic_down(hr, scale)
     if mode == "realistic":
-        return REALISTIC(hr, scale, rng, gen)
+        return (REALISTIC_X1 if scale == 1 else REALISTIC)(hr, scale, rng, gen)
     raise InputError(f"unknown degradation '{mode}' (bicubic or realistic)")
 
 

@@ -117,11 +117,13 @@ RECIPES: dict[str, Recipe] = {r.job: r for r in (
                                            degradation="realistic", warmup=50, min_lr_ratio=0.2, compile=False),
            init=("sr-x4-photo-sharp", "sr-x4-photo", "sr-x4-faithful"), evaluation="sr-realistic", metric="psnr_y",
            weight=0.6, notes="SRGAN generator loss on top of sr-x4-photo; gated on a fidelity floor (bicubic)"),
-    Recipe("restore-x1", "sr", dict(_SR_GPU, scale=1, arch="compact_sr", channels=48, num_convs=16, batch=32,
-                                    patch=96, lr=4e-4, degradation="realistic", init_partial=True),
-           init=("restore-x1", "sr-x4-compact"), evaluation="restore", metric="psnr", bar=2.0, weight=1.0,
-           notes="x1 clean-up (compact, PixelShuffle(1)); starts from sr-x4-compact with its last layer adapted; "
-                 "its figure is the gain over the degraded input in dB"),
+    Recipe("restore-x1", "sr", dict(_SR_GPU, scale=1, arch="compact_sr", channels=48, num_convs=16, unshuffle=2,
+                                    batch=32, patch=96, lr=4e-4, degradation="realistic", init_partial=True),
+           init=("restore-x1", "sr-x4-compact"), evaluation="restore", metric="psnr", bar=2.0, shipped_figure=1.10,
+           weight=1.0,
+           notes="x1 clean-up (compact with PixelUnshuffle(2): the body at half resolution, 4x cheaper than at full "
+                 "resolution); continues the shipped restore-x1, else starts from sr-x4-compact with its head and "
+                 "last layer adapted; its figure is the gain over the degraded input in dB"),
     Recipe("inpaint-photos", "inpaint", dict(iters=10_000_000, device="cuda", checkpoint_every=2000, log_every=100,
                                              sample_every=0, register=False, batch=16, crop=256, mask_kind="all",
                                              gan_start=0, fm_weight=0.1, freq_weight=0.1, compile=False),
@@ -229,6 +231,7 @@ def shipped_file(model_id: str, weights_dir: Path = WEIGHTS_DIR) -> Optional[Pat
 def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -> tuple[Optional[Path], str]:
     """The shipped file the run continues from, and a one-line reason (also when there is none)."""
     from restorer.engine.registry import read_model_file
+    from restorer.engine.training.sr import compact_core
 
     arch, params = generator_signature(recipe, config)
     tried = []
@@ -251,9 +254,10 @@ def resolve_init(recipe: Recipe, config: Any, weights_dir: Path = WEIGHTS_DIR) -
         if recipe.task == "inpaint" and payload.get("arch") == arch and \
                 {k: v for k, v in params.items() if k != "fourier_blocks"} == theirs:
             return path, f"continues {model_id} (new zero-initialised blocks)"
-        if getattr(config, "init_partial", False) and payload.get("arch") == arch and \
-                {k: v for k, v in theirs.items() if k != "scale"} == {k: v for k, v in params.items() if k != "scale"}:
-            return path, f"continues {model_id} (last layer adapted from x{theirs.get('scale')})"
+        if getattr(config, "init_partial", False) and payload.get("arch") == arch == "compact_sr" and \
+                compact_core(theirs) == compact_core(params) and theirs.get("unshuffle", 1) == 1:
+            what = "head and last layer" if params.get("unshuffle", 1) > 1 else "last layer"
+            return path, f"continues {model_id} ({what} adapted from x{theirs.get('scale')})"
         tried.append(f"{model_id}: other architecture")
     return None, "starts from scratch (" + "; ".join(tried) + ")" if tried else "starts from scratch"
 

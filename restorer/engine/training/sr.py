@@ -55,6 +55,8 @@ class SRConfig(TrainConfig):
     channels: int = option(64, "--channels", "feature channels of the generator")
     norm: str = "none"  # none | batch (the original SRGAN uses batch)
     num_convs: int = 16  # compact_sr only
+    unshuffle: int = option(1, "--unshuffle", "compact_sr: run the body at 1/N resolution (PixelUnshuffle(N) in, "
+                            "PixelShuffle out; 2 for a x1 clean-up: 4x less arithmetic)", choices=[1, 2, 4])
     patch: int = option(48, "--patch", "LR patch side")  # HR crops are patch * scale
     pixel_loss: str = "l1"  # l1 | mse (the gan phase always uses mse as in SRGAN)
     adv_weight: float = 1e-3
@@ -79,10 +81,18 @@ def generator_params(cfg: SRConfig) -> tuple[str, dict[str, Any]]:
         return "srgan", {"scale": cfg.scale, "num_blocks": cfg.num_blocks, "channels": cfg.channels,
                          "norm": cfg.norm, "image_residual": cfg.norm == "none"}
     if cfg.arch == "compact_sr":
-        return "compact_sr", {"scale": cfg.scale, "num_convs": cfg.num_convs, "channels": cfg.channels}
+        params = {"scale": cfg.scale, "num_convs": cfg.num_convs, "channels": cfg.channels}
+        if cfg.unshuffle > 1:  # only when used: the shipped compact models' params stay as they are
+            params["unshuffle"] = cfg.unshuffle
+        return "compact_sr", params
     if cfg.arch == "fast_sr":
         return "fast_sr", {"scale": cfg.scale, "num_blocks": cfg.num_blocks, "channels": cfg.channels}
     raise InputError(f"unknown super-resolution architecture '{cfg.arch}' (srgan, compact_sr or fast_sr)")
+
+
+def compact_core(params: dict[str, Any]) -> dict[str, Any]:
+    """A compact model's settings that `adapt_compact_state` cannot change (all but scale and unshuffle)."""
+    return {k: v for k, v in dict(params).items() if k not in ("scale", "unshuffle")}
 
 
 class SRTrainer(Trainer):
@@ -172,9 +182,11 @@ class SRTrainer(Trainer):
     def _init_generator(self, source: str) -> None:
         payload = self.read_init_model(source)
         same = payload["arch"] == self.arch and dict(payload["params"]) == self.arch_params
-        if not same and self.config.init_partial and payload["arch"] == self.arch == "compact_sr":
-            self.net.load_state_dict(adapt_compact_state(payload["state_dict"], int(payload["params"]["scale"]),
-                                                         self.config.scale))
+        theirs = dict(payload["params"])
+        if not same and self.config.init_partial and payload["arch"] == self.arch == "compact_sr" and \
+                compact_core(theirs) == compact_core(self.arch_params) and theirs.get("unshuffle", 1) == 1:
+            self.net.load_state_dict(adapt_compact_state(payload["state_dict"], int(theirs["scale"]),
+                                                         self.config.scale, self.arch_params.get("unshuffle", 1)))
             self.events.emit("info", message=f"generator initialised from {source} (last layer adapted to "
                                              f"x{self.config.scale})")
             return
@@ -354,20 +366,37 @@ class SRTrainer(Trainer):
                 "val_images": len(self._fixed_val)}
 
 
-def adapt_compact_state(state: dict[str, torch.Tensor], from_scale: int, to_scale: int) -> dict[str, torch.Tensor]:
+def adapt_compact_state(state: dict[str, torch.Tensor], from_scale: int, to_scale: int,
+                        to_unshuffle: int = 1) -> dict[str, torch.Tensor]:
     """A compact SR state dict for another scale: every layer is kept but the last convolution,
     whose PixelShuffle sub-pixel filters are averaged (x4 -> x1: the 16 sub-pixel filters of each
-    colour become one), a starting point that already predicts the smooth residual."""
+    colour become one), a starting point that already predicts the smooth residual.
+
+    With `to_unshuffle` u > 1 (the body at 1/u resolution) the head's filters are spread over the
+    u*u unshuffled copies of each colour (divided by u*u: the body sees the u x u box average, a
+    low-resolution image as the x4 model did) and the s x s sub-pixel grid of the last layer is
+    averaged into the target's (to_scale*u) x (to_scale*u) grid."""
     out = dict(state)
     keys = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 4]
     last_w = keys[-1]
     last_b = last_w[:-len("weight")] + "bias"
     w = state[last_w]
-    r_from, r_to = from_scale * from_scale, to_scale * to_scale
-    if to_scale != 1 or w.shape[0] != 3 * r_from:
+    s_to = to_scale * to_unshuffle
+    if to_scale != 1 or w.shape[0] != 3 * from_scale * from_scale or from_scale % s_to:
         raise InputError(f"cannot adapt a x{from_scale} compact model to x{to_scale}")
-    group = r_from // r_to
-    out[last_w] = w.view(3 * r_to, group, *w.shape[1:]).mean(1)
+    g = from_scale // s_to  # source sub-pixels per target sub-pixel along each axis
+
+    def regroup(t: torch.Tensor) -> torch.Tensor:  # (3*s*s, ...) -> (3*s_to*s_to, ...): mean over g x g blocks
+        rest = t.shape[1:]
+        t = t.reshape(3, s_to, g, s_to, g, *rest).mean(dim=(2, 4))
+        return t.reshape(3 * s_to * s_to, *rest)
+
+    out[last_w] = regroup(w)
     if last_b in state:
-        out[last_b] = state[last_b].view(3 * r_to, group).mean(1)
+        out[last_b] = regroup(state[last_b])
+    if to_unshuffle > 1:
+        head_w = keys[0]
+        hw = state[head_w]  # (C, 3, k, k); the unshuffled input's channel c*u*u + k is colour c
+        uu = to_unshuffle * to_unshuffle
+        out[head_w] = hw.repeat_interleave(uu, dim=1) / uu
     return out
