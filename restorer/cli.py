@@ -540,7 +540,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from restorer.engine.pipelines.restore import RestoreOptions, plan_restore, restore_photo
 
     _check_quality(args.quality)
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
     from restorer.engine.pipelines.restore import DEFAULT_GROW
 
@@ -612,8 +612,9 @@ def _add_restore_parser(sub: Any) -> None:
     rs.add_argument("--colorize", action="store_true", help="colorize greyscale and sepia photos "
                                                             "(needs a colorize model)")
     rs.add_argument("--no-clean", action="store_true", help="skip the clean-up (noise, grain) step")
-    rs.add_argument("--threshold", type=float, default=0.5,
-                    help="damage probability at which a pixel is marked (default 0.5)")
+    rs.add_argument("--threshold", type=float, default=None,
+                    help="damage probability at which a pixel is marked (default: the detect model's own, "
+                         "chosen on held-out data)")
     rs.add_argument("--grow", type=int, default=None, help="grow the detected mask by N px before the fill "
                                                            "(default 0)")
     rs.add_argument("--save-mask", metavar="PATH", help="also write the filled mask as a PNG (a folder for "

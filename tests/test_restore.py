@@ -31,7 +31,7 @@ CLEAN_ADD = 0.1  # what the tiny clean-up model adds to every channel (0..1 scal
 
 
 # ----------------------------------------------------------------------------- tiny models
-def register_detector(name: str = "tiny-det"):
+def register_detector(name: str = "tiny-det", threshold=None):
     """A damage_unet that marks near-white pixels (sum of the centred RGB above 1.1) and nothing else."""
     params = {"base_channels": 4, "levels": 2, "head_channels": 4}
     torch.manual_seed(0)
@@ -44,8 +44,9 @@ def register_detector(name: str = "tiny-det"):
     state["head.0.bias"][0] = -1.0
     state["head.2.weight"][0, 0, 1, 1] = 10.0
     state["head.2.bias"][0] = -1.0
+    meta = {} if threshold is None else {"threshold": threshold}
     return registry.register_user_model(name, ExportedModel(task="detect", arch="damage_unet", params=params,
-                                                            state_dict=state))
+                                                            state_dict=state, meta=meta))
 
 
 def register_fill(name: str = "tiny-fill"):
@@ -109,6 +110,15 @@ def scratch_mask(h: int = 96, w: int = 128, grow: int = 0) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- engine
+def test_the_detect_step_uses_the_models_own_threshold_unless_one_is_given(only_tiny):
+    register_detector(threshold=0.35), register_fill()
+    src = ImageData(rgb=scratched())
+    own = rp.restore_photo(src, rp.RestoreOptions(clean=False)).steps[0]
+    assert own.ran and "threshold 0.35" in own.note  # stored in the model file (chosen on held-out data)
+    given = rp.restore_photo(src, rp.RestoreOptions(clean=False, threshold=0.6)).steps[0]
+    assert "threshold 0.60" in given.note
+
+
 def test_steps_run_in_order_and_the_source_is_unchanged(only_tiny):
     register_detector(), register_fill(), register_clean(), register_sr()
     src = ImageData(rgb=scratched())

@@ -51,6 +51,17 @@ def restore_job(image: ImageData, mask: np.ndarray, options: Any, *, device: str
     return run
 
 
+
+def _detector_threshold() -> float:
+    """The default detect model's own threshold (chosen on held-out data, in its provenance), else 0.5."""
+    from restorer.engine import registry
+
+    try:
+        value = registry.default_model("detect").provenance.get("threshold", 0.5)
+    except Exception:  # no detector installed: the step is greyed out anyway
+        return 0.5
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else 0.5
+
 class RestoreDialog(QDialog):
     """The steps of a one-step restore, each with a checkbox and a note (see the module docstring)."""
 
@@ -108,7 +119,7 @@ class RestoreDialog(QDialog):
         self.threshold_spin.setRange(0.05, 0.95)
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setDecimals(2)
-        self.threshold_spin.setValue(0.5)
+        self.threshold_spin.setValue(_detector_threshold())
         self.threshold_spin.setToolTip("Lower marks more (also faint marks and some fine detail); higher marks less")
         thr_label.setBuddy(self.threshold_spin)
         thr_row.addWidget(thr_label)

@@ -69,7 +69,7 @@ class RestoreOptions:
     clean: bool = True
     scale: int = 1
     colorize: bool = False
-    threshold: float = 0.5
+    threshold: Optional[float] = None  # None: the detect model's own (calibrated) threshold
     grow: int = DEFAULT_GROW
     clean_strength: float = 1.0
     colorize_strength: float = 1.0
@@ -85,7 +85,7 @@ class RestoreOptions:
 
         if self.scale not in SCALES:
             raise InputError(f"the restore can upscale x2 or x4 (scale 1 = no upscale), got x{self.scale}")
-        if not 0.0 < float(self.threshold) < 1.0:
+        if self.threshold is not None and not 0.0 < float(self.threshold) < 1.0:
             raise InputError(f"the threshold must be between 0 and 1 (exclusive), got {self.threshold}")
         if int(self.grow) < 0:
             raise InputError(f"grow must be 0 or more pixels, got {self.grow}")
@@ -403,7 +403,7 @@ def _run_step(plan: StepPlan, current: ImageData, fill_mask: np.ndarray, options
 
         found = detect_damage(current, model, threshold=options.threshold, device=dev, grow=int(options.grow),
                               progress=sub, cancel=cancel)
-        note = (f"{_pct(found.fraction)} of the photo marked as damage (threshold {options.threshold:.2f}"
+        note = (f"{_pct(found.fraction)} of the photo marked as damage (threshold {found.threshold:.2f}"
                 f"{f', grown {options.grow} px' if options.grow else ''})") if found.mask.any() else "no damage found"
         return StepResult(step, True, note, current, mask=found.mask, fraction=found.fraction)
     if step == "fill":
