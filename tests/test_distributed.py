@@ -61,7 +61,8 @@ def test_two_gloo_workers_through_the_launcher_equal_one_process_with_the_whole_
     assert argv[:4] == ["--standalone", "--nproc-per-node", "2", "--max-restarts"]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", *argv], env=env, timeout=180,
                           capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the workers' own error comes first in stderr, the launcher's summary last: show both
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n[...]\n" + proc.stderr[-1500:]
     a = torch.load(single, weights_only=True)
     b = torch.load(double, weights_only=True)
     assert a["world"] == 1 and b["world"] == 2
