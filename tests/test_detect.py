@@ -148,6 +148,24 @@ def test_trainer_runs_resumes_and_registers(tmp_path):
     assert payload["task"] == "detect" and payload["meta"]["iterations"] == 4
     for k, v in net.state_dict().items():
         assert torch.equal(payload["state_dict"][k], v), k
+    assert payload["meta"]["threshold"] == pytest.approx(0.5) and payload["meta"]["crop"] == 32
+    # the module command writes the same file and prints its sha256; a colorize checkpoint is refused
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    again = tmp_path / "again.pt"
+    cmd = [sys.executable, "-m", "restorer.engine.training.detect", "--export-checkpoint", str(result.checkpoint)]
+    r = subprocess.run([*cmd, "--to", str(again)], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == registry.sha256_file(again)
+    assert torch.equal(registry.read_model_file(again)["state_dict"][k], v)
+    r = subprocess.run([sys.executable, "-m", "restorer.engine.training.colorize", "--export-checkpoint",
+                        str(result.checkpoint), "--to", str(tmp_path / "no.pt")], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 2 and "is not a colorize training checkpoint" in r.stderr and not (tmp_path / "no.pt").exists()
 
 
 def test_trainer_rejects_bad_settings(tmp_path):

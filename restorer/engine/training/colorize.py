@@ -233,25 +233,10 @@ def mean_colour_scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, 
 # ----------------------------------------------------------------------------- export from a checkpoint
 def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None) -> str:
     """Write a run's EMA generator as a model file (e.g. a stopped run's, for shipping); returns its sha256."""
-    from pathlib import Path
+    from restorer.engine.training.common import export_ema_checkpoint
 
-    from restorer.engine import registry
-    from restorer.engine.training.common import atomic_torch_save, load_torch_file
-
-    ckpt = load_torch_file(Path(checkpoint), "checkpoint")
-    if ckpt.get("task") != "colorize":
-        raise InputError(f"'{checkpoint}' is not a colorize training checkpoint")
-    state = ckpt["state"]
-    cfg = ckpt.get("config", {})
-    meta = {"crop": cfg.get("crop"), "l1_weight": cfg.get("l1_weight"), "adv_weight": cfg.get("adv_weight"),
-            "iterations": int(ckpt["iteration"]), "train_seconds": round(float(ckpt.get("elapsed_s", 0.0)), 1),
-            "batch": cfg.get("batch"), **(extra_meta or {})}
-    payload = {"format": registry.MODEL_FORMAT, "task": "colorize", "arch": "colorize_unet",
-               "params": dict(state["arch_params"]), "scale": 1,
-               "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
-               "meta": meta}
-    atomic_torch_save(payload, Path(dest))
-    return registry.sha256_file(Path(dest))
+    return export_ema_checkpoint(checkpoint, dest, "colorize", "colorize_unet", ("crop", "l1_weight", "adv_weight"),
+                                 extra_meta)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -259,27 +244,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     """`python -m restorer.engine.training.colorize --export-checkpoint CKPT --to FILE` writes a run's EMA
     generator as a model file and prints its sha256; any other arguments train, as `restorer train colorize`
     (an alias kept for older scripts; see common.module_command)."""
-    import argparse
-    import sys
+    from restorer.engine.training.common import export_or_train_command
 
-    from restorer.engine.errors import RestorerError
-    from restorer.engine.training.common import module_command
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--export-checkpoint" not in args:
-        return module_command("colorize", argv)
-    ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.colorize",
-                                 description="Write a colorize run's EMA generator as a model file "
-                                             "(training: restorer train colorize --help).")
-    ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
-    ap.add_argument("--to", required=True, help="model file to write")
-    ns = ap.parse_args(args)
-    try:
-        print(export_checkpoint(ns.export_checkpoint, ns.to))
-    except RestorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return export_or_train_command("colorize", "EMA generator", export_checkpoint, argv)
 
 
 if __name__ == "__main__":

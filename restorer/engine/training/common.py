@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -694,3 +694,59 @@ def module_command(task: str, argv: Optional[list[str]] = None) -> int:
         sys.stderr.flush()
         os.execv(sys.executable, cmd)  # the alias becomes the training process (signals reach the trainer)
     return subprocess.call(cmd)
+
+
+def export_ema_checkpoint(checkpoint: str, dest: str, task: str, arch: str, config_keys: Sequence[str],
+                          extra_meta: Optional[dict[str, Any]] = None, prepare: Optional[Any] = None) -> str:
+    """Write a run's EMA weights (a detect or colorize checkpoint: `state["ema"]`, `state["arch_params"]`)
+    as a model file, e.g. a stopped run's for shipping; returns its sha256.
+
+    The file's meta: the run's `config_keys`, iterations, seconds and batch, then `extra_meta`, then
+    whatever `prepare(ckpt, meta)` adds or changes (detect: the threshold)."""
+    from restorer.engine import registry
+
+    ckpt = load_torch_file(Path(checkpoint), "checkpoint")
+    if ckpt.get("task") != task:
+        raise InputError(f"'{checkpoint}' is not a {task} training checkpoint")
+    state = ckpt["state"]
+    cfg = ckpt.get("config", {})
+    meta = {k: cfg.get(k) for k in config_keys}
+    meta.update(iterations=int(ckpt["iteration"]), train_seconds=round(float(ckpt.get("elapsed_s", 0.0)), 1),
+                batch=cfg.get("batch"), **(extra_meta or {}))
+    if prepare is not None:
+        prepare(ckpt, meta)
+    payload = {"format": registry.MODEL_FORMAT, "task": task, "arch": arch,
+               "params": dict(state["arch_params"]), "scale": 1,
+               "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
+               "meta": meta}
+    atomic_torch_save(payload, Path(dest))
+    return registry.sha256_file(Path(dest))
+
+
+def export_or_train_command(task: str, what: str, export: Any, argv: Optional[list[str]] = None,
+                            flags: Sequence[tuple[str, str]] = ()) -> int:
+    """`python -m restorer.engine.training.TASK --export-checkpoint CKPT --to FILE [FLAGS]` writes a run's
+    `what` as a model file and prints its sha256 (`export(ckpt, dest, **flags)`); any other arguments train, as
+    `restorer train TASK` (see `module_command`). `flags`: (store_true flag, help) pairs passed to `export`."""
+    import argparse
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--export-checkpoint" not in args:
+        return module_command(task, argv)
+    ap = argparse.ArgumentParser(prog=f"python -m restorer.engine.training.{task}",
+                                 description=f"Write a {task} run's {what} as a model file "
+                                             f"(training: restorer train {task} --help).")
+    ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
+    ap.add_argument("--to", required=True, help="model file to write")
+    for flag, help_text in flags:
+        ap.add_argument(flag, action="store_true", help=help_text)
+    ns = vars(ap.parse_args(args))
+    ckpt, dest = ns.pop("export_checkpoint"), ns.pop("to")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    try:
+        print(export(ckpt, dest, **ns))
+    except RestorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

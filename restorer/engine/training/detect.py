@@ -34,9 +34,7 @@ Train from the command line with `restorer train detect --data DIR [--data DIR2 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -512,61 +510,35 @@ def format_sweep(rows: list[dict[str, float]], chosen: Optional[float] = None) -
 # ----------------------------------------------------------------------------- export from a checkpoint
 def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str, Any]] = None,
                       pick_threshold: bool = False) -> str:
-    """Write a run's EMA weights as a model file (e.g. a stopped run's, for shipping); returns sha256."""
-    from pathlib import Path
+    """Write a run's EMA weights as a model file (e.g. a stopped run's, for shipping); returns sha256.
+    `pick_threshold`: choose the threshold on the run's held-out images and store it (and the sweep)."""
+    from restorer.engine.training.common import export_ema_checkpoint
 
-    from restorer.engine import registry
-    from restorer.engine.training.common import atomic_torch_save, load_torch_file
+    def threshold(ckpt: dict[str, Any], meta: dict[str, Any]) -> None:
+        cfg = ckpt.get("config", {})
+        meta.setdefault("threshold", cfg.get("threshold", DEFAULT_THRESHOLD))
+        if pick_threshold:
+            net = build_arch("damage_unet", dict(ckpt["state"]["arch_params"]))
+            net.load_state_dict(ckpt["state"]["ema"])
+            rows = threshold_sweep(net, held_out_images(cfg))
+            meta["threshold"] = choose_threshold(rows)
+            meta["threshold_sweep"] = rows
+            log.info("held-out threshold sweep:\n%s", format_sweep(rows, meta["threshold"]))
 
-    ckpt = load_torch_file(Path(checkpoint), "checkpoint")
-    if ckpt.get("task") != "detect":
-        raise InputError(f"'{checkpoint}' is not a detect training checkpoint")
-    state = ckpt["state"]
-    cfg = ckpt.get("config", {})
-    meta = {"threshold": cfg.get("threshold", DEFAULT_THRESHOLD), "crop": cfg.get("crop"),
-            "iterations": int(ckpt["iteration"]), "train_seconds": round(float(ckpt.get("elapsed_s", 0.0)), 1),
-            "batch": cfg.get("batch"), **(extra_meta or {})}
-    if pick_threshold:
-        net = build_arch("damage_unet", dict(state["arch_params"]))
-        net.load_state_dict(state["ema"])
-        rows = threshold_sweep(net, held_out_images(cfg))
-        meta["threshold"] = choose_threshold(rows)
-        meta["threshold_sweep"] = rows
-        log.info("held-out threshold sweep:\n%s", format_sweep(rows, meta["threshold"]))
-    payload = {"format": registry.MODEL_FORMAT, "task": "detect", "arch": "damage_unet",
-               "params": dict(state["arch_params"]), "scale": 1,
-               "state_dict": {k: v.detach().float().cpu().contiguous() for k, v in state["ema"].items()},
-               "meta": meta}
-    atomic_torch_save(payload, Path(dest))
-    return registry.sha256_file(Path(dest))
+    return export_ema_checkpoint(checkpoint, dest, "detect", "damage_unet", ("crop",), extra_meta, prepare=threshold)
 
 
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m restorer.engine.training.detect --export-checkpoint CKPT --to FILE` writes a run's EMA
-    weights as a model file and prints its sha256; any other arguments train, as `restorer train detect`
-    (an alias kept for older scripts; see common.module_command)."""
-    from restorer.engine.errors import RestorerError
-    from restorer.engine.training.common import module_command
+    """`python -m restorer.engine.training.detect --export-checkpoint CKPT --to FILE [--choose-threshold]` writes
+    a run's EMA weights as a model file and prints its sha256; any other arguments train, as `restorer train
+    detect` (an alias kept for older scripts; see common.module_command)."""
+    from restorer.engine.training.common import export_or_train_command
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--export-checkpoint" not in args:
-        return module_command("detect", argv)
-    ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect",
-                                 description="Write a detect run's EMA weights as a model file "
-                                             "(training: restorer train detect --help).")
-    ap.add_argument("--export-checkpoint", metavar="CKPT", required=True, help="the run's checkpoint.pt")
-    ap.add_argument("--to", required=True, help="model file to write")
-    ap.add_argument("--choose-threshold", action="store_true",
-                    help="choose the threshold on the run's held-out images and store it in the model")
-    ns = ap.parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    try:
-        print(export_checkpoint(ns.export_checkpoint, ns.to, pick_threshold=ns.choose_threshold))
-    except RestorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return export_or_train_command(
+        "detect", "EMA weights", lambda ckpt, dest, choose_threshold=False: export_checkpoint(
+            ckpt, dest, pick_threshold=choose_threshold), argv,
+        flags=[("--choose-threshold", "choose the threshold on the run's held-out images and store it in the model")])
 
 
 if __name__ == "__main__":
