@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from restorer import __version__
 from restorer.engine import vocab
@@ -108,11 +108,36 @@ def _output_path(src: Path, out: Optional[Path], many: bool, fmt: Optional[str],
 
 
 # ----------------------------------------------------------------------------- commands
+def _each_file(items: Sequence[Any], src_of: Callable[[Any], Path], run: Callable[[Any, Any], Path], *,
+               many: bool, files: Sequence[Path], failures: list) -> int:
+    """Runs `run(item, progress_bar)` for every planned item and prints each written path. One input: its
+    error propagates (one line, its exit code). Several: a failure is noted and the rest go on; at the end
+    the failures are listed (exit 1 when some succeeded, 2 when none did)."""
+    from restorer.engine.errors import RestorerError
+
+    done = 0
+    for i, item in enumerate(items, 1):
+        src = src_of(item)
+        try:
+            bar = ProgressBar(f"[{i}/{len(items)}] {src.name}" if many else src.name)
+            print(run(item, bar))
+            done += 1
+        except RestorerError as exc:
+            if not many:
+                raise
+            failures.append((src, str(exc)))
+    if failures:
+        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return EXIT_RUNTIME if done else EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from restorer.engine import registry
     from restorer.engine.batch import check_memory, plan_upscale, upscale_item
     from restorer.engine.devices import pick_device
-    from restorer.engine.errors import RestorerError
     from restorer.engine.pipelines.upscale import MIN_TILE
 
     _check_quality(args.quality)
@@ -143,26 +168,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         models = {f: loaded[spec.id] for f, spec in specs.items() if spec.id in loaded}
         for spec in specs.values():
             log.info("model %s (x%d) on %s", spec.id, spec.scale, device)
-    done = 0
-    for i, item in enumerate(plan.items, 1):
-        spec = specs[item.factor]
-        try:
-            bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
-            dest = upscale_item(item, models[item.factor], spec, device=device, tile=args.tile, fmt=args.format,
-                                quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
-                                precision=args.precision)
-            done += 1
-            print(dest)
-        except RestorerError as exc:
-            if not many:
-                raise
-            failures.append((item.src, str(exc)))
-    if failures:
-        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
-        for path, why in failures:
-            print(f"  {path}: {why}", file=sys.stderr)
-        return EXIT_RUNTIME if done else EXIT_USAGE
-    return EXIT_OK
+    def one(item: Any, bar: Any) -> Path:
+        return upscale_item(item, models[item.factor], specs[item.factor], device=device, tile=args.tile,
+                            fmt=args.format, quality=args.quality, overwrite=args.overwrite, protect=files,
+                            progress=bar, precision=args.precision)
+
+    return _each_file(plan.items, lambda item: item.src, one, many=many, files=files, failures=failures)
 
 
 # --- real photos (issue #12): `upscale --strength` and `restorer clean`
@@ -239,7 +250,6 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from restorer.engine.batch import check_memory, clean_item, plan_upscale
     from restorer.engine.blend import check_strength
     from restorer.engine.devices import pick_device
-    from restorer.engine.errors import RestorerError
     from restorer.engine.pipelines.upscale import MIN_TILE
 
     _check_quality(args.quality)
@@ -256,25 +266,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model = registry.load_model(spec) if plan.items else None
     log.info("model %s on %s, strength %.2f", spec.id, device, strength)
-    done = 0
-    for i, item in enumerate(plan.items, 1):
-        try:
-            bar = ProgressBar(f"[{i}/{len(plan.items)}] {item.src.name}" if many else item.src.name)
-            dest = clean_item(item, model, strength=strength, device=device, tile=args.tile, fmt=args.format,
-                              quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
-                              precision=args.precision)
-            done += 1
-            print(dest)
-        except RestorerError as exc:
-            if not many:
-                raise
-            failures.append((item.src, str(exc)))
-    if failures:
-        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
-        for path, why in failures:
-            print(f"  {path}: {why}", file=sys.stderr)
-        return EXIT_RUNTIME if done else EXIT_USAGE
-    return EXIT_OK
+    def one(item: Any, bar: Any) -> Path:
+        return clean_item(item, model, strength=strength, device=device, tile=args.tile, fmt=args.format,
+                          quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
+                          precision=args.precision)
+
+    return _each_file(plan.items, lambda item: item.src, one, many=many, files=files, failures=failures)
 # --- end real photos
 
 
@@ -535,7 +532,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     import numpy as np
 
     from restorer.engine.devices import pick_device
-    from restorer.engine.errors import RestorerError
     from restorer.engine.imageio import ImageData, load_image, save_image
     from restorer.engine.pipelines.restore import RestoreOptions, plan_restore, restore_photo
 
@@ -570,35 +566,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
     for dest_dir in {dest.parent for _src, dest, _m in items} | {m.parent for _s, _d, m in items if m}:
         if many:
             dest_dir.mkdir(parents=True, exist_ok=True)
-    done = 0
-    for i, (src, dest, mask_dest) in enumerate(items, 1):
-        try:
-            image = load_image(src)
-            bar = ProgressBar(f"[{i}/{len(items)}] {src.name}" if many else src.name)
-            result = restore_photo(image, options, device=device, loader=load, progress=bar,
-                                   plans=plan_restore(image, options, device.type))
-            for step in result.steps:
-                if not step.ran and step.note != said.get(step.step):  # a skip this photo caused (ran: logged)
-                    log.info("  %s: %s", step.title.lower(), step.note)
-            written = save_image(result.image, dest, format=args.format, quality=args.quality,
-                                 overwrite=args.overwrite, protect=files)
-            if mask_dest is not None:
-                mask = result.mask if result.mask is not None else np.zeros(image.rgb.shape[:2], bool)
-                grey = np.where(mask, 255, 0).astype(np.uint8)
-                save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2), gray=True), mask_dest, format="PNG",
-                           overwrite=args.overwrite, protect=files)
-            done += 1
-            print(written)
-        except RestorerError as exc:
-            if not many:
-                raise
-            failures.append((src, str(exc)))
-    if failures:
-        print(f"{len(failures)} of {len(files)} file(s) failed:", file=sys.stderr)
-        for path, why in failures:
-            print(f"  {path}: {why}", file=sys.stderr)
-        return EXIT_RUNTIME if done else EXIT_USAGE
-    return EXIT_OK
+    def one(item: Any, bar: Any) -> Path:
+        src, dest, mask_dest = item
+        image = load_image(src)
+        result = restore_photo(image, options, device=device, loader=load, progress=bar,
+                               plans=plan_restore(image, options, device.type))
+        for step in result.steps:
+            if not step.ran and step.note != said.get(step.step):  # a skip this photo caused (ran: logged)
+                log.info("  %s: %s", step.title.lower(), step.note)
+        written = save_image(result.image, dest, format=args.format, quality=args.quality,
+                             overwrite=args.overwrite, protect=files)
+        if mask_dest is not None:
+            mask = result.mask if result.mask is not None else np.zeros(image.rgb.shape[:2], bool)
+            grey = np.where(mask, 255, 0).astype(np.uint8)
+            save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2), gray=True), mask_dest, format="PNG",
+                       overwrite=args.overwrite, protect=files)
+        return written
+
+    return _each_file(items, lambda item: item[0], one, many=many, files=files, failures=failures)
 
 
 def _add_restore_parser(sub: Any) -> None:
