@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -44,3 +46,29 @@ def register_tiny_sr(name: str = "tiny-x2", scale: int = 2, seed: int = 0):
     net = build_arch("srgan", params)
     return registry.register_user_model(name, ExportedModel(task="sr", arch="srgan", params=params,
                                                             state_dict=net.state_dict(), scale=scale))
+
+
+def close_answers(title: str, text: str, buttons: Any, default: Any) -> Any:
+    """Message-box answers for closing a test window: stop any job, drop unsaved changes."""
+    from PySide6.QtWidgets import QMessageBox
+
+    SB = QMessageBox.StandardButton
+    return SB.Yes if SB.Yes in buttons else SB.Discard
+
+
+@contextmanager
+def shown_main_window(qtbot: Any, message_boxes: Optional[Any] = None) -> Iterator[Any]:
+    """The app's main window, 900x650, shown and exposed; closed afterwards (with `message_boxes`, the
+    test's pending answers dropped and the closing questions answered by `close_answers`)."""
+    from restorer.app.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(900, 650)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    if message_boxes is not None:
+        message_boxes.answers.clear()
+        message_boxes.policy = close_answers
+    win.close()

@@ -26,6 +26,7 @@ from restorer.app.document import Document, MaskEditCommand  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from restorer.app.preferences import Preferences  # noqa: E402
 from restorer.engine.imageio import ImageData, load_image  # noqa: E402
+from helpers import shown_main_window  # noqa: E402
 
 SB = QMessageBox.StandardButton
 JOB_TIMEOUT_MS = 30_000
@@ -106,21 +107,10 @@ def dialogs(message_boxes):
     return message_boxes.seen, message_boxes.answers
 
 
-def _close_answers(title, text, buttons, default):
-    return SB.Yes if SB.Yes in buttons else SB.Discard
-
-
 @pytest.fixture
 def window(qtbot, dirs, dialogs, message_boxes, monkeypatch):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 650)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    message_boxes.answers.clear()
-    message_boxes.policy = _close_answers  # stop any job, drop changes
-    win.close()
+    with shown_main_window(qtbot, message_boxes) as win:
+        yield win
 
 
 def wait_job(qtbot, win: MainWindow, expected: str = "finished") -> None:

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 import pytestqt  # noqa: E402,F401
 from PySide6.QtWidgets import QDialog, QMessageBox  # noqa: E402
 
-from helpers import register_tiny_sr, synthetic_photo  # noqa: E402
+from helpers import register_tiny_sr, synthetic_photo, shown_main_window  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from test_clean import register_x1  # noqa: E402
 from test_strength import register  # noqa: E402
@@ -38,14 +38,8 @@ def dirs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def window(qtbot, dirs, message_boxes):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 650)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    message_boxes.policy = lambda title, text, buttons, default: SB.Yes if SB.Yes in buttons else SB.Discard
-    win.close()
+    with shown_main_window(qtbot, message_boxes) as win:
+        yield win
 
 
 def write_photo(path: Path, h: int = 60, w: int = 80) -> Path:

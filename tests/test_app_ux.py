@@ -20,7 +20,7 @@ import pytestqt  # noqa: E402,F401
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from helpers import register_tiny_sr, synthetic_photo  # noqa: E402
+from helpers import register_tiny_sr, synthetic_photo, shown_main_window  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from restorer.engine.imageio import ImageData, load_image  # noqa: E402
 
@@ -38,15 +38,8 @@ def dirs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def window(qtbot, dirs, message_boxes):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 650)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    message_boxes.answers.clear()
-    message_boxes.policy = lambda title, text, buttons, default: SB.Yes if SB.Yes in buttons else SB.Discard
-    win.close()
+    with shown_main_window(qtbot, message_boxes) as win:
+        yield win
 
 
 def run_job(qtbot, win: MainWindow, start, expected: str = "finished") -> None:

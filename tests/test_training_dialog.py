@@ -24,7 +24,7 @@ import pytestqt  # noqa: E402,F401 - GUI tests need pytest-qt (the [test] extra)
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
-from helpers import register_tiny_sr, synthetic_photo, write_photos  # noqa: E402
+from helpers import register_tiny_sr, synthetic_photo, write_photos, shown_main_window  # noqa: E402
 from restorer.app import training  # noqa: E402
 from restorer.app.library import model_library  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
@@ -71,13 +71,8 @@ def keep_training_answers(message_boxes, answers: list[str]) -> None:
 
 @pytest.fixture
 def window(qtbot, messages):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 650)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
+    with shown_main_window(qtbot) as win:
+        yield win
 
 
 @pytest.fixture
