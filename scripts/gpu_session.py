@@ -65,8 +65,9 @@ from restorer.engine.training.recipes_shipped import (RECIPES, WEIGHTS_DIR, Plan
 log = logging.getLogger("gpu_session")
 
 DEFAULT_JOBS = ("sr-x4-faithful", "sr-x2-faithful", "sr-x4-compact", "sr-x4-fast", "sr-x3-fast", "sr-x2-fast",
-                "inpaint-photos", "sr-x4-photo", "sr-x4-fast-photo", "sr-x2-photo", "sr-x4-photo-sharp", "restore-x1",
-                "sr-x8-faithful", "latent-photos-64", "detect-damage", "colorize-photos")
+                "inpaint-photos", "sr-x4-photo", "sr-x4-compact-photo", "sr-x4-fast-photo", "sr-x2-photo",
+                "sr-x4-photo-sharp", "restore-x1", "sr-x8-faithful", "latent-photos-64", "detect-damage",
+                "colorize-photos")
 # the dry run's default jobs: one of each code path (SR psnr, realistic continuation from another
 # model, x1 with an adapted last layer, inpainting with the GAN phase, a native x3 fast model gated
 # against a reference measured in the same run, damage detection, colorize); --job adds the others

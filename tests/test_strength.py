@@ -53,6 +53,8 @@ def test_model_style_from_shipped_ids_and_stored_training_settings():
     assert model_style(shipped("sr-x4-photo-sharp")) == "sharp"
     assert model_style(shipped("sr-x4-faithful")) == "faithful"
     assert model_style(shipped("sr-x4-compact")) == "faithful"
+    assert model_style(shipped("sr-x4-compact-photo")) == "photo"  # the compact photo partner of sr-x4-compact
+    assert model_style(shipped("sr-x4-fast-photo")) == "photo"
     assert model_style(shipped("anything", style="sharp")) == "sharp"
     user = register("mine", "photo")
     assert model_style(user) == "photo" and style_name(user) == "Photo"

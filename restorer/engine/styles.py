@@ -18,8 +18,9 @@ STYLES = ("faithful", "photo", "sharp")
 #: The one line the Upscale dialog shows under its model choice.
 STYLE_HINT = "Photo: for JPEGs, phone and scanned photos — Clean: for sharp, uncompressed sources"
 STYLE_NAMES = {"faithful": "Clean", "photo": "Photo", "sharp": "Photo, sharp"}
-_SHIPPED_STYLE = re.compile(r"^(?:sr|restore)-x\d+-(photo-sharp|photo|faithful|compact)$")
-_NAME_STYLE = {"photo-sharp": "sharp", "photo": "photo", "faithful": "faithful", "compact": "faithful"}
+_SHIPPED_STYLE = re.compile(r"^(?:sr|restore)-x\d+-(photo-sharp|compact-photo|fast-photo|photo|faithful|compact)$")
+_NAME_STYLE = {"photo-sharp": "sharp", "compact-photo": "photo", "fast-photo": "photo", "photo": "photo",
+               "faithful": "faithful", "compact": "faithful"}
 
 
 def model_style(spec: Any) -> Optional[str]:
