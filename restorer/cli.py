@@ -543,8 +543,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     grow = DEFAULT_GROW if args.grow is None else args.grow
     if grow < 0:
         raise UsageError(f"--grow must be 0 or more pixels, got {grow}")
+    if args.colorize_strength is not None and not args.colorize:
+        log.info("--colorize-strength is only used with --colorize")
+    colorize_strength = vocab.COLORIZE_STRENGTH if args.colorize_strength is None else args.colorize_strength
     options = RestoreOptions(clean=not args.no_clean, scale=args.scale, colorize=args.colorize,
-                             threshold=args.threshold, grow=grow, precision=args.precision).validate()
+                             colorize_strength=colorize_strength, threshold=args.threshold, grow=grow,
+                             precision=args.precision).validate()
     files, many, items, failures = _restore_destinations(args)  # before any work
     device = pick_device(args.device)
     plans = plan_restore(None, options, device.type)
@@ -596,6 +600,9 @@ def _add_restore_parser(sub: Any) -> None:
                                                                             "(default 1: no upscale)")
     rs.add_argument("--colorize", action="store_true", help="colorize greyscale and sepia photos "
                                                             "(needs a colorize model)")
+    rs.add_argument("--colorize-strength", type=float, default=None, metavar="0..1",
+                    help="with --colorize: 0 keeps the photo grey, 1 is the model's full colour "
+                         f"(default {vocab.COLORIZE_STRENGTH:g})")
     rs.add_argument("--no-clean", action="store_true", help="skip the clean-up (noise, grain) step")
     rs.add_argument("--threshold", type=float, default=None,
                     help="damage probability at which a pixel is marked (default: the detect model's own, "

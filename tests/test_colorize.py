@@ -94,3 +94,31 @@ def test_tiny_training_run_registers_a_colorize_model(tmp_path):
     spec = registry.get_spec("tiny-colour", task="colorize")
     out = colorize_image(synthetic_photo(30, 30), registry.load_model(spec))
     assert out.shape == (30, 30, 3)
+
+
+# ----------------------------------------------------------------------------- one prediction, any region
+def test_a_region_gets_exactly_what_the_whole_photo_gets_there(monkeypatch):
+    import torch.nn.functional as F
+
+    from restorer.engine.pipelines import colorize as colorize_mod
+    from restorer.engine.pipelines.colorize import colorize_region, predict_colour
+
+    torch.manual_seed(0)
+    net = build_arch("colorize_unet", {"base_channels": 4, "depth": 3})
+    rgb = synthetic_photo(53, 70)
+    pred = predict_colour(rgb, net, work_size=24)
+    assert pred.ab.shape[-2:] == (18, 24) and pred.size == (70, 53)
+    full = F.interpolate(pred.ab[None], size=(53, 70), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(pred.region((0, 0, 70, 53)), full, atol=1e-9)  # torch's bilinear resize
+    assert torch.allclose(pred.region((13, 7, 50, 40)), full[:, 7:40, 13:50], atol=1e-9)
+    with pytest.raises(InputError):
+        pred.region((0, 0, 71, 53))
+    whole = colorize_image(rgb, net, work_size=24, strength=0.7)
+    box = (13, 7, 50, 40)
+    part = colorize_region(rgb, pred, box, strength=0.7)
+    assert np.array_equal(part, whole[7:40, 13:50])  # a preview crop shows what Apply gives
+    monkeypatch.setattr(colorize_mod, "STRIP_PIXELS", 200)  # strips of 2 rows: the same picture
+    assert np.array_equal(colorize_image(rgb, net, work_size=24, strength=0.7), whole)
+    assert np.array_equal(colorize_image(rgb, net, strength=0.7, prediction=pred), whole)
+    with pytest.raises(InputError):  # a prediction made for another photo
+        colorize_image(rgb[:50], net, strength=0.7, prediction=pred)
