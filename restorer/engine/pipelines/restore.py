@@ -52,8 +52,8 @@ UNITS = 1000  # overall progress units per weight unit
 # rough memory of the steps the budget module has no estimate for (bytes per pixel + fixed):
 DETECT_BYTES_PER_PX = 48  # float32 RGB, probability, mask, a resize copy
 DETECT_FIXED_BYTES = 400_000_000  # one 1024 px tile's activations
-COLORIZE_BYTES_PER_PX = 200  # float64 Lab planes, the gamut fit's trial RGB planes
-COLORIZE_FIXED_BYTES = 300_000_000
+COLORIZE_BYTES_PER_PX = 16  # L (float64) and its float32 copy for the reduction, the output
+COLORIZE_FIXED_BYTES = 500_000_000  # one strip's float64 Lab / trial RGB planes (~1 Mpx), the network
 #: a photo is monochrome (grey or one tone, e.g. sepia) when the spread of its a/b (CIE Lab) is below this
 MONO_AB_SPREAD = 4.0
 
