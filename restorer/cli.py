@@ -1,7 +1,7 @@
 """The `restorer` command. With no arguments (or `gui`) it opens the desktop app.
 
-long: one argparse front door for every subcommand (gui, upscale, clean, inpaint, detect, restore, train, models,
-explore);
+long: one argparse front door for every subcommand (gui, upscale, clean, colorize, inpaint, detect, restore, train,
+models, explore);
 each command is a short function over engine calls, kept together so `restorer --help` and the exit codes
 have one home.
 
@@ -275,6 +275,58 @@ def cmd_clean(args: argparse.Namespace) -> int:
 # --- end real photos
 
 
+# --- colorize (issue #19): `restorer colorize photo.jpg -o out.png [--strength S]`
+def _add_colorize_parser(sub: Any) -> None:
+    c = sub.add_parser("colorize", help="give black-and-white photos colour predicted from their grey "
+                                        "(their brightness is kept exactly)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    c.add_argument("-o", "--output", help="output file (one input) or folder (several inputs / a folder); "
+                                          "default: INPUT_colorized.EXT beside each input")
+    c.add_argument("--model", help="colorize model id (see `restorer models`); default: the shipped one")
+    c.add_argument("--strength", type=float, default=vocab.COLORIZE_STRENGTH, metavar="0..1",
+                   help=f"0 keeps the photo grey, 1 is the model's full colour (default {vocab.COLORIZE_STRENGTH:g})")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    c.add_argument("--format", choices=["png", "jpg", "webp", "tif", "bmp"], help="output format")
+    c.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100")
+    c.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    c.set_defaults(func=cmd_colorize)
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    """`restorer colorize photo.jpg -o out.png`: the photo's luminance kept, colour from the model at --strength.
+    A photo in colour already is colorized from its grey (logged)."""
+    from restorer.engine import registry
+    from restorer.engine.batch import plan_upscale
+    from restorer.engine.blend import check_strength
+    from restorer.engine.devices import pick_device
+    from restorer.engine.imageio import load_image, save_image
+    from restorer.engine.pipelines.colorize import colorize_photo, colorize_spec
+    from restorer.engine.pipelines.restore import is_monochrome
+
+    _check_quality(args.quality)
+    strength = check_strength(args.strength)  # bad strength: one line, exit 2, before any work
+    spec = colorize_spec(args.model)  # no colorize model: one line, exit 2
+    plan = plan_upscale(args.inputs, args.output, scale=1, fmt=args.format, quality=args.quality,
+                        overwrite=args.overwrite, tag="colorized")
+    many, files, failures = plan.many, plan.files, plan.failures
+    if many and plan.output is not None and plan.items:
+        plan.output.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    model = registry.load_model(spec) if plan.items else None
+    log.info("model %s on %s, strength %.2f", spec.id, device, strength)
+
+    def one(item: Any, bar: Any) -> Path:
+        image = load_image(item.src)
+        if not is_monochrome(image):
+            log.info("%s is in colour: its colours are replaced by ones predicted from its grey", item.src.name)
+        result = colorize_photo(image, model, strength=strength, device=device, progress=bar)
+        return save_image(result, item.dest, format=args.format, quality=args.quality, overwrite=args.overwrite,
+                          protect=files)
+
+    return _each_file(plan.items, lambda item: item.src, one, many=many, files=files, failures=failures)
+# --- end colorize
+
+
 def cmd_inpaint(args: argparse.Namespace) -> int:
     from restorer.engine import budget, registry
     from restorer.engine.devices import pick_device
@@ -543,8 +595,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     grow = DEFAULT_GROW if args.grow is None else args.grow
     if grow < 0:
         raise UsageError(f"--grow must be 0 or more pixels, got {grow}")
+    if args.colorize_strength is not None and not args.colorize:
+        log.info("--colorize-strength is only used with --colorize")
+    colorize_strength = vocab.COLORIZE_STRENGTH if args.colorize_strength is None else args.colorize_strength
     options = RestoreOptions(clean=not args.no_clean, scale=args.scale, colorize=args.colorize,
-                             threshold=args.threshold, grow=grow, precision=args.precision).validate()
+                             colorize_strength=colorize_strength, threshold=args.threshold, grow=grow,
+                             precision=args.precision).validate()
     files, many, items, failures = _restore_destinations(args)  # before any work
     device = pick_device(args.device)
     plans = plan_restore(None, options, device.type)
@@ -596,6 +652,9 @@ def _add_restore_parser(sub: Any) -> None:
                                                                             "(default 1: no upscale)")
     rs.add_argument("--colorize", action="store_true", help="colorize greyscale and sepia photos "
                                                             "(needs a colorize model)")
+    rs.add_argument("--colorize-strength", type=float, default=None, metavar="0..1",
+                    help="with --colorize: 0 keeps the photo grey, 1 is the model's full colour "
+                         f"(default {vocab.COLORIZE_STRENGTH:g})")
     rs.add_argument("--no-clean", action="store_true", help="skip the clean-up (noise, grain) step")
     rs.add_argument("--threshold", type=float, default=None,
                     help="damage probability at which a pixel is marked (default: the detect model's own, "
@@ -678,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_upscale)
 
     _add_clean_parser(sub)
+    _add_colorize_parser(sub)
 
     i = sub.add_parser("inpaint", help="fill the white areas of a mask in a photo")
     i.add_argument("image")

@@ -94,3 +94,107 @@ def test_tiny_training_run_registers_a_colorize_model(tmp_path):
     spec = registry.get_spec("tiny-colour", task="colorize")
     out = colorize_image(synthetic_photo(30, 30), registry.load_model(spec))
     assert out.shape == (30, 30, 3)
+
+
+# ----------------------------------------------------------------------------- one prediction, any region
+def test_a_region_gets_exactly_what_the_whole_photo_gets_there(monkeypatch):
+    import torch.nn.functional as F
+
+    from restorer.engine.pipelines import colorize as colorize_mod
+    from restorer.engine.pipelines.colorize import colorize_region, predict_colour
+
+    torch.manual_seed(0)
+    net = build_arch("colorize_unet", {"base_channels": 4, "depth": 3})
+    rgb = synthetic_photo(53, 70)
+    pred = predict_colour(rgb, net, work_size=24)
+    assert pred.ab.shape[-2:] == (18, 24) and pred.size == (70, 53)
+    full = F.interpolate(pred.ab[None], size=(53, 70), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(pred.region((0, 0, 70, 53)), full, atol=1e-9)  # torch's bilinear resize
+    assert torch.allclose(pred.region((13, 7, 50, 40)), full[:, 7:40, 13:50], atol=1e-9)
+    with pytest.raises(InputError):
+        pred.region((0, 0, 71, 53))
+    whole = colorize_image(rgb, net, work_size=24, strength=0.7)
+    box = (13, 7, 50, 40)
+    part = colorize_region(rgb, pred, box, strength=0.7)
+    assert np.array_equal(part, whole[7:40, 13:50])  # a preview crop shows what Apply gives
+    monkeypatch.setattr(colorize_mod, "STRIP_PIXELS", 200)  # strips of 2 rows: the same picture
+    assert np.array_equal(colorize_image(rgb, net, work_size=24, strength=0.7), whole)
+    assert np.array_equal(colorize_image(rgb, net, strength=0.7, prediction=pred), whole)
+    with pytest.raises(InputError):  # a prediction made for another photo
+        colorize_image(rgb[:50], net, strength=0.7, prediction=pred)
+
+
+# ----------------------------------------------------------------------------- restorer colorize
+def _register_colorizer(name: str = "tiny-color"):
+    from restorer.engine.training.common import ExportedModel
+
+    torch.manual_seed(0)
+    params = {"base_channels": 4, "depth": 3}
+    return registry.register_user_model(name, ExportedModel(task="colorize", arch="colorize_unet", params=params,
+                                                            state_dict=build_arch("colorize_unet",
+                                                                                  params).state_dict()))
+
+
+def _grey_png(path, h: int = 40, w: int = 56):
+    from PIL import Image
+
+    grey = synthetic_photo(h, w).mean(axis=2).astype(np.uint8)
+    Image.fromarray(grey, mode="L").save(path)
+    return grey
+
+
+def test_cli_colorize_keeps_the_grey_luminance_and_strength_0_is_the_grey(tmp_path, capsys, monkeypatch):
+    from restorer import cli
+    from restorer.engine.imageio import load_image
+
+    monkeypatch.setattr(registry, "SHIPPED", ())
+    src = tmp_path / "old.png"
+    grey = _grey_png(src)
+    before = src.read_bytes()
+    assert cli.main(["colorize", str(src), "-o", str(tmp_path / "x.png")]) == 2  # no colorize model
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no colorize model is installed" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "x.png").exists()
+
+    _register_colorizer()
+    out = tmp_path / "colour.png"
+    assert cli.main(["colorize", str(src), "-o", str(out), "--strength", "1"]) == 0
+    coloured = load_image(out)
+    assert not coloured.gray and coloured.rgb.shape == (40, 56, 3)
+    lab_in, lab_out = _lab(np.repeat(grey[..., None], 3, axis=2)), _lab(coloured.rgb)
+    assert float((lab_in[0] - lab_out[0]).abs().max()) < 0.3  # the luminance, up to rounding to 8 bits
+    assert float(lab_out[1:].square().sum(0).sqrt().mean()) > 1.0  # and some colour
+    assert cli.main(["colorize", str(src), "-o", str(out), "--strength", "0", "--overwrite"]) == 0
+    assert np.array_equal(load_image(out).rgb, np.repeat(grey[..., None], 3, axis=2))  # 0: the grey itself
+    assert cli.main(["colorize", str(src), "-o", str(out)]) == 2  # exists
+    assert "exists" in capsys.readouterr().err
+    assert cli.main(["colorize", str(src)]) == 0  # beside the input, tagged, at the default strength
+    assert (tmp_path / "old_colorized.png").is_file()
+    assert src.read_bytes() == before
+    capsys.readouterr()
+    for argv, says in ((["--strength", "1.5"], "strength must be between 0 and 1"),
+                       (["--strength", "-0.1"], "strength must be between 0 and 1"),
+                       (["--model", "missing"], "unknown model"),
+                       (["--quality", "0"], "quality")):
+        assert cli.main(["colorize", str(src), "-o", str(tmp_path / "y.png"), *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], (argv, err)
+    assert not (tmp_path / "y.png").exists()
+    assert cli.main(["colorize", str(src), "-o", str(src), "--overwrite"]) == 2  # never over the input
+    assert src.read_bytes() == before
+
+
+def test_cli_colorize_a_folder_into_a_folder(tmp_path, capsys, monkeypatch):
+    from restorer import cli
+
+    monkeypatch.setattr(registry, "SHIPPED", ())
+    _register_colorizer()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        _grey_png(folder / f"p{i}.png")
+    (folder / "notes.txt").write_text("not a photo")
+    code = cli.main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--format", "jpg"])
+    assert code == 1  # one file was not a photo; the photos were colorized
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.jpg", "p1.jpg"]
+    assert "notes.txt" in capsys.readouterr().err

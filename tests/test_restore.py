@@ -186,6 +186,46 @@ def test_colorize_only_monochrome_photos(only_tiny):
     assert not skipped.ran and "in colour already" in skipped.note
 
 
+def test_the_colorize_strength_is_passed_through(only_tiny, tmp_path, monkeypatch, capsys):
+    from restorer.engine import vocab
+    from restorer.engine.pipelines.colorize import colorize_image
+
+    spec = register_colorizer()
+    grey = ImageData(rgb=scratched(grey=True), gray=True)
+    assert rp.RestoreOptions().colorize_strength == vocab.COLORIZE_STRENGTH  # the Colorize dialog's default
+    model = registry.load_model(spec)
+    for strength in (0.0, 0.3, 1.0):
+        opts = rp.RestoreOptions(detect=False, fill=False, clean=False, colorize=True, colorize_strength=strength)
+        step = rp.restore_photo(grey, opts).step("colorize")
+        assert np.array_equal(step.image.rgb, colorize_image(grey, model, strength=strength))
+        assert f"strength {strength:.2f}" in step.note
+    with pytest.raises(InputError):
+        rp.RestoreOptions(colorize_strength=1.2).validate()
+
+    seen = []
+    real = rp.restore_photo
+
+    def spy(image, options, **kwargs):
+        seen.append(options)
+        return real(image, options, **kwargs)
+
+    monkeypatch.setattr(rp, "restore_photo", spy)
+    src = tmp_path / "old.png"
+    Image.fromarray(scratched(grey=True)).save(src)
+    base = ["restore", str(src), "--no-clean", "--overwrite", "-o"]
+    assert cli.main([*base, str(tmp_path / "a.png"), "--colorize", "--colorize-strength", "0.4"]) == 0
+    assert seen[-1].colorize and seen[-1].colorize_strength == 0.4
+    assert cli.main([*base, str(tmp_path / "b.png"), "--colorize"]) == 0
+    assert seen[-1].colorize_strength == vocab.COLORIZE_STRENGTH
+    assert cli.main([*base, str(tmp_path / "c.png"), "--colorize-strength", "0.4"]) == 0  # implies nothing
+    assert not seen[-1].colorize and not load_image(tmp_path / "c.png").rgb.std(axis=2).any()
+    capsys.readouterr()
+    assert cli.main([*base, str(tmp_path / "d.png"), "--colorize", "--colorize-strength", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "strength must be between 0 and 1" in err[0]
+    assert len(seen) == 3 and not (tmp_path / "d.png").exists()
+
+
 def test_cancel_between_and_inside_steps_and_bad_options(only_tiny):
     register_detector(), register_fill()
     src = ImageData(rgb=scratched())

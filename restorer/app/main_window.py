@@ -242,6 +242,11 @@ class MainWindow(QMainWindow):
         self.cleanup = CleanUpController(self)
         self.act_clean = self.cleanup.action
         self.addAction(self.act_clean)
+        from restorer.app.colorize import ColorizeController  # Image > Colorize… (issue #19)
+
+        self.colorize = ColorizeController(self)
+        self.act_colorize = self.colorize.action
+        self.addAction(self.act_colorize)
 
         self.act_shortcuts = a("&Keyboard Shortcuts", self.shortcuts_dialog, [SK.HelpContents, "F1"])
         self.act_about = a("&About Restorer", self.about_dialog)
@@ -298,6 +303,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_fill)
         m.addAction(self.act_upscale)
         m.addAction(self.act_clean)
+        m.addAction(self.act_colorize)
         m.addSeparator()
         m.addAction(self.act_restore)  # the one-step restore (restorer/app/restore_dialog.py)
         m.addSeparator()
@@ -442,8 +448,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_save, self.act_save_as, self.act_close_doc, self.act_zoom_in, self.act_zoom_out,
                     self.act_fit, self.act_actual):
             act.setEnabled(has_doc)
-        for act in (self.act_fill, self.act_upscale, self.act_clean, self.act_detect, self.act_clear_mask,
-                    self.act_invert_mask, self.act_load_mask, self.act_restore):
+        for act in (self.act_fill, self.act_upscale, self.act_clean, self.act_colorize, self.act_detect,
+                    self.act_clear_mask, self.act_invert_mask, self.act_load_mask, self.act_restore):
             act.setEnabled(has_doc and not busy)
         self.act_save_mask.setEnabled(has_doc)
         self.act_open.setEnabled(not busy)
@@ -1267,6 +1273,7 @@ class MainWindow(QMainWindow):
         """The model library changed (a run finished, a model renamed, deleted or imported): the
         upscale and fill commands read the library when they run, so only the actions follow."""
         self.cleanup.refresh()
+        self.colorize.refresh()
         self._update_actions()
 
     def about_dialog(self) -> None:

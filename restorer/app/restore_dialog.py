@@ -1,8 +1,8 @@
 """Image > Restore Old Photo…: the one-step restore (issue #19) in the app.
 
 :class:`RestoreDialog` lists the steps of `restorer/engine/pipelines/restore.py` with a checkbox each
-(Detect damage, Fill, Clean up, Upscale ×N, Colorize); a step whose model is missing (or a colorize of a
-colour photo) is unchecked and disabled with a one-line note saying why. Run hands the options to
+(Detect damage, Fill, Clean up, Upscale ×N, Colorize at a strength starting where Image > Colorize…'s does);
+a step whose model is missing (or a colorize of a colour photo) is unchecked and disabled with a one-line note saying why. Run hands the options to
 :func:`start_restore`, which runs :func:`restore_job` on the main window's job worker (app/workers.py:
 status-bar progress across all steps with the time left, Cancel / Esc). When it finishes, every step
 that ran lands on the document as its own undoable step, in order:
@@ -25,6 +25,7 @@ import numpy as np
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QGridLayout,
                                QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget)
 
+from restorer.engine import vocab
 from restorer.engine.imageio import ImageData
 from restorer.engine.progress import CancelToken, ProgressCallback
 
@@ -91,6 +92,15 @@ class RestoreDialog(QDialog):
         self.scale_combo = QComboBox()
         for f in (2, 4):
             self.scale_combo.addItem(f"×{f}", f)
+        self.colorize_strength = QSpinBox()  # as Image > Colorize…'s slider: 0% grey, 100% the model's colour
+        self.colorize_strength.setRange(0, 100)
+        self.colorize_strength.setSingleStep(5)
+        self.colorize_strength.setSuffix(" %")
+        self.colorize_strength.setValue(round(100 * vocab.COLORIZE_STRENGTH))
+        self.colorize_strength.setToolTip("Colorize strength: 0% keeps the photo grey, 100% is the model's full "
+                                          "colour (the brightness is kept either way)")
+        self.colorize_strength_label = strength_label = QLabel("&strength:")
+        strength_label.setBuddy(self.colorize_strength)
         w, h = image.size
         for row, step in enumerate(("detect", "fill", "clean", "upscale", "colorize")):
             plan = self.plans[step]
@@ -98,10 +108,14 @@ class RestoreDialog(QDialog):
             box.setEnabled(plan.run)
             box.setChecked(plan.run and step in ("detect", "fill", "clean"))
             self.checks[step] = box
-            if step == "upscale":
+            if step in ("upscale", "colorize"):
                 line = QHBoxLayout()
                 line.addWidget(box)
-                line.addWidget(self.scale_combo)
+                if step == "upscale":
+                    line.addWidget(self.scale_combo)
+                else:
+                    line.addWidget(strength_label)
+                    line.addWidget(self.colorize_strength)
                 line.addStretch(1)
                 grid.addLayout(line, 2 * row, 0, 1, 2)
             else:
@@ -182,6 +196,9 @@ class RestoreDialog(QDialog):
         self.threshold_spin.setEnabled(self.checks["detect"].isChecked())
         self.grow_spin.setEnabled(self.checks["detect"].isChecked())
         self.scale_combo.setEnabled(self.plans["upscale"].run and self.checks["upscale"].isChecked())
+        colorize = self.plans["colorize"].run and self.checks["colorize"].isChecked()
+        self.colorize_strength.setEnabled(colorize)
+        self.colorize_strength_label.setEnabled(colorize)
         chosen = [s for s, box in self.checks.items() if box.isChecked()]
         self.run_button.setEnabled(bool(chosen))
         w, h = self._size
@@ -200,6 +217,7 @@ class RestoreDialog(QDialog):
         on = {s: box.isChecked() and box.isEnabled() for s, box in self.checks.items()}
         return RestoreOptions(detect=on["detect"], fill=on["fill"], clean=on["clean"],
                               scale=self.scale if on["upscale"] else 1, colorize=on["colorize"],
+                              colorize_strength=self.colorize_strength.value() / 100.0,
                               threshold=round(float(self.threshold_spin.value()), 2), grow=int(self.grow_spin.value()))
 
 

@@ -307,16 +307,28 @@ def clean_job(image: ImageData, spec: Any, *, strength: float = 1.0, device: str
 PREVIEW_SIDE = 256  # the before / after previews show this many result pixels on each side
 
 
-def preview_crop(image: ImageData, centre: tuple[float, float], side: int) -> ImageData:
-    """The `side` x `side` crop of `image` (smaller for a smaller photo) centred on `centre` (x, y),
-    kept inside the photo; metadata dropped, alpha kept."""
-    w, h = image.size
+def preview_box(size: tuple[int, int], centre: tuple[float, float], side: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the `side` x `side` box (smaller for a smaller photo of `size` (w, h)) centred on
+    `centre` (x, y), kept inside the photo."""
+    w, h = size
     cw, ch = min(side, w), min(side, h)
     x0 = int(round(min(max(centre[0] - cw / 2, 0), w - cw)))
     y0 = int(round(min(max(centre[1] - ch / 2, 0), h - ch)))
-    rgb = np.ascontiguousarray(image.rgb[y0:y0 + ch, x0:x0 + cw])
-    alpha = None if image.alpha is None else np.ascontiguousarray(image.alpha[y0:y0 + ch, x0:x0 + cw])
+    return x0, y0, x0 + cw, y0 + ch
+
+
+def crop_image(image: ImageData, box: tuple[int, int, int, int]) -> ImageData:
+    """The box (x0, y0, x1, y1) of `image`; metadata dropped, alpha and the grey flag kept."""
+    x0, y0, x1, y1 = box
+    rgb = np.ascontiguousarray(image.rgb[y0:y1, x0:x1])
+    alpha = None if image.alpha is None else np.ascontiguousarray(image.alpha[y0:y1, x0:x1])
     return ImageData(rgb=rgb, alpha=alpha, gray=image.gray)
+
+
+def preview_crop(image: ImageData, centre: tuple[float, float], side: int) -> ImageData:
+    """The `side` x `side` crop of `image` (smaller for a smaller photo) centred on `centre` (x, y),
+    kept inside the photo; metadata dropped, alpha kept."""
+    return crop_image(image, preview_box(image.size, centre, side))
 
 
 def clean_preview(crop: ImageData, spec: Any, device: str = "auto") -> ImageData:
@@ -325,6 +337,35 @@ def clean_preview(crop: ImageData, spec: Any, device: str = "auto") -> ImageData
     from restorer.engine.pipelines.clean import clean_image
 
     return clean_image(crop, MODEL_CACHE.get(spec), strength=1.0, device=pick_device(device))
+
+
+def colorize_job(image: ImageData, spec: Any, *, strength: float, device: str = "auto") -> JobFunction:
+    """A job colorizing `image` with the colorize model `spec` at `strength` (engine/pipelines/colorize.py:
+    the luminance kept exactly); returns the ImageData (alpha and metadata kept, now in colour)."""
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> ImageData:
+        from restorer.engine.devices import pick_device
+        from restorer.engine.pipelines.colorize import colorize_photo
+
+        dev = pick_device(device)
+        progress(Progress(0, 1, f"loading {spec.id}"))
+        model = MODEL_CACHE.get(spec)
+        cancel.raise_if_cancelled()
+        return colorize_photo(image, model, strength=strength, device=dev, progress=progress, cancel=cancel)
+
+    return run
+
+
+def colorize_preview(image: ImageData, box: tuple[int, int, int, int], spec: Any, device: str = "auto") -> Any:
+    """What the Colorize dialog's preview needs of `spec`: the luminance and the full-strength a/b of the
+    crop `box`, taken from the model's prediction for the whole photo (so the crop shows what Apply
+    gives). Returns (L, ab) tensors; the strength is then engine colorize.combine's."""
+    from restorer.engine.devices import pick_device
+    from restorer.engine.pipelines.colorize import luminance, predict_colour
+
+    x0, y0, x1, y1 = box
+    prediction = predict_colour(image.rgb, MODEL_CACHE.get(spec), device=pick_device(device))
+    return luminance(np.ascontiguousarray(image.rgb[y0:y1, x0:x1])), prediction.region(box)
 
 
 def upscale_preview(crop: ImageData, spec: Any, factor: int, device: str = "auto",

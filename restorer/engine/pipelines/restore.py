@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from restorer.engine import budget
+from restorer.engine import budget, vocab
 from restorer.engine.errors import InputError, UnknownModelError
 from restorer.engine.imageio import ImageData
 from restorer.engine.progress import CancelToken, Progress, ProgressCallback, check
@@ -52,8 +52,8 @@ UNITS = 1000  # overall progress units per weight unit
 # rough memory of the steps the budget module has no estimate for (bytes per pixel + fixed):
 DETECT_BYTES_PER_PX = 48  # float32 RGB, probability, mask, a resize copy
 DETECT_FIXED_BYTES = 400_000_000  # one 1024 px tile's activations
-COLORIZE_BYTES_PER_PX = 200  # float64 Lab planes, the gamut fit's trial RGB planes
-COLORIZE_FIXED_BYTES = 300_000_000
+COLORIZE_BYTES_PER_PX = 16  # L (float64) and its float32 copy for the reduction, the output
+COLORIZE_FIXED_BYTES = 500_000_000  # one strip's float64 Lab / trial RGB planes (~1 Mpx), the network
 #: a photo is monochrome (grey or one tone, e.g. sepia) when the spread of its a/b (CIE Lab) is below this
 MONO_AB_SPREAD = 4.0
 
@@ -72,7 +72,7 @@ class RestoreOptions:
     threshold: Optional[float] = None  # None: the detect model's own (calibrated) threshold
     grow: int = DEFAULT_GROW
     clean_strength: float = 1.0
-    colorize_strength: float = 1.0
+    colorize_strength: float = vocab.COLORIZE_STRENGTH  # 0 = grey, 1 = the model's full colour
     detect_model: Optional[str] = None
     inpaint_model: Optional[str] = None
     clean_model: Optional[str] = None
@@ -434,15 +434,11 @@ def _run_step(plan: StepPlan, current: ImageData, fill_mask: np.ndarray, options
         w, h = res.image.size
         return StepResult(step, True, f"x{options.scale} with {spec.id}: {w} x {h} px", res.image)
     if step == "colorize":
-        from restorer.engine.pipelines.colorize import colorize_image
+        from restorer.engine.pipelines.colorize import colorize_photo
 
         if not is_monochrome(current):  # the plan was made without the photo
             return StepResult(step, False, "the photo is in colour already; skipped", current)
-        rgb = colorize_image(current, model, strength=options.colorize_strength, device=dev, progress=sub,
+        out = colorize_photo(current, model, strength=options.colorize_strength, device=dev, progress=sub,
                              cancel=cancel)
-        alpha = None if current.alpha is None else current.alpha.copy()
-        # a grey photo's ICC profile (a GRAY profile) cannot describe the colour result: dropped
-        out = replace(current, rgb=rgb, alpha=alpha, gray=False,
-                      icc_profile=None if current.gray else current.icc_profile)
         return StepResult(step, True, f"colorized with {spec.id} (strength {options.colorize_strength:.2f})", out)
     raise ValueError(f"unknown restore step {step!r}")
