@@ -42,6 +42,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._photos import flat_photo_paths  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.archs import build_arch  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
@@ -59,7 +60,7 @@ def load_pairs(folder: Path, scale: int, limit: int | None, degradation: str = "
     uses noise from default_rng(1000 + index), as TARGETS.md fixes it."""
     from restorer.engine.training.data import protocol_realistic_lr
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = flat_photo_paths(folder)
     if limit:
         files = files[:limit]
     for index, f in enumerate(files):
