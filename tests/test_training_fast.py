@@ -405,3 +405,22 @@ def test_step_probe_is_measured_once_and_planned_in_plain_words(monkeypatch):
     gpu = estimate.plan_line(0.05, length_mode="iterations", minutes=0, iterations=10_000, device="cuda",
                              fine_tune=False, compact=False)
     assert gpu == "On this CUDA device: 10,000 iterations take about 10 min (0.05 s per step)."
+
+
+# --------------------------------------------------------------------------- streamed batches
+def test_streamed_batches_go_on_epoch_after_epoch(tmp_path):
+    from restorer.engine.training.data import LoaderFeed, _Epochs
+
+    loader = torch.utils.data.DataLoader(torch.arange(3), batch_size=2)
+    epochs = _Epochs(loader)
+    assert [epochs.next().tolist() for _ in range(5)] == [[0, 1], [2], [0, 1], [2], [0, 1]]
+    with pytest.raises(StopIteration):
+        _Epochs(torch.utils.data.DataLoader(torch.arange(1), batch_size=2, drop_last=True)).next()
+
+    paths = write_photos(tmp_path / "a", 3, size=(40, 40))
+    for prefetch in (False, True):  # on the CPU the prefetcher only copies ahead of time
+        feed = LoaderFeed(paths, 16, 2, torch.device("cpu"), workers=0, prefetch=prefetch, seed=1)
+        batches = [feed.next() for _ in range(4)]  # 1 batch an epoch (3 images, drop_last): 4 epochs
+        assert all(b.shape == (2, 3, 16, 16) and b.dtype == torch.float32 for b in batches)
+        assert all(0.0 <= float(b.min()) and float(b.max()) <= 1.0 for b in batches)
+        assert float(batches[0].max()) > 0.2  # scaled from 0..255, not clipped to 0
