@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks._photos import load_photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine.pipelines.colorize import MAX_CHROMA, WORK_SIZE, colorize_image, rgb_to_lab  # noqa: E402
 from restorer.engine.training.colorize import colour_scores  # noqa: E402
 
@@ -128,10 +129,7 @@ def main() -> int:
              f"Photos better than grey: {better} of {len(rows)}. Error vs grey: "
              f"{100 * (mean['ab_error'] / mean['ab_error_grey'] - 1):+.1f}%. Pixels more than {GARISH_EXCESS:g} "
              f"chroma above the original's (garish check): {100 * float(np.mean(garish)):.2f}%."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    write_results("\n".join(lines) + "\n", args.output)
     if args.comparison and shown:
         comparison_image(shown, args.comparison)
         print(f"comparison: {args.comparison} ({args.comparison.stat().st_size / 1024:.0f} KB)")

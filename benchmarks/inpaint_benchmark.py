@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import _photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
 from restorer.engine.pipelines.inpaint import THIN_WIDTH, THIN_WORK_SIZE, WORK_SIZE  # noqa: E402
 
@@ -225,12 +226,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "seconds per image: " + ", ".join(f"{m} {t / index:.2f}" for m, t in times.items()), "",
     ]
     body = [table(g, per_group[g], holes[g]) for g in (*KINDS, "all") if holes[g]]
-    text = "\n".join(header) + "\n".join(body)
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.output)
+    write_results("\n".join(header) + "\n".join(body), args.output)
     print(f"written to {args.output}", file=sys.stderr)
     return 0
 

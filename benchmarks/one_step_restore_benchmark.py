@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks._photos import load_photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
 from restorer.engine.metrics import psnr  # noqa: E402
@@ -160,10 +161,7 @@ def main() -> int:
                      f"{worse} of {len(crops)} | {'-' if pt is None else f'{pt:.2f}'} | {sc['iou']:.3f} | "
                      f"{sc['recall'] * 100:.1f}% | {sec:.2f} |")
     lines += ["", "Target: restored PSNR >= damaged PSNR + 3 dB."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    write_results("\n".join(lines) + "\n", args.output)
     return 0
 
 

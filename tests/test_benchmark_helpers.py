@@ -1,4 +1,5 @@
-"""benchmarks/_photos.py: the photo listings and crops every benchmark's protocol is measured on."""
+"""benchmarks/_photos.py (the photo listings and crops every benchmark's protocol is measured on) and
+benchmarks/_results.py (results files written whole)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from PIL import Image
 
 from benchmarks._photos import centre_crop, flat_photo_paths, image_paths, load_photos, load_rgb
+from benchmarks._results import write_results
 from helpers import synthetic_photo
 
 
@@ -57,3 +59,13 @@ def test_an_empty_or_missing_folder_is_one_line(tmp_path):
         load_photos(tmp_path, 5)
     with pytest.raises(SystemExit, match="no such folder"):
         image_paths(tmp_path / "missing")
+
+
+def test_results_are_printed_and_replace_the_file_whole(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "results" / "x.md"
+    write_results("| a |\n", out)
+    assert out.read_text(encoding="utf-8") == "| a |\n" and "| a |" in capsys.readouterr().out
+    monkeypatch.setattr(type(out), "replace", lambda self, target: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_results("| b |\n", out)
+    assert out.read_text(encoding="utf-8") == "| a |\n"  # a failed write leaves the old results
