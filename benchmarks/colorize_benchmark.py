@@ -36,10 +36,11 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from benchmarks._photos import load_photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine.pipelines.colorize import MAX_CHROMA, WORK_SIZE, colorize_image, rgb_to_lab  # noqa: E402
 from restorer.engine.training.colorize import colour_scores  # noqa: E402
 
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 RESULTS = ROOT / "benchmarks" / "results" / "colorize.md"
 GARISH_EXCESS = 20.0  # chroma units above the original's
 
@@ -61,19 +62,6 @@ def load_model(args: argparse.Namespace):
         return f"weights {args.weights}", net.eval()
     spec = registry.get_spec(args.model, task="colorize") if args.model else registry.default_model("colorize")
     return f"model {spec.id}", registry.load_model(spec)
-
-
-def load_photos(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
-    from PIL import Image, ImageOps
-
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)[:limit]
-    if not paths:
-        sys.exit(f"no images in {folder}")
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append((p.name, np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()))
-    return out
 
 
 def chroma(rgb: np.ndarray) -> np.ndarray:
@@ -141,10 +129,7 @@ def main() -> int:
              f"Photos better than grey: {better} of {len(rows)}. Error vs grey: "
              f"{100 * (mean['ab_error'] / mean['ab_error_grey'] - 1):+.1f}%. Pixels more than {GARISH_EXCESS:g} "
              f"chroma above the original's (garish check): {100 * float(np.mean(garish)):.2f}%."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    write_results("\n".join(lines) + "\n", args.output)
     if args.comparison and shown:
         comparison_image(shown, args.comparison)
         print(f"comparison: {args.comparison} ({args.comparison.stat().st_size / 1024:.0f} KB)")

@@ -75,20 +75,9 @@ def load_model(args: argparse.Namespace):
 
 
 def centre_crops(folder: Path, limit: int, size: int) -> list[np.ndarray]:
-    from PIL import Image, ImageOps
+    from benchmarks._photos import load_photos
 
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)[:limit]
-    if not paths:
-        sys.exit(f"no images in {folder}")
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-        h, w = arr.shape[:2]
-        ch, cw = min(size, h), min(size, w)
-        y, x = (h - ch) // 2, (w - cw) // 2
-        out.append(np.ascontiguousarray(arr[y:y + ch, x:x + cw]))
-    return out
+    return [arr for _, arr in load_photos(folder, limit, size)]
 
 
 def photo_like(h: int, w: int) -> np.ndarray:

@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import _photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
 from restorer.engine.pipelines.inpaint import THIN_WIDTH, THIN_WORK_SIZE, WORK_SIZE  # noqa: E402
 
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 RESULTS = ROOT / "benchmarks" / "results" / "inpaint.md"
 
 
@@ -49,18 +50,9 @@ def _need(module: str, package: str):
         sys.exit(f"this benchmark needs '{package}' (a benchmark-only extra): pip install {package}")
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        sys.exit(f"no such folder: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-
-
 def load_rgb(path: Path) -> Optional[np.ndarray]:
-    from PIL import Image, ImageOps
-
     try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
+        return _photos.load_rgb(path)
     except Exception as exc:  # a broken file is skipped, not fatal
         print(f"skipping unreadable '{path}': {exc}", file=sys.stderr)
         return None
@@ -176,9 +168,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     _need("skimage", "scikit-image")
 
-    paths = list_images(args.data)
-    if args.limit:
-        paths = paths[: args.limit]
+    paths = _photos.image_paths(args.data, args.limit)
     if not paths:
         sys.exit(f"no images in {args.data}")
     methods: dict[str, Callable] = {}
@@ -236,12 +226,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "seconds per image: " + ", ".join(f"{m} {t / index:.2f}" for m, t in times.items()), "",
     ]
     body = [table(g, per_group[g], holes[g]) for g in (*KINDS, "all") if holes[g]]
-    text = "\n".join(header) + "\n".join(body)
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.output)
+    write_results("\n".join(header) + "\n".join(body), args.output)
     print(f"written to {args.output}", file=sys.stderr)
     return 0
 

@@ -40,6 +40,8 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from benchmarks._photos import load_photos  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
 from restorer.engine.metrics import psnr  # noqa: E402
@@ -50,27 +52,9 @@ from restorer.engine.training.damage import DamageParams, make_damage  # noqa: E
 from restorer.engine.training.data import to_uint8_image  # noqa: E402
 from restorer.engine.training.detect import mask_scores  # noqa: E402
 
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 RESULTS = ROOT / "benchmarks" / "results" / "one_step_restore.md"
 SETS = (("scratches >= 2 px", DamageParams().only_scratches(2.0)),
         ("all damage", DamageParams(p_clean=0.0)))
-
-
-def centre_crops(folder: Path, limit: int, size: int) -> list[tuple[str, np.ndarray]]:
-    from PIL import Image, ImageOps
-
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)[:limit]
-    if not paths:
-        sys.exit(f"no images in {folder}")
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-        h, w = arr.shape[:2]
-        ch, cw = min(size, h), min(size, w)
-        y, x = (h - ch) // 2, (w - cw) // 2
-        out.append((p.name, np.ascontiguousarray(arr[y:y + ch, x:x + cw])))
-    return out
 
 
 def grow_mask(mask: np.ndarray, px: int) -> np.ndarray:
@@ -127,7 +111,7 @@ def main() -> int:
             models[spec.id] = registry.load_model(spec)
         return models[spec.id]
 
-    crops = centre_crops(args.data, args.limit, args.size)
+    crops = load_photos(args.data, args.limit, args.size)
     rows = []
     t_start = time.perf_counter()
     for s, (set_name, params) in enumerate(SETS, 1):
@@ -177,10 +161,7 @@ def main() -> int:
                      f"{worse} of {len(crops)} | {'-' if pt is None else f'{pt:.2f}'} | {sc['iou']:.3f} | "
                      f"{sc['recall'] * 100:.1f}% | {sec:.2f} |")
     lines += ["", "Target: restored PSNR >= damaged PSNR + 3 dB."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    write_results("\n".join(lines) + "\n", args.output)
     return 0
 
 

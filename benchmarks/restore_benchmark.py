@@ -31,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._photos import flat_photo_paths  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
 from restorer.engine.metrics import psnr, sr_scores  # noqa: E402
@@ -40,7 +41,7 @@ from restorer.engine.training.data import protocol_realistic_lr  # noqa: E402
 
 def photos(folder: Path, first: int, limit: int | None) -> list[tuple[int, Path]]:
     """(protocol index, path) in sorted order: the index seeds the protocol's noise."""
-    files = list(enumerate(sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})))
+    files = list(enumerate(flat_photo_paths(folder)))
     files = files[first:]
     return files[:limit] if limit else files
 

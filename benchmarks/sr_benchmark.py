@@ -42,6 +42,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._photos import flat_photo_paths  # noqa: E402
+from benchmarks._results import write_results  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.archs import build_arch  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
@@ -59,7 +61,7 @@ def load_pairs(folder: Path, scale: int, limit: int | None, degradation: str = "
     uses noise from default_rng(1000 + index), as TARGETS.md fixes it."""
     from restorer.engine.training.data import protocol_realistic_lr
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = flat_photo_paths(folder)
     if limit:
         files = files[:limit]
     for index, f in enumerate(files):
@@ -192,12 +194,8 @@ def main() -> int:
         sp, sq = SEED_FIGURES[s]
         lines.append(f"| seed SRGAN (published figures, TARGETS.md) | {sp:.2f} | {sq:.4f} | "
                      f"{sp - 28.64 if s == 4 else sp - 33.04:+.2f} dB vs published bicubic | - | 4-9 | - |")
-    text = "\n".join(lines) + "\n"
-    print(text)
     suffix = "" if args.degradation == "bicubic" else f"_{args.degradation}"
-    out = args.out or Path(__file__).parent / "results" / f"sr_x{s}{suffix}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_results("\n".join(lines) + "\n", args.out or Path(__file__).parent / "results" / f"sr_x{s}{suffix}.md")
     return 0
 
 

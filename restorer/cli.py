@@ -699,7 +699,22 @@ def _launch_workers(args: argparse.Namespace, config) -> int:
     return EXIT_OK
 
 
+def _no_display(environ: Any = os.environ, platform: str = sys.platform) -> Optional[str]:
+    """Why the window cannot open here (Linux without DISPLAY or WAYLAND_DISPLAY: ssh, a server, a cron job),
+    or None. Without this Qt aborts (exit 134, a core dump) blaming a missing libxcb-cursor0."""
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM", "xcb").split(":")[0] not in ("", "xcb"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set): start it from a "
+            "desktop session, or use the command line (restorer upscale/clean/inpaint/detect/restore ..., "
+            "restorer --help)")
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    reason = _no_display()
+    if reason:
+        raise UsageError(reason)
     try:
         from restorer.app.main_window import run_app
     except ImportError as exc:

@@ -1,7 +1,8 @@
-"""Small shared helpers for tests: synthetic photos and tiny registered models."""
+"""Small shared helpers for tests: synthetic photos, tiny registered models, a stub trainer and main windows."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -9,6 +10,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 from PIL import Image
+
+from restorer.engine.training.common import TrainConfig, Trainer
 
 
 def synthetic_photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
@@ -46,6 +49,41 @@ def register_tiny_sr(name: str = "tiny-x2", scale: int = 2, seed: int = 0):
     net = build_arch("srgan", params)
     return registry.register_user_model(name, ExportedModel(task="sr", arch="srgan", params=params,
                                                             state_dict=net.state_dict(), scale=scale))
+
+
+class StubTrainer(Trainer):
+    """A Trainer without a model, for tests of the training loop itself: step i sleeps `step_seconds` and
+    returns {"loss": tensor(i)}, or NaN at iteration `nan_at`; it is never registered."""
+
+    task = "stub"
+
+    def __init__(self, config: TrainConfig, nan_at: Optional[int] = None, step_seconds: float = 0.0,
+                 **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self.nan_at, self.step_seconds = nan_at, step_seconds
+
+    def build(self) -> None:
+        pass
+
+    def step(self, iteration: int) -> dict[str, Any]:
+        if self.step_seconds:
+            time.sleep(self.step_seconds)
+        return {"loss": torch.tensor(float("nan") if iteration == self.nan_at else float(iteration))}
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+    def export(self) -> Any:
+        raise AssertionError("not registered")
+
+
+def loop_config(runs_dir: Path, name: str, iters: int, log_every: int, **kw: Any) -> TrainConfig:
+    """A TrainConfig for StubTrainer: no data, checkpoints, samples or registration."""
+    return TrainConfig(name=name, data=".", iters=iters, log_every=log_every, checkpoint_every=0, sample_every=0,
+                       runs_dir=str(runs_dir), register=False, **kw)
 
 
 def close_answers(title: str, text: str, buttons: Any, default: Any) -> Any:

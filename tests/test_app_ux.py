@@ -286,7 +286,7 @@ def test_strokes_and_undo_during_a_job_say_why_they_are_ignored(qtbot, window, d
             gate.set()
 
 
-def test_save_and_load_mask_png(qtbot, window, dirs, message_boxes):
+def test_save_and_load_mask_png(qtbot, window, dirs, message_boxes, monkeypatch):
     window.open_path(write_photo(dirs / "p.png"))
     doc = window.document
     _stroke(doc)
@@ -306,6 +306,16 @@ def test_save_and_load_mask_png(qtbot, window, dirs, message_boxes):
     window.act_redo.trigger()
     assert np.array_equal(doc.mask, saved)
     wrong = dirs / "wrong.png"
+    Image.fromarray(np.zeros((10, 10), np.uint8), mode="L").save(wrong)
+    # Mask > Save Mask…: "wrong" typed, ".png" added: that file exists and the dialog did not ask about it
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: (str(dirs / "wrong"), "")))
+    before = wrong.read_bytes()
+    assert not window.save_mask_dialog()  # the question is answered Cancel
+    assert message_boxes.seen[-1][1] == "Replace file?" and wrong.read_bytes() == before
+    message_boxes.answers.append(QMessageBox.StandardButton.Yes)
+    assert window.save_mask_dialog() and wrong.read_bytes() != before
     Image.fromarray(np.zeros((10, 10), np.uint8), mode="L").save(wrong)
     assert not window.load_mask(wrong)
     kind, title, text = message_boxes.notes[-1]

@@ -201,6 +201,30 @@ def test_interpolation_strip_and_gif_export(qtbot, window, tmp_path, monkeypatch
     assert dialogs == []
 
 
+def test_save_dialog_adds_the_suffix_and_asks_before_replacing_the_name_it_made(qtbot, tmp_path, monkeypatch,
+                                                                                 message_boxes):
+    from restorer.app import messages
+
+    typed = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (typed[-1], "")))
+    (tmp_path / "old.png").write_bytes(b"x")
+
+    typed.append(str(tmp_path / "new"))
+    assert messages.ask_save_path(None, "Save Image", tmp_path, "PNG image (*.png)", ".png") == tmp_path / "new.png"
+    typed.append(str(tmp_path / "old.PNG"))  # the dialog asked about this very name already
+    assert messages.ask_save_path(None, "Save Image", tmp_path, "PNG image (*.png)", ".png") == tmp_path / "old.PNG"
+    assert message_boxes.seen == []
+
+    typed.append(str(tmp_path / "old"))  # "old.png" exists, and the dialog did not ask about it
+    assert messages.ask_save_path(None, "Save Image", tmp_path, "PNG image (*.png)", ".png") is None  # Cancel
+    assert [kind for kind, _, _ in message_boxes.seen] == ["ask"] and "old.png" in message_boxes.seen[0][2]
+    message_boxes.answers.append(QMessageBox.StandardButton.Yes)
+    assert messages.ask_save_path(None, "Save Image", tmp_path, "PNG image (*.png)", ".png") == tmp_path / "old.png"
+
+    typed.append("")  # the dialog was cancelled
+    assert messages.ask_save_path(None, "Save Image", tmp_path, "PNG image (*.png)", ".png") is None
+
+
 def test_marks_create_an_attribute_and_the_slider_moves_the_latent(qtbot, window, dialogs, message_boxes,
                                                                     monkeypatch):
     for i in (0, 1):

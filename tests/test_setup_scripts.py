@@ -65,3 +65,86 @@ def test_unknown_distribution_names_the_libraries(tmp_path):
     proc = _run(tmp_path, MISSING, "ID=gentoo\n")
     assert proc.returncode == 3
     assert "libxcb-keysyms.so.1" in proc.stderr and "install" in proc.stderr.lower()
+
+
+# ----------------------------------------------------------------------------- scripts/ensure_venv.sh
+def _fake(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def _ensure_venv(tmp_path: Path, python: str) -> subprocess.CompletedProcess:
+    """ensure_venv.sh copied into a throwaway checkout, so that it works on tmp_path/.venv, never the real one."""
+    (tmp_path / "scripts").mkdir(exist_ok=True)
+    (tmp_path / "scripts" / "ensure_venv.sh").write_text((ROOT / "scripts" / "ensure_venv.sh").read_text())
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    env = {**os.environ, "PYTHON": python}
+    return subprocess.run(["bash", str(tmp_path / "scripts" / "ensure_venv.sh")], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_set_up_without_python_says_what_to_install(tmp_path):
+    proc = _ensure_venv(tmp_path, str(tmp_path / "no-such-python3"))
+    assert proc.returncode == 2
+    assert "not found: install Python 3.10 or newer" in proc.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_set_up_with_an_old_python_names_its_version(tmp_path):
+    old = _fake(tmp_path / "bin" / "python3", 'case "$2" in *print*) echo "Python 3.8" ;; *) exit 1 ;; esac\n')
+    proc = _ensure_venv(tmp_path, str(old))
+    assert proc.returncode == 2
+    assert "Python 3.8 is too old: Restorer needs Python 3.10 or newer" in proc.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_set_up_without_the_venv_module_says_python3_venv_and_leaves_nothing_half_made(tmp_path):
+    # what Debian's python3 without python3-venv does: -m venv makes bin/python, then fails at ensurepip
+    real = sys.executable
+    body = (f'if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; '
+            f'printf \'#!/bin/sh\\nexit 1\\n\' > "$3/bin/python"; chmod +x "$3/bin/python"; '
+            f'echo "ensurepip is not available" >&2; exit 1; fi\nexec {real} "$@"\n')
+    proc = _ensure_venv(tmp_path, str(_fake(tmp_path / "bin" / "python3", body)))
+    assert proc.returncode == 2
+    assert "python3-venv" in proc.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_a_venv_without_pip_is_named_and_kept(tmp_path):
+    _fake(tmp_path / ".venv" / "bin" / "python", "exit 1\n")  # no pip, no ensurepip
+    proc = _ensure_venv(tmp_path, sys.executable)
+    assert proc.returncode == 2
+    assert "has no pip" in proc.stderr and "rm -rf" in proc.stderr
+    assert (tmp_path / ".venv" / "bin" / "python").exists()  # the user's folder is not deleted behind their back
+
+
+# ----------------------------------------------------------------------------- run-app.sh
+def test_run_app_checks_the_window_libraries_only_for_the_window(tmp_path):
+    (tmp_path / "run-app.sh").write_text((ROOT / "run-app.sh").read_text())
+    _fake(tmp_path / "scripts" / "ensure_venv.sh", "exit 0\n")
+    _fake(tmp_path / "scripts" / "check_qt_libs.sh", f'echo checked >> "{tmp_path}/log"\n')
+    _fake(tmp_path / ".venv" / "bin" / "restorer", f'echo "restorer $*" >> "{tmp_path}/log"\n')
+
+    def launched(*args: str) -> list[str]:
+        (tmp_path / "log").write_text("")
+        subprocess.run(["bash", str(tmp_path / "run-app.sh"), *args], check=True, timeout=30)
+        return (tmp_path / "log").read_text().splitlines()
+
+    assert launched() == ["checked", "restorer "]
+    assert launched("photo.jpg") == ["checked", "restorer photo.jpg"]
+    assert launched("--debug", "gui") == ["checked", "restorer --debug gui"]
+    assert launched("upscale", "a.jpg") == ["restorer upscale a.jpg"]
+    assert launched("-q", "upscale", "a.jpg") == ["restorer -q upscale a.jpg"]
+    assert launched("--debug", "models") == ["restorer --debug models"]
+    assert launched("--help") == ["restorer --help"]
+
+
+def test_the_window_without_a_display_is_one_line_and_exit_2():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-m", "restorer"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "no display" in proc.stderr and "restorer upscale" in proc.stderr

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import synthetic_photo, write_photos
+from helpers import StubTrainer, loop_config, synthetic_photo, write_photos
 from restorer.engine.errors import InputError, RestorerError
-from restorer.engine.training.common import EMA, CallbackEventSink, LossAccumulator, TrainConfig, Trainer
+from restorer.engine.training.common import EMA, CallbackEventSink, LossAccumulator
 
 
 # --------------------------------------------------------------------------- host syncs
@@ -85,38 +85,13 @@ def test_inpaint_step_returns_device_tensors_without_host_sync(tmp_path, monkeyp
     assert all(isinstance(v, torch.Tensor) for v in losses.values())
 
 
-class _FakeTrainer(Trainer):
-    task = "fake"
-
-    def __init__(self, config, nan_at=None, **kw):
-        super().__init__(config, **kw)
-        self.nan_at = nan_at
-
-    def build(self):
-        self.w = torch.zeros(())
-
-    def step(self, iteration):
-        v = torch.tensor(float("nan") if iteration == self.nan_at else float(iteration))
-        return {"loss": v}
-
-    def state(self):
-        return {}
-
-    def load_state(self, state):
-        pass
-
-    def export(self):
-        raise AssertionError("not registered")
-
-
 def test_loop_reads_losses_only_when_logging_and_averages_them(tmp_path, monkeypatch):
-    cfg = TrainConfig(name="fake", data=".", iters=8, log_every=4, checkpoint_every=0, sample_every=0,
-                      runs_dir=str(tmp_path), register=False)
+    cfg = loop_config(tmp_path, "fake", iters=8, log_every=4)
     events = []
     reads = []
     orig = LossAccumulator.read
     monkeypatch.setattr(LossAccumulator, "read", lambda self: reads.append(1) or orig(self))
-    _FakeTrainer(cfg, events=CallbackEventSink(events.append)).run()
+    StubTrainer(cfg, events=CallbackEventSink(events.append)).run()
     progress = [e for e in events if e["event"] == "progress"]
     assert len(reads) == 2 and len(progress) == 2
     assert progress[0]["losses"]["loss"] == pytest.approx(1.5)  # mean of 0..3
@@ -124,10 +99,9 @@ def test_loop_reads_losses_only_when_logging_and_averages_them(tmp_path, monkeyp
 
 
 def test_loop_still_detects_divergence_between_log_lines(tmp_path):
-    cfg = TrainConfig(name="nan", data=".", iters=8, log_every=4, checkpoint_every=0, sample_every=0,
-                      runs_dir=str(tmp_path), register=False)
+    cfg = loop_config(tmp_path, "nan", iters=8, log_every=4)
     with pytest.raises(RestorerError, match="diverged"):
-        _FakeTrainer(cfg, nan_at=1).run()
+        StubTrainer(cfg, nan_at=1).run()
 
 
 def test_accumulator_mixes_floats_and_tensors():
@@ -431,3 +405,22 @@ def test_step_probe_is_measured_once_and_planned_in_plain_words(monkeypatch):
     gpu = estimate.plan_line(0.05, length_mode="iterations", minutes=0, iterations=10_000, device="cuda",
                              fine_tune=False, compact=False)
     assert gpu == "On this CUDA device: 10,000 iterations take about 10 min (0.05 s per step)."
+
+
+# --------------------------------------------------------------------------- streamed batches
+def test_streamed_batches_go_on_epoch_after_epoch(tmp_path):
+    from restorer.engine.training.data import LoaderFeed, _Epochs
+
+    loader = torch.utils.data.DataLoader(torch.arange(3), batch_size=2)
+    epochs = _Epochs(loader)
+    assert [epochs.next().tolist() for _ in range(5)] == [[0, 1], [2], [0, 1], [2], [0, 1]]
+    with pytest.raises(StopIteration):
+        _Epochs(torch.utils.data.DataLoader(torch.arange(1), batch_size=2, drop_last=True)).next()
+
+    paths = write_photos(tmp_path / "a", 3, size=(40, 40))
+    for prefetch in (False, True):  # on the CPU the prefetcher only copies ahead of time
+        feed = LoaderFeed(paths, 16, 2, torch.device("cpu"), workers=0, prefetch=prefetch, seed=1)
+        batches = [feed.next() for _ in range(4)]  # 1 batch an epoch (3 images, drop_last): 4 epochs
+        assert all(b.shape == (2, 3, 16, 16) and b.dtype == torch.float32 for b in batches)
+        assert all(0.0 <= float(b.min()) and float(b.max()) <= 1.0 for b in batches)
+        assert float(batches[0].max()) > 0.2  # scaled from 0..255, not clipped to 0

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-import torch
 
+from helpers import StubTrainer, loop_config
 from restorer.engine.training import common
-from restorer.engine.training.common import CallbackEventSink, TrainConfig, Trainer
+from restorer.engine.training.common import CallbackEventSink
 from restorer.engine.training.events import decode, encode, make
-
-
-class _SlowTrainer(Trainer):
-    task = "slow"
-
-    def build(self):
-        pass
-
-    def step(self, iteration):
-        time.sleep(0.03)
-        return {"loss": torch.tensor(float(iteration))}
-
-    def state(self):
-        return {}
-
-    def load_state(self, state):
-        pass
-
-    def export(self):
-        raise AssertionError("not registered")
 
 
 def test_progress_comes_by_time_when_iterations_are_slow(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.1)
-    cfg = TrainConfig(name="slow", data=".", iters=12, log_every=1000, checkpoint_every=0, sample_every=0,
-                      runs_dir=str(tmp_path), register=False, max_minutes=10.0)
+    cfg = loop_config(tmp_path, "slow", iters=12, log_every=1000, max_minutes=10.0)
     events = []
-    _SlowTrainer(cfg, events=CallbackEventSink(events.append)).run()
+    StubTrainer(cfg, step_seconds=0.03, events=CallbackEventSink(events.append)).run()
     progress = [e for e in events if e["event"] == "progress"]
     # 12 steps of 30 ms: a progress event about every 0.1 s, plus the last iteration's
     assert 3 <= len(progress) <= 8, [p["iteration"] for p in progress]
@@ -50,10 +27,9 @@ def test_progress_comes_by_time_when_iterations_are_slow(tmp_path, monkeypatch):
 
 def test_eta_is_bounded_by_the_time_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "PROGRESS_SECONDS", 0.05)
-    cfg = TrainConfig(name="budget", data=".", iters=10_000, log_every=1000, checkpoint_every=0, sample_every=0,
-                      runs_dir=str(tmp_path), register=False, max_minutes=0.005)  # 0.3 s
+    cfg = loop_config(tmp_path, "budget", iters=10_000, log_every=1000, max_minutes=0.005)  # 0.3 s
     events = []
-    result = _SlowTrainer(cfg, events=CallbackEventSink(events.append)).run()
+    result = StubTrainer(cfg, step_seconds=0.03, events=CallbackEventSink(events.append)).run()
     assert result.status == "stopped"
     progress = [e for e in events if e["event"] == "progress"]
     assert progress and all(p["eta_s"] <= 0.3 + 1e-6 for p in progress)  # not the 5 minutes 10k iterations take

@@ -803,14 +803,8 @@ class MainWindow(QMainWindow):
             return False
         stem = doc.path.stem if doc.path is not None else "photo"
         folder = doc.path.parent if doc.path is not None else Path(self.prefs.last_folder or Path.home())
-        path_s, _ = QFileDialog.getSaveFileName(self, "Save Mask", str(folder / f"{stem}_mask.png"),
-                                                "PNG image (*.png)")
-        if not path_s:
-            return False
-        path = Path(path_s)
-        if path.suffix.lower() != ".png":
-            path = path.with_name(path.name + ".png")
-        return self.save_mask(path)
+        path = messages.ask_save_path(self, "Save Mask", folder / f"{stem}_mask.png", "PNG image (*.png)", ".png")
+        return path is not None and self.save_mask(path)
 
     def save_mask(self, path: "str | os.PathLike[str]") -> bool:
         """Write the mask as an 8-bit grey PNG, white = fill (atomic and verified, like a photo)."""

@@ -3,7 +3,8 @@
 Windows and dialogs call these functions (never ``QMessageBox`` directly), so a newcomer finds the
 app's dialogs here and tests replace two seams (tests/conftest.py): :func:`note` for errors and
 notes, :func:`ask` for every question (:func:`confirm`, :func:`confirm_replace` and
-:func:`ask_keep_training` are questions asked through :func:`ask`).
+:func:`ask_keep_training` are questions asked through :func:`ask`). :func:`ask_save_path` is the save
+file dialog with its "replace?" question for a name the dialog did not ask about.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 StandardButton = QMessageBox.StandardButton
 Icon = QMessageBox.Icon
@@ -77,6 +78,19 @@ def confirm_replace(parent: Optional[QWidget], path: Path, confirmed: Optional[P
     answer = ask(parent, "Replace file?", f"“{path.name}” already exists. Replace it?",
                  [(StandardButton.Yes, "Replace"), (StandardButton.Cancel, "")], StandardButton.Cancel)
     return answer == StandardButton.Yes
+
+
+def ask_save_path(parent: Optional[QWidget], title: str, start: Path, name_filter: str, suffix: str) -> Optional[Path]:
+    """Where to save a file of type `suffix` (".png"): the file dialog, `suffix` added to a name typed without
+    it, and "Replace?" when that added name exists (the dialog only asked about the name as typed). None when
+    the user cancels either."""
+    path_s, _ = QFileDialog.getSaveFileName(parent, title, str(start), name_filter)
+    if not path_s:
+        return None
+    path = Path(path_s)
+    if path.suffix.lower() != suffix:
+        path = path.with_name(path.name + suffix)
+    return path if confirm_replace(parent, path, Path(path_s)) else None
 
 
 KEEP_TRAINING_TITLE = "Training is running"

@@ -116,23 +116,24 @@ class JobLanes:
             self._finish(kind, lane, "finished")
 
     def _on_job_failed(self, message: str) -> None:
-        found = self._lane_of_sender()
-        if found is None:
-            return
-        kind, lane = found
-        title = lane.request.title if lane.request is not None else "Job"
-        self._finish(kind, lane, "failed")
-        self.statusBar().showMessage(f"{title} failed", 8000)
-        messages.show_error(self, f"{title} failed", message)
+        title = self._end_sender_lane("failed", 8000)
+        if title is not None:
+            messages.show_error(self, f"{title} failed", message)
 
     def _on_job_cancelled(self) -> None:
+        self._end_sender_lane("cancelled", 6000)
+
+    def _end_sender_lane(self, outcome: str, status_ms: int) -> Optional[str]:
+        """The sending lane's job failed or was cancelled: end it and say so in the status bar. Returns the
+        job's title, or None when the sender has no lane (any more)."""
         found = self._lane_of_sender()
         if found is None:
-            return
+            return None
         kind, lane = found
         title = lane.request.title if lane.request is not None else "Job"
-        self._finish(kind, lane, "cancelled")
-        self.statusBar().showMessage(f"{title} cancelled", 6000)
+        self._finish(kind, lane, outcome)
+        self.statusBar().showMessage(f"{title} {outcome}", status_ms)
+        return title
 
     @property
     def busy(self) -> bool:

@@ -102,15 +102,8 @@ class PathsAndProjection:
             self.statusBar().showMessage("Click two samples first: the GIF walks from A to B", 5000)
             return False
         start = Path(self.prefs.last_folder or Path.home()) / "latent-walk.gif"
-        path_s, _ = QFileDialog.getSaveFileName(self, "Export Animated GIF", str(start), "Animated GIF (*.gif)")
-        if not path_s:
-            return False
-        path = Path(path_s)
-        if path.suffix.lower() != ".gif":
-            path = path.with_name(path.name + ".gif")
-        if not messages.confirm_replace(self, path, Path(path_s)):
-            return False
-        return self.export_gif(path)
+        path = messages.ask_save_path(self, "Export Animated GIF", start, "Animated GIF (*.gif)", ".gif")
+        return path is not None and self.export_gif(path)
 
     def export_gif(self, path: "Union[str, os.PathLike[str]]") -> bool:
         frames = list(self.strip_frames)
@@ -139,15 +132,8 @@ class PathsAndProjection:
         if image is None:
             return False
         start = Path(self.prefs.last_folder or Path.home()) / f"{stem}.png"
-        path_s, _ = QFileDialog.getSaveFileName(self, "Save Image", str(start), "PNG image (*.png)")
-        if not path_s:
-            return False
-        path = Path(path_s)
-        if path.suffix.lower() != ".png":
-            path = path.with_name(path.name + ".png")
-        if not messages.confirm_replace(self, path, Path(path_s)):
-            return False
-        return self.save_image(image, path)
+        path = messages.ask_save_path(self, "Save Image", start, "PNG image (*.png)", ".png")
+        return path is not None and self.save_image(image, path)
 
     def save_image(self, image: np.ndarray, path: "Union[str, os.PathLike[str]]") -> bool:
         """Write one generated image as PNG at its own size (replacing was confirmed by the caller)."""

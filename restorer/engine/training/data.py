@@ -20,7 +20,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -274,6 +274,25 @@ class PatchDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)
 
 
+class _Epochs:
+    """A DataLoader's batches, epoch after epoch: a new iterator (a new shuffle) when one runs out, made on the
+    first `next` (with workers, iter() starts their processes). A loader with no batch at all raises
+    StopIteration."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
+        self.loader = loader
+        self._iter: Optional[Iterator] = None
+
+    def next(self) -> Any:
+        if self._iter is None:
+            self._iter = iter(self.loader)
+        try:
+            return next(self._iter)
+        except StopIteration:
+            self._iter = iter(self.loader)
+            return next(self._iter)
+
+
 class CUDAPrefetcher:
     """Wraps a DataLoader: the next batch is copied to the GPU on a side stream during this step."""
 
@@ -281,17 +300,11 @@ class CUDAPrefetcher:
         self.loader = loader
         self.device = device
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-        self._iter: Optional[Iterator] = None
+        self._batches = _Epochs(loader)
         self._next: Optional[torch.Tensor] = None
 
     def _preload(self) -> None:
-        if self._iter is None:
-            self._iter = iter(self.loader)
-        try:
-            batch = next(self._iter)
-        except StopIteration:
-            self._iter = iter(self.loader)
-            batch = next(self._iter)
+        batch = self._batches.next()
         if self.stream is None:
             self._next = batch.to(self.device)
             return
@@ -324,20 +337,13 @@ class LoaderFeed:
             pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0)
         self.device = device
         self.prefetcher = CUDAPrefetcher(self.loader, device) if prefetch else None
-        self._iter: Optional[Iterator] = None
+        self._batches = _Epochs(self.loader)
 
     def next(self) -> torch.Tensor:
         if self.prefetcher is not None:
             batch = self.prefetcher.next()
         else:
-            if self._iter is None:
-                self._iter = iter(self.loader)
-            try:
-                batch = next(self._iter)
-            except StopIteration:
-                self._iter = iter(self.loader)
-                batch = next(self._iter)
-            batch = batch.to(self.device)
+            batch = self._batches.next().to(self.device)
         return batch.float().div_(255.0)
 
 
