@@ -22,8 +22,8 @@ from restorer.engine.progress import CancelToken
 from restorer.engine.training.common import ExportedModel
 from restorer.engine.training.damage import (DamageLayers, DamageParams, _draw_strokes, _Strokes, apply_damage,
                                              damage_layers, make_damage)
-from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, choose_threshold,
-                                             choose_thresholds, crops_at, export_checkpoint, mask_scores,
+from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, calibrate_model_file,
+                                             choose_threshold, choose_thresholds, crops_at, export_checkpoint, mask_scores,
                                              thin_details, threshold_sweep, tversky_loss)
 
 
@@ -387,6 +387,44 @@ def test_hysteresis_pairs_are_swept_and_chosen_within_the_bounds():
     by_pair = {(r["threshold"], r["low_threshold"]): r for r in sweep}
     # a hysteresis never marks more than its low threshold alone, nor less than its seed threshold alone
     assert by_pair[(0.6, 0.6)]["clean_marked"] <= by_pair[(0.6, 0.1)]["clean_marked"]
+
+
+def test_a_model_file_is_calibrated_again_with_the_same_weights(tmp_path, monkeypatch):
+    import restorer.engine.training.detect as detect_training
+
+    folder = tmp_path / "photos"
+    write_photos(folder, n=4, size=(64, 64))
+    params = {"base_channels": 4, "levels": 2, "head_channels": 4}
+    torch.manual_seed(0)
+    small = build_arch("damage_unet", params)
+    src = tmp_path / "old.pt"
+    registry.register_user_model("det-cal", ExportedModel(task="detect", arch="damage_unet", params=params,
+                                                          state_dict=small.state_dict(),
+                                                          meta={"threshold": 0.4, "crop": 32, "iterations": 7}))
+    src.write_bytes(registry.get_spec("det-cal", task="detect").path.read_bytes())
+    monkeypatch.setattr(detect_training, "LOW_THRESHOLDS", (0.2,))
+    monkeypatch.setattr(detect_training, "threshold_sweep", lambda net, images, low_thresholds: [
+        {"threshold": 0.4, "low_threshold": 0.4, "precision": 0.5, "recall": 0.6, "iou": 0.40, "all_iou": 0.5,
+         "clean_marked": 0.001, "n": len(images)},
+        {"threshold": 0.9, "low_threshold": low_thresholds[0], "precision": 0.6, "recall": 0.6, "iou": 0.45,
+         "all_iou": 0.5, "clean_marked": 0.001}])
+    dest = tmp_path / "new.pt"
+    digest = calibrate_model_file(str(src), str(dest), [str(folder)])
+    payload = registry.read_model_file(dest, digest)
+    meta = payload["meta"]
+    assert (meta["threshold"], meta["low_threshold"], meta["iterations"], meta["crop"]) == (0.9, 0.2, 7, 32)
+    assert meta["threshold_sweep"][0]["n"] == 1  # one held-out image of four
+    for k, v in small.state_dict().items():
+        assert torch.equal(payload["state_dict"][k], v), k
+    found = detect_damage(synthetic_photo(40, 40), registry.load_model(registry.register_user_model(
+        "det-cal2", ExportedModel(task="detect", arch="damage_unet", params=params, state_dict=small.state_dict(),
+                                  meta=meta))))
+    assert (found.threshold, found.low_threshold) == (0.9, 0.2)
+    from restorer.engine.errors import ModelError
+
+    with pytest.raises(ModelError):
+        calibrate_model_file(str(tmp_path / "photos" / "photo_0.png"), str(tmp_path / "x.pt"), [str(folder)])
+    assert not (tmp_path / "x.pt").exists()
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from restorer.engine.archs import build_arch
-from restorer.engine.errors import InputError
+from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
 from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers, make_damage
 from restorer.engine.training.data import (FolderScan, ImageBank, data_folders, read_rgb, scan_folder, split_holdout,
@@ -571,13 +571,67 @@ def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str,
     return export_ema_checkpoint(checkpoint, dest, "detect", "damage_unet", ("crop",), extra_meta, prepare=threshold)
 
 
+def calibrate_model_file(model_file: str, dest: str, folders: list[str]) -> str:
+    """Choose a detect model file's thresholds again (plain and hysteresis, `choose_thresholds`) on the
+    images a run over `folders` with the default split holds out (never trained on by such a run), and
+    write a copy with the same weights and the new meta "threshold", "low_threshold" and
+    "threshold_sweep"; returns the copy's sha256. For a shipped model whose file predates a way of
+    thresholding."""
+    from pathlib import Path
+
+    from restorer.engine import registry
+    from restorer.engine.modelfile import atomic_torch_save, build_and_load
+
+    payload = dict(registry.read_model_file(Path(model_file)))
+    if payload.get("task") != "detect":
+        raise InputError(f"'{model_file}' is not a detect model")
+    net = build_and_load(payload, model_file)
+    defaults = DetectConfig.__dataclass_fields__
+    cfg = {"data": list(folders), "crop": int((payload.get("meta") or {}).get("crop") or defaults["crop"].default),
+           "holdout": defaults["holdout"].default, "seed": 0, "val_images": defaults["val_images"].default}
+    images = held_out_images(cfg)
+    if not images:
+        raise InputError(f"no held-out images in {', '.join(folders)}")
+    rows = threshold_sweep(net, images, low_thresholds=LOW_THRESHOLDS)
+    thr, low = choose_thresholds(rows)
+    meta = {k: v for k, v in dict(payload.get("meta") or {}).items() if k != "low_threshold"}
+    meta.update(threshold=thr, threshold_sweep=rows,
+                calibrated_on=f"{len(images)} held-out images of {', '.join(Path(f).name for f in folders)}")
+    if low is not None:
+        meta["low_threshold"] = low
+    log.info("held-out threshold sweep:\n%s", format_sweep(rows, thr, low))
+    payload["meta"] = meta
+    atomic_torch_save(payload, Path(dest))
+    return registry.sha256_file(Path(dest))
+
+
 # ----------------------------------------------------------------------------- command line
 def main(argv: Optional[list[str]] = None) -> int:
     """`python -m restorer.engine.training.detect --export-checkpoint CKPT --to FILE [--choose-threshold]` writes
     a run's EMA weights as a model file and prints its sha256; any other arguments train, as `restorer train
     detect` (an alias kept for older scripts; see common.module_command)."""
+    import sys
+
     from restorer.engine.training.common import export_or_train_command
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--calibrate" in args:
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect --calibrate",
+                                     description="Choose a detect model file's thresholds again on held-out images "
+                                                 "and write a copy with them (same weights).")
+        ap.add_argument("--calibrate", metavar="MODEL_FILE", required=True)
+        ap.add_argument("--to", required=True, help="model file to write")
+        ap.add_argument("--data", action="append", required=True, help="the training folders (repeat)")
+        ns = ap.parse_args(args)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        try:
+            print(calibrate_model_file(ns.calibrate, ns.to, ns.data))
+        except RestorerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        return 0
     return export_or_train_command(
         "detect", "EMA weights", lambda ckpt, dest, choose_threshold=False: export_checkpoint(
             ckpt, dest, pick_threshold=choose_threshold), argv,
