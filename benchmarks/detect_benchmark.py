@@ -14,7 +14,8 @@ Protocol (fixed; results are comparable between runs):
   3. *undamaged*: ``DamageParams().undamaged()``: the same tone, texture and grain, no damage;
 * the model runs through ``restorer.engine.pipelines.detect.detect_damage`` (the app's code path) at
   --threshold (default: the model's own threshold, stored in its file when it was chosen on held-out
-  synthetic data; 0.5 for a model without one); pixel counts are summed over all images of a set before precision, recall
+  synthetic data; 0.5 for a model without one) and --low-threshold (the hysteresis' lower threshold;
+  default: the model's own, if its file has one, else none); pixel counts are summed over all images of a set before precision, recall
   and IoU are computed; "clean marked" is the share of the undamaged images' pixels marked;
 * a threshold sweep of the scratch set is printed for information (choosing a threshold there and
   quoting the figure at it would be tuning on the test set);
@@ -24,7 +25,7 @@ Protocol (fixed; results are comparable between runs):
 Results are printed and written to benchmarks/results/detect.md.
 
     python benchmarks/detect_benchmark.py --data DIR [--model ID | --weights FILE | --checkpoint FILE]
-        [--limit N] [--size PX] [--threshold T]
+        [--limit N] [--size PX] [--threshold T] [--low-threshold T]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from restorer.engine.pipelines.detect import detect_damage, model_threshold  # noqa: E402
+from restorer.engine.pipelines.detect import detect_damage, model_low_threshold, model_threshold  # noqa: E402
 from restorer.engine.training.damage import DamageParams, make_damage  # noqa: E402
 from restorer.engine.training.data import to_uint8_image  # noqa: E402
 from restorer.engine.training.detect import mask_scores  # noqa: E402
@@ -88,7 +89,7 @@ def photo_like(h: int, w: int) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def time_2mpx(net, reps: int = 3) -> tuple[float, float]:
+def time_2mpx(net, reps: int = 3, threshold=None, low_threshold=None) -> tuple[float, float]:
     from PIL import Image, ImageFilter
 
     rgb = photo_like(1224, 1632)
@@ -96,7 +97,7 @@ def time_2mpx(net, reps: int = 3) -> tuple[float, float]:
     t_model, t_base = [], []
     for _ in range(reps):
         t0 = time.perf_counter()
-        detect_damage(rgb, net)
+        detect_damage(rgb, net, threshold=threshold, low_threshold=low_threshold)
         t_model.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(2))
@@ -114,6 +115,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--threshold", type=float, default=None,
                     help="default: the model's own threshold (chosen on held-out data), else 0.5")
+    ap.add_argument("--low-threshold", type=float, default=None,
+                    help="hysteresis' lower threshold; default: the model's own (chosen on held-out data), else none")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only the 2 Mpx timing")
     ap.add_argument("--save-examples", type=Path, help="write side-by-side PNGs of the first 4 images here")
@@ -129,6 +132,8 @@ def main() -> int:
         return 0
     crops = centre_crops(args.data, args.limit, args.size)
     thr = args.threshold if args.threshold is not None else model_threshold(net)
+    low = args.low_threshold if args.low_threshold is not None else model_low_threshold(net)
+    low = low if low is not None and low < thr else None
     sweep = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     rows = []
     sweep_counts = {t: [] for t in sweep}
@@ -140,7 +145,7 @@ def main() -> int:
             res = make_damage(x, params, torch.Generator().manual_seed(1000 * s + i))
             damaged = to_uint8_image(res.damaged[0])
             truth = res.mask[0, 0].numpy()
-            out = detect_damage(damaged, net, threshold=thr)
+            out = detect_damage(damaged, net, threshold=thr, low_threshold=low)
             preds.append(out.mask.ravel())
             truths.append(truth.ravel())
             if s == 1:
@@ -167,7 +172,7 @@ def main() -> int:
         sweep_lines.append(f"| {t:.1f} | {sc['precision']:.3f} | {sc['recall']:.3f} | {sc['iou']:.3f} |")
     elapsed = time.perf_counter() - t_start
     lines = [f"# Damage detection on {args.data.name} ({len(crops)} images, centre crops <= {args.size} px)", "",
-             f"{what}; threshold {thr}; torch threads {torch.get_num_threads()}; {elapsed:.0f} s for the masks", "",
+             f"{what}; threshold {thr}{f' (hysteresis down to {low})' if low else ''}; torch threads {torch.get_num_threads()}; {elapsed:.0f} s for the masks", "",
              "| set | precision | recall | IoU | true % | marked % |", "|---|---|---|---|---|---|"]
     for name, sc, tp, mp in rows:
         if name == "undamaged":
@@ -175,10 +180,10 @@ def main() -> int:
         else:
             lines.append(f"| {name} | {sc['precision']:.3f} | {sc['recall']:.3f} | **{sc['iou']:.3f}** | "
                          f"{tp * 100:.2f} | {mp * 100:.2f} |")
-    lines += ["", "Threshold sweep, scratches >= 2 px (information only):", "",
+    lines += ["", "Threshold sweep (plain thresholds), scratches >= 2 px (information only):", "",
               "| threshold | precision | recall | IoU |", "|---|---|---|---|", *sweep_lines]
     if not args.no_speed:
-        t_model, t_base = time_2mpx(net)
+        t_model, t_base = time_2mpx(net, threshold=thr, low_threshold=low)
         lines += ["", f"2.0 Mpx (1632x1224) on the CPU: detection {t_model:.2f} s (median of 3); "
                       f"same-run baseline Pillow GaussianBlur(2) {t_base:.3f} s (ratio {t_model / t_base:.0f}x)"]
     text = "\n".join(lines) + "\n"

@@ -514,6 +514,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (exclusive), got {args.threshold}")
+    if args.low_threshold is not None and not 0.0 < args.low_threshold < 1.0:
+        raise UsageError(f"--low-threshold must be between 0 and 1 (exclusive), got {args.low_threshold}")
     if args.grow < 0:
         raise UsageError(f"--grow must be 0 or more pixels, got {args.grow}")
     src = Path(args.image)
@@ -523,10 +525,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     image = load_image(src)
     device = pick_device(args.device)
     spec, model = load_detector(args.model)
-    result = detect_damage(image, model, threshold=args.threshold, device=device, grow=args.grow,
-                           progress=ProgressBar(src.name))
-    log.info("model %s on %s: %.2f%% of the image marked as damage (threshold %.2f)", spec.id, device,
-             100.0 * result.fraction, result.threshold)
+    result = detect_damage(image, model, threshold=args.threshold, low_threshold=args.low_threshold, device=device,
+                           grow=args.grow, progress=ProgressBar(src.name))
+    low = f", grown into connected pixels of at least {result.low_threshold:.2f}" if result.low_threshold else ""
+    log.info("model %s on %s: %.2f%% of the image marked as damage (threshold %.2f%s)", spec.id, device,
+             100.0 * result.fraction, result.threshold, low)
     grey = np.where(result.mask, 255, 0).astype(np.uint8)
     dest = save_image(ImageData(rgb=np.repeat(grey[..., None], 3, axis=2)), out, format="PNG",
                       overwrite=args.overwrite, protect=[src])
@@ -810,6 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("-o", "--output", help="mask PNG to write (default: <image>_mask.png beside the photo)")
     dt.add_argument("--threshold", type=float, default=None,
                     help="damage probability at which a pixel is marked (default: the model's own, else 0.5)")
+    dt.add_argument("--low-threshold", type=float, default=None,
+                    help="hysteresis: also mark pixels of at least this probability that are connected to a marked "
+                         "one (default: the model's own, if it has one; at or above --threshold: none)")
     dt.add_argument("--grow", type=int, default=0, help="grow the mask by this many pixels")
     dt.add_argument("--model", help="detect model id (default: the shipped one)")
     dt.add_argument("--device", default="auto")

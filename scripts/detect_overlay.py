@@ -4,8 +4,8 @@
         --weights OLD.pt --weights NEW.pt -o docs/images/detect-old-photos.jpg [--width 520]
 
 One row per photo: the photo, then per model file the photo with its mask painted red (at the model's own
-threshold, through the app's `detect_damage`), each panel `--width` px wide and labelled with the model's
-file name and the share of pixels it marks. Written as a JPEG (quality 62) small enough for the docs. The
+threshold(s), through the app's `detect_damage`; "t=0.95/0.30": a hysteresis from 0.95 down to 0.30), each
+panel `--width` px wide and labelled with the model's file name and the share of pixels it marks. Written as a JPEG (quality 62) small enough for the docs. The
 photos stay where they are; nothing is copied.
 """
 
@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         panels = [("photo", rgb)]
         for label, net in models:
             res = detect_damage(rgb, net)
-            panels.append((f"{label}: {100 * res.fraction:.2f}% marked (t={res.threshold:.2f})",
+            thr = f"{res.threshold:.2f}" + (f"/{res.low_threshold:.2f}" if res.low_threshold else "")
+            panels.append((f"{label}: {100 * res.fraction:.2f}% marked (t={thr})",
                            overlay(rgb, res.mask)))
-            print(f"{name}: {label} marks {100 * res.fraction:.2f}% at threshold {res.threshold:.2f}")
+            print(f"{name}: {label} marks {100 * res.fraction:.2f}% at threshold {thr}")
         h = int(round(rgb.shape[0] * args.width / rgb.shape[1]))
         row = Image.new("RGB", (args.width * len(panels), h + 18), "white")
         draw = ImageDraw.Draw(row)

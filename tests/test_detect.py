@@ -17,14 +17,14 @@ from helpers import synthetic_photo, write_photos
 from restorer.engine import registry
 from restorer.engine.archs import build_arch
 from restorer.engine.errors import Cancelled, InputError
-from restorer.engine.pipelines.detect import detect_damage, tile_starts
+from restorer.engine.pipelines.detect import detect_damage, threshold_mask, tile_starts
 from restorer.engine.progress import CancelToken
 from restorer.engine.training.common import ExportedModel
 from restorer.engine.training.damage import (DamageLayers, DamageParams, _draw_strokes, _Strokes, apply_damage,
                                              damage_layers, make_damage)
-from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, choose_threshold,
-                                             crops_at, export_checkpoint, mask_scores, thin_details,
-                                             threshold_sweep, tversky_loss)
+from restorer.engine.training.detect import (DetectConfig, DetectTrainer, bce_dice_loss, calibrate_model_file,
+                                             choose_threshold, choose_thresholds, crops_at, export_checkpoint, mask_scores,
+                                             thin_details, threshold_sweep, tversky_loss)
 
 
 def _batch(n=2, h=64, w=80):
@@ -316,6 +316,115 @@ def test_pipeline_tiling_reduction_threshold_grow_progress_cancel():
     token.cancel()
     with pytest.raises(Cancelled):
         detect_damage(rgb, net, cancel=token)
+
+
+def _scratch_with_faint_stretch():
+    """A line whose left half is bright (probability ~1 under BrightnessNet) and right half dim (~0.36),
+    touching it diagonally, and a dim blob of the same brightness standing alone."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[10, 5:30] = 200  # strong
+    rgb[11, 30:55] = 120  # faint, 8-connected to the strong part only through a diagonal step
+    rgb[30:33, 20:23] = 120  # faint and isolated
+    return rgb
+
+
+def test_hysteresis_keeps_a_faint_stretch_joined_to_a_strong_one_and_drops_an_isolated_faint_blob():
+    rgb = _scratch_with_faint_stretch()
+    net = BrightnessNet()
+    plain = detect_damage(rgb, net, threshold=0.8)
+    assert plain.low_threshold is None
+    assert plain.mask[10, 5:30].all() and not plain.mask[11, 30:55].any() and not plain.mask[30:33, 20:23].any()
+    hyst = detect_damage(rgb, net, threshold=0.8, low_threshold=0.2)
+    assert hyst.low_threshold == 0.2 and hyst.threshold == 0.8
+    assert hyst.mask[10, 5:30].all() and hyst.mask[11, 30:55].all()  # the faint stretch joins its seed
+    assert not hyst.mask[30:33, 20:23].any()  # no seed: dropped, although as bright as the faint stretch
+    assert int(hyst.mask.sum()) == 25 + 25
+    low_only = detect_damage(rgb, net, threshold=0.2)  # the low threshold alone marks the blob too
+    assert low_only.mask[30:33, 20:23].all()
+    # a seed threshold at or below the low one is a plain threshold
+    assert detect_damage(rgb, net, threshold=0.2, low_threshold=0.3).low_threshold is None
+    with pytest.raises(InputError):
+        detect_damage(rgb, net, threshold=0.8, low_threshold=0.0)
+    # 4-connected only would break the line at the diagonal step: 8-connectivity is what joins it
+    prob = np.zeros((5, 5), np.float32)
+    prob[1, 1], prob[2, 2], prob[4, 0] = 0.9, 0.3, 0.3
+    assert threshold_mask(prob, 0.8, 0.2).tolist() == (np.isin(np.arange(25), [6, 12]).reshape(5, 5)).tolist()
+    assert np.array_equal(threshold_mask(prob, 0.8), prob >= 0.8)
+
+
+def test_model_low_threshold_travels_with_the_model_file():
+    params = {"base_channels": 4, "levels": 2, "head_channels": 4}
+    torch.manual_seed(0)
+    small = build_arch("damage_unet", params)
+    registry.register_user_model("det-low", ExportedModel(task="detect", arch="damage_unet", params=params,
+                                                          state_dict=small.state_dict(),
+                                                          meta={"threshold": 0.8, "low_threshold": 0.25}))
+    loaded = registry.load_model(registry.get_spec("det-low", task="detect"))
+    photo = synthetic_photo(40, 40)
+    found = detect_damage(photo, loaded)
+    assert (found.threshold, found.low_threshold) == (0.8, 0.25)
+    assert detect_damage(photo, loaded, threshold=0.5).low_threshold == 0.25  # a caller's seed keeps the low one
+    assert detect_damage(photo, loaded, threshold=0.2).low_threshold is None  # ... unless it is not below it
+    assert detect_damage(photo, loaded, low_threshold=0.1).low_threshold == 0.1
+    assert detect_damage(photo, BrightnessNet()).low_threshold is None  # no stored low threshold: plain
+
+
+def test_hysteresis_pairs_are_swept_and_chosen_within_the_bounds():
+    plain = [{"threshold": 0.4, "low_threshold": 0.4, "iou": 0.40, "all_iou": 0.50, "clean_marked": 0.004},
+             {"threshold": 0.6, "low_threshold": 0.6, "iou": 0.38, "all_iou": 0.49, "clean_marked": 0.002}]
+    pairs = [{"threshold": 0.8, "low_threshold": 0.2, "iou": 0.45, "all_iou": 0.495, "clean_marked": 0.003},
+             {"threshold": 0.9, "low_threshold": 0.1, "iou": 0.47, "all_iou": 0.45, "clean_marked": 0.002},  # loses dust
+             {"threshold": 0.6, "low_threshold": 0.1, "iou": 0.50, "all_iou": 0.52, "clean_marked": 0.009}]  # too many marks
+    assert choose_thresholds(plain + pairs, 0.006) == (0.8, 0.2)
+    assert choose_thresholds(plain + pairs, 0.006, all_slack=0.06) == (0.9, 0.1)
+    assert choose_thresholds(plain + pairs[1:2], 0.006) == (0.4, None)  # nothing better within the bounds: plain
+    assert choose_threshold(plain + pairs, 0.006) == 0.4  # the plain choice ignores the pairs
+    sweep = threshold_sweep(BrightnessNet(), [synthetic_photo(48, 48, seed=1)], seeds_per_image=1,
+                            thresholds=(0.3, 0.6), low_thresholds=(0.1, 0.5), seed_thresholds=(0.6, 0.9))
+    assert [(r["threshold"], r["low_threshold"]) for r in sweep] == [(0.3, 0.3), (0.6, 0.6), (0.6, 0.1), (0.6, 0.5),
+                                                                      (0.9, 0.1), (0.9, 0.5)]
+    assert all(type(v) is float for r in sweep for v in r.values())
+    by_pair = {(r["threshold"], r["low_threshold"]): r for r in sweep}
+    # a hysteresis never marks more than its low threshold alone, nor less than its seed threshold alone
+    assert by_pair[(0.6, 0.6)]["clean_marked"] <= by_pair[(0.6, 0.1)]["clean_marked"]
+
+
+def test_a_model_file_is_calibrated_again_with_the_same_weights(tmp_path, monkeypatch):
+    import restorer.engine.training.detect as detect_training
+
+    folder = tmp_path / "photos"
+    write_photos(folder, n=4, size=(64, 64))
+    params = {"base_channels": 4, "levels": 2, "head_channels": 4}
+    torch.manual_seed(0)
+    small = build_arch("damage_unet", params)
+    src = tmp_path / "old.pt"
+    registry.register_user_model("det-cal", ExportedModel(task="detect", arch="damage_unet", params=params,
+                                                          state_dict=small.state_dict(),
+                                                          meta={"threshold": 0.4, "crop": 32, "iterations": 7}))
+    src.write_bytes(registry.get_spec("det-cal", task="detect").path.read_bytes())
+    monkeypatch.setattr(detect_training, "LOW_THRESHOLDS", (0.2,))
+    monkeypatch.setattr(detect_training, "threshold_sweep", lambda net, images, low_thresholds: [
+        {"threshold": 0.4, "low_threshold": 0.4, "precision": 0.5, "recall": 0.6, "iou": 0.40, "all_iou": 0.5,
+         "clean_marked": 0.001, "n": len(images)},
+        {"threshold": 0.9, "low_threshold": low_thresholds[0], "precision": 0.6, "recall": 0.6, "iou": 0.45,
+         "all_iou": 0.5, "clean_marked": 0.001}])
+    dest = tmp_path / "new.pt"
+    digest = calibrate_model_file(str(src), str(dest), [str(folder)])
+    payload = registry.read_model_file(dest, digest)
+    meta = payload["meta"]
+    assert (meta["threshold"], meta["low_threshold"], meta["iterations"], meta["crop"]) == (0.9, 0.2, 7, 32)
+    assert meta["threshold_sweep"][0]["n"] == 1  # one held-out image of four
+    for k, v in small.state_dict().items():
+        assert torch.equal(payload["state_dict"][k], v), k
+    found = detect_damage(synthetic_photo(40, 40), registry.load_model(registry.register_user_model(
+        "det-cal2", ExportedModel(task="detect", arch="damage_unet", params=params, state_dict=small.state_dict(),
+                                  meta=meta))))
+    assert (found.threshold, found.low_threshold) == (0.9, 0.2)
+    from restorer.engine.errors import ModelError
+
+    with pytest.raises(ModelError):
+        calibrate_model_file(str(tmp_path / "photos" / "photo_0.png"), str(tmp_path / "x.pt"), [str(folder)])
+    assert not (tmp_path / "x.pt").exists()
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -233,9 +233,13 @@ def build_and_load(payload: Mapping[str, Any], where: str = "model file") -> "nn
     if problem:
         raise ModelError(f"{where} does not match architecture '{payload['arch']}': {problem}")
     model.eval()
-    threshold = (payload.get("meta") or {}).get("threshold")
-    if payload.get("task") == "detect" and isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0:
-        model.damage_threshold = float(threshold)  # the detector's own threshold, chosen on held-out data
+    meta = payload.get("meta") or {}
+    if payload.get("task") == "detect":
+        # the detector's own thresholds, chosen on held-out data (the low one: its hysteresis, if any)
+        for key, attr in (("threshold", "damage_threshold"), ("low_threshold", "damage_low_threshold")):
+            value = meta.get(key)
+            if isinstance(value, (int, float)) and 0.0 < float(value) < 1.0:
+                setattr(model, attr, float(value))
     return model
 
 

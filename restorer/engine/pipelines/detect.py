@@ -10,7 +10,12 @@ Steps, each reported through Progress and separated by CancelToken checks:
 3. the probability map is resized back to the photo's size (bilinear) and thresholded:
    a pixel is damage when its probability is at least `threshold` (default: the model's own
    threshold, chosen on held-out synthetic data when it was trained and stored in its file as
-   meta "threshold"; 0.5 for a model without one);
+   meta "threshold"; 0.5 for a model without one). With a lower `low_threshold` (default: the
+   model's own, meta "low_threshold"; none for a model without one) the threshold is a
+   *hysteresis*: pixels of at least `threshold` are seeds, and every pixel of at least
+   `low_threshold` 8-connected to a seed through such pixels is damage too. A scratch whose
+   probability sags along its length (faint or low-contrast stretches) stays one mark, while a
+   weak isolated blob with no confident pixel is dropped;
 4. optionally the mask grows by `grow` px (a square dilation), which helps a fill cover the
    soft edges of a scratch.
 
@@ -31,6 +36,7 @@ from torch import nn
 
 from restorer.engine.errors import InputError
 from restorer.engine.progress import CancelToken, ProgressCallback, check, report
+from restorer.engine.regions import keep_connected
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ class DetectResult:
     probability: np.ndarray  # (H, W) float32 in [0, 1]
     threshold: float
     work_scale: float  # 1.0, or the factor the photo was reduced by
+    low_threshold: Optional[float] = None  # the hysteresis' lower threshold; None: a plain threshold
 
     @property
     def fraction(self) -> float:
@@ -112,8 +119,23 @@ def model_threshold(model: nn.Module) -> float:
     return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else DEFAULT_THRESHOLD
 
 
+def model_low_threshold(model: nn.Module) -> Optional[float]:
+    """The hysteresis' lower threshold a detect model was calibrated with (meta "low_threshold"), else None."""
+    value = getattr(model, "damage_low_threshold", None)
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else None
+
+
+def threshold_mask(probability: np.ndarray, threshold: float, low_threshold: Optional[float] = None) -> np.ndarray:
+    """Pixels of at least `threshold`, and (with a lower `low_threshold`) every pixel of at least
+    `low_threshold` 8-connected to one of them through such pixels (hysteresis)."""
+    seeds = probability >= threshold
+    if low_threshold is None or low_threshold >= threshold:
+        return seeds
+    return keep_connected(probability >= low_threshold, seeds)
+
+
 def detect_damage(image: Any, model: nn.Module, *, threshold: Optional[float] = None,
-                  device: torch.device | str = "cpu", max_pixels: int = MAX_PIXELS, tile: int = TILE,
+                  low_threshold: Optional[float] = None, device: torch.device | str = "cpu", max_pixels: int = MAX_PIXELS, tile: int = TILE,
                   overlap: int = OVERLAP, grow: int = 0, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelToken] = None) -> DetectResult:
     """The damage mask of a photo (ImageData or (H, W, 3) uint8/uint16 array); see the module docstring."""
@@ -121,6 +143,12 @@ def detect_damage(image: Any, model: nn.Module, *, threshold: Optional[float] = 
         threshold = model_threshold(model)
     if not 0.0 < threshold < 1.0:
         raise InputError(f"the threshold must be between 0 and 1 (exclusive), got {threshold}")
+    if low_threshold is None:
+        low_threshold = model_low_threshold(model)
+    elif not 0.0 < low_threshold < 1.0:
+        raise InputError(f"the low threshold must be between 0 and 1 (exclusive), got {low_threshold}")
+    if low_threshold is not None and low_threshold >= threshold:
+        low_threshold = None  # a seed threshold at or below the model's low one: a plain threshold
     if grow < 0:
         raise InputError(f"grow must be 0 or more pixels, got {grow}")
     rgb = _as_float_rgb(image)
@@ -144,13 +172,13 @@ def detect_damage(image: Any, model: nn.Module, *, threshold: Optional[float] = 
     if (wh, ww) != (h, w):
         t = torch.from_numpy(prob)[None, None]
         prob = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
-    mask = prob >= threshold
+    mask = threshold_mask(prob, threshold, low_threshold)
     if grow > 0:
         t = torch.from_numpy(mask)[None, None].float()
         mask = F.max_pool2d(t, 2 * grow + 1, stride=1, padding=grow)[0, 0].numpy() > 0
     report(progress, total, total, "done")
     return DetectResult(mask=mask, probability=prob.astype(np.float32, copy=False), threshold=threshold,
-                        work_scale=scale)
+                        work_scale=scale, low_threshold=low_threshold)
 
 
 def load_detector(model_id: Optional[str] = None) -> tuple[Any, nn.Module]:

@@ -16,7 +16,8 @@ overlap are merged, and each window is
    pixels under the mask are never used: they are the damage.
 
 Works for uint8 and uint16 RGB (or an `ImageData`, whose ``rgb`` is used). Alpha is the caller's
-business (pass RGB only; keep alpha untouched). Labelling is numpy only (runs union-find).
+business (pass RGB only; keep alpha untouched). Labelling is numpy only (runs union-find,
+`restorer/engine/regions.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import nn
 from restorer.engine.devices import resolve_precision
 from restorer.engine.errors import InputError
 from restorer.engine.progress import CancelToken, ProgressCallback, cancel_between_layers, check, report
+from restorer.engine.regions import region_boxes
 
 MULTIPLE = 8
 WORK_SIZE = 512  # the longest window side the model sees for wide holes
@@ -52,63 +54,6 @@ class Window:
     bx0: int
     by1: int
     bx1: int
-
-
-# ----------------------------------------------------------------------------- labelling
-def region_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (y0, x0, y1, x1), end-exclusive, of the mask's 8-connected regions.
-
-    Runs of set pixels are found per row (vectorised), and runs that touch a run of the row
-    above (8-connectivity) are joined with a union-find; cost grows with the number of runs,
-    not pixels.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    if not mask.any():
-        return []
-    padded = np.zeros((h, w + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)
-    sr, sc = np.nonzero(d == 1)  # run starts (row-major order)
-    er, ec = np.nonzero(d == -1)  # run ends, exclusive; same order as the starts
-    n = len(sr)
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:  # path compression
-            parent[i], i = root, parent[i]
-        return root
-
-    row_start = np.searchsorted(sr, np.arange(h + 1))
-    for r in range(1, h):
-        a0, a1 = row_start[r - 1], row_start[r]
-        b0, b1 = row_start[r], row_start[r + 1]
-        if a0 == a1 or b0 == b1:
-            continue
-        i, j = a0, b0
-        while i < a1 and j < b1:
-            # runs [sc, ec) touch with 8-connectivity when sc_i <= ec_j and sc_j <= ec_i
-            if sc[i] <= ec[j] and sc[j] <= ec[i]:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-            if ec[i] < ec[j]:
-                i += 1
-            else:
-                j += 1
-    roots = np.array([find(i) for i in range(n)])
-    order = np.argsort(roots, kind="stable")
-    cuts = np.flatnonzero(np.diff(roots[order])) + 1
-    starts = np.concatenate([[0], cuts])
-    y0 = np.minimum.reduceat(sr[order], starts)
-    y1 = np.maximum.reduceat(er[order], starts) + 1
-    x0 = np.minimum.reduceat(sc[order], starts)
-    x1 = np.maximum.reduceat(ec[order], starts)
-    boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in zip(y0, x0, y1, x1)]
-    return boxes
 
 
 def _grow(box: tuple[int, int, int, int], h: int, w: int, context: int) -> tuple[int, int, int, int]:

@@ -403,7 +403,8 @@ def _run_step(plan: StepPlan, current: ImageData, fill_mask: np.ndarray, options
 
         found = detect_damage(current, model, threshold=options.threshold, device=dev, grow=int(options.grow),
                               progress=sub, cancel=cancel)
-        note = (f"{_pct(found.fraction)} of the photo marked as damage (threshold {found.threshold:.2f}"
+        low = f" grown into {found.low_threshold:.2f}" if found.low_threshold else ""
+        note = (f"{_pct(found.fraction)} of the photo marked as damage (threshold {found.threshold:.2f}{low}"
                 f"{f', grown {options.grow} px' if options.grow else ''})") if found.mask.any() else "no damage found"
         return StepResult(step, True, note, current, mask=found.mask, fraction=found.fraction)
     if step == "fill":

@@ -20,9 +20,12 @@ batch is cropped around such details (candidate places found once per image at s
 the BCE of their undamaged pixels is weighted `1 + hard_weight`, so the network is shown, with
 emphasis, that these are NOT damage while the synthetic damage drawn over the same crops is.
 
-Threshold: `choose_threshold` sweeps the held-out synthetic sets (scratches >= 2 px, all damage,
-undamaged) and picks the threshold with the best scratch IoU whose clean pixels marked stay under
-a bound; the exported model stores it (meta "threshold"), and the detection pipeline uses it.
+Threshold: `threshold_sweep` scores the held-out synthetic sets (scratches >= 2 px, all damage,
+undamaged) at plain thresholds and at hysteresis pairs (a seed threshold and a low one, see
+`pipelines.detect.threshold_mask`); `choose_thresholds` picks the plain threshold with the best
+scratch IoU whose clean pixels marked stay under a bound, or a hysteresis pair that beats it
+within the same bound while keeping the all-damage IoU (dust, specks) within a slack of it; the
+exported model stores them (meta "threshold", "low_threshold"), and the detection pipeline uses them.
 
 Validation: held-out images of the folders (never trained on), each damaged with a fixed seed,
 scored at `threshold`: pixel precision, recall and IoU of the mask, and the share of pixels
@@ -43,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from restorer.engine.archs import build_arch
-from restorer.engine.errors import InputError
+from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
 from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers, make_damage
 from restorer.engine.training.data import (FolderScan, ImageBank, data_folders, read_rgb, scan_folder, split_holdout,
@@ -430,19 +433,30 @@ class DetectTrainer(Trainer):
 
 # ----------------------------------------------------------------------------- threshold on held-out data
 THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30 ... 0.90
+HYSTERESIS_SEEDS = (*THRESHOLDS, 0.95)  # seed thresholds tried with each low threshold below them
+LOW_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3)
 MAX_CLEAN_MARKED = 0.006  # the chosen threshold keeps clean pixels marked below this (the bar is 1%)
+ALL_IOU_SLACK = 0.01  # a hysteresis may lower the all-damage IoU (dust, specks) by at most this
 
 
 @torch.no_grad()
 def threshold_sweep(net: torch.nn.Module, images: list[np.ndarray], seeds_per_image: int = 2,
-                    thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict[str, float]]:
+                    thresholds: tuple[float, ...] = THRESHOLDS, low_thresholds: tuple[float, ...] = (),
+                    seed_thresholds: tuple[float, ...] = HYSTERESIS_SEEDS) -> list[dict[str, float]]:
     """Per threshold: scratch (>= 2 px) precision/recall/IoU, all-damage IoU and clean pixels marked on
     held-out images (uint8 RGB crops), each damaged `seeds_per_image` times with fixed seeds (other
-    seeds than the benchmark's). Counts are summed over all images of a set."""
+    seeds than the benchmark's). Counts are summed over all images of a set. Every row has a
+    "low_threshold": equal to its "threshold" for a plain threshold; with `low_thresholds`, rows of
+    hysteresis pairs follow (each of `seed_thresholds` with each lower low threshold; see
+    `pipelines.detect.threshold_mask`)."""
+    from restorer.engine.pipelines.detect import threshold_mask
+
     net = net.eval()
     net = net.fused() if hasattr(net, "fused") else net
     sets = (DamageParams().only_scratches(2.0), DamageParams(p_clean=0.0), DamageParams().undamaged())
-    counts = {t: np.zeros((3, 3)) for t in thresholds}  # per set: tp, fp, fn
+    pairs = [(float(t), float(t)) for t in thresholds]
+    pairs += [(float(t), float(lo)) for t in seed_thresholds for lo in low_thresholds if lo < t]
+    counts = {pair: np.zeros((3, 3)) for pair in pairs}  # per set: tp, fp, fn
     clean_px = 0
     for i, rgb in enumerate(images):
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
@@ -453,27 +467,47 @@ def threshold_sweep(net: torch.nn.Module, images: list[np.ndarray], seeds_per_im
                 truth = res.mask[0, 0].numpy()
                 if s == 2:
                     clean_px += truth.size
-                for t in thresholds:
-                    pred = prob >= t
-                    counts[t][s] += (np.logical_and(pred, truth).sum(), np.logical_and(pred, ~truth).sum(),
-                                     np.logical_and(~pred, truth).sum())
+                for pair in pairs:
+                    pred = threshold_mask(prob, *pair)
+                    counts[pair][s] += (np.logical_and(pred, truth).sum(), np.logical_and(pred, ~truth).sum(),
+                                        np.logical_and(~pred, truth).sum())
     rows = []
-    for t in thresholds:
-        (tp, fp, fn), (atp, afp, afn), (_, cfp, _) = counts[t]
+    for t, lo in pairs:
+        (tp, fp, fn), (atp, afp, afn), (_, cfp, _) = counts[(t, lo)]
         # plain floats: the rows go into the model file's meta, which must load with weights_only
-        rows.append({"threshold": float(t), "precision": float(tp / max(1.0, tp + fp)),
+        rows.append({"threshold": t, "low_threshold": lo, "precision": float(tp / max(1.0, tp + fp)),
                      "recall": float(tp / max(1.0, tp + fn)), "iou": float(tp / max(1.0, tp + fp + fn)),
                      "all_iou": float(atp / max(1.0, atp + afp + afn)), "clean_marked": float(cfp / max(1, clean_px))})
     return rows
 
 
+def _plain(row: dict[str, float]) -> bool:
+    return float(row.get("low_threshold", row["threshold"])) >= float(row["threshold"])
+
+
 def choose_threshold(rows: list[dict[str, float]], max_clean: float = MAX_CLEAN_MARKED) -> float:
-    """The sweep's threshold with the best scratch IoU among those marking at most `max_clean` of the
-    clean pixels (else the one marking the fewest)."""
+    """The sweep's plain threshold with the best scratch IoU among those marking at most `max_clean` of
+    the clean pixels (else the one marking the fewest)."""
+    rows = [r for r in rows if _plain(r)]
     ok = [r for r in rows if r["clean_marked"] <= max_clean]
     if not ok:
         return float(min(rows, key=lambda r: (r["clean_marked"], -r["threshold"]))["threshold"])
     return float(max(ok, key=lambda r: (r["iou"], r["threshold"]))["threshold"])
+
+
+def choose_thresholds(rows: list[dict[str, float]], max_clean: float = MAX_CLEAN_MARKED,
+                      all_slack: float = ALL_IOU_SLACK) -> tuple[float, Optional[float]]:
+    """(threshold, low threshold or None): the best plain threshold (`choose_threshold`), or the
+    hysteresis pair with a better scratch IoU that still marks at most `max_clean` of the clean pixels
+    and loses at most `all_slack` of the plain threshold's all-damage IoU (the specks and dust)."""
+    thr = choose_threshold(rows, max_clean)
+    plain = next(r for r in rows if _plain(r) and abs(r["threshold"] - thr) < 1e-9)
+    ok = [r for r in rows if not _plain(r) and r["clean_marked"] <= max_clean
+          and r["all_iou"] >= plain["all_iou"] - all_slack and r["iou"] > plain["iou"]]
+    if not ok:
+        return thr, None
+    best = max(ok, key=lambda r: (r["iou"], r["threshold"], r["low_threshold"]))
+    return float(best["threshold"]), float(best["low_threshold"])
 
 
 def held_out_images(cfg_json: dict[str, Any], size: int = 384) -> list[np.ndarray]:
@@ -498,11 +532,17 @@ def held_out_images(cfg_json: dict[str, Any], size: int = 384) -> list[np.ndarra
     return out
 
 
-def format_sweep(rows: list[dict[str, float]], chosen: Optional[float] = None) -> str:
-    lines = ["threshold  scratch P / R / IoU      all-damage IoU  clean marked"]
+def format_sweep(rows: list[dict[str, float]], chosen: Optional[float] = None,
+                 chosen_low: Optional[float] = None) -> str:
+    """The sweep as a table; `chosen` (and `chosen_low`, None for a plain threshold) marks the chosen row."""
+    lines = ["threshold  low    scratch P / R / IoU      all-damage IoU  clean marked"]
     for r in rows:
-        mark = "  <- chosen" if chosen is not None and abs(r["threshold"] - chosen) < 1e-9 else ""
-        lines.append(f"{r['threshold']:.2f}       {r['precision']:.3f} / {r['recall']:.3f} / {r['iou']:.3f}   "
+        low = float(r.get("low_threshold", r["threshold"]))
+        is_chosen = chosen is not None and abs(r["threshold"] - chosen) < 1e-9 and (
+            _plain(r) if chosen_low is None else abs(low - chosen_low) < 1e-9)
+        mark = "  <- chosen" if is_chosen else ""
+        low_text = "  -  " if _plain(r) else f"{low:.2f} "
+        lines.append(f"{r['threshold']:.2f}       {low_text}  {r['precision']:.3f} / {r['recall']:.3f} / {r['iou']:.3f}   "
                      f"{r['all_iou']:.3f}           {r['clean_marked'] * 100:.2f}%{mark}")
     return "\n".join(lines)
 
@@ -520,12 +560,49 @@ def export_checkpoint(checkpoint: str, dest: str, extra_meta: Optional[dict[str,
         if pick_threshold:
             net = build_arch("damage_unet", dict(ckpt["state"]["arch_params"]))
             net.load_state_dict(ckpt["state"]["ema"])
-            rows = threshold_sweep(net, held_out_images(cfg))
-            meta["threshold"] = choose_threshold(rows)
+            rows = threshold_sweep(net, held_out_images(cfg), low_thresholds=LOW_THRESHOLDS)
+            thr, low = choose_thresholds(rows)
+            meta["threshold"] = thr
+            if low is not None:
+                meta["low_threshold"] = low
             meta["threshold_sweep"] = rows
-            log.info("held-out threshold sweep:\n%s", format_sweep(rows, meta["threshold"]))
+            log.info("held-out threshold sweep:\n%s", format_sweep(rows, thr, low))
 
     return export_ema_checkpoint(checkpoint, dest, "detect", "damage_unet", ("crop",), extra_meta, prepare=threshold)
+
+
+def calibrate_model_file(model_file: str, dest: str, folders: list[str]) -> str:
+    """Choose a detect model file's thresholds again (plain and hysteresis, `choose_thresholds`) on the
+    images a run over `folders` with the default split holds out (never trained on by such a run), and
+    write a copy with the same weights and the new meta "threshold", "low_threshold" and
+    "threshold_sweep"; returns the copy's sha256. For a shipped model whose file predates a way of
+    thresholding."""
+    from pathlib import Path
+
+    from restorer.engine import registry
+    from restorer.engine.modelfile import atomic_torch_save, build_and_load
+
+    payload = dict(registry.read_model_file(Path(model_file)))
+    if payload.get("task") != "detect":
+        raise InputError(f"'{model_file}' is not a detect model")
+    net = build_and_load(payload, model_file)
+    defaults = DetectConfig.__dataclass_fields__
+    cfg = {"data": list(folders), "crop": int((payload.get("meta") or {}).get("crop") or defaults["crop"].default),
+           "holdout": defaults["holdout"].default, "seed": 0, "val_images": defaults["val_images"].default}
+    images = held_out_images(cfg)
+    if not images:
+        raise InputError(f"no held-out images in {', '.join(folders)}")
+    rows = threshold_sweep(net, images, low_thresholds=LOW_THRESHOLDS)
+    thr, low = choose_thresholds(rows)
+    meta = {k: v for k, v in dict(payload.get("meta") or {}).items() if k != "low_threshold"}
+    meta.update(threshold=thr, threshold_sweep=rows,
+                calibrated_on=f"{len(images)} held-out images of {', '.join(Path(f).name for f in folders)}")
+    if low is not None:
+        meta["low_threshold"] = low
+    log.info("held-out threshold sweep:\n%s", format_sweep(rows, thr, low))
+    payload["meta"] = meta
+    atomic_torch_save(payload, Path(dest))
+    return registry.sha256_file(Path(dest))
 
 
 # ----------------------------------------------------------------------------- command line
@@ -533,8 +610,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     """`python -m restorer.engine.training.detect --export-checkpoint CKPT --to FILE [--choose-threshold]` writes
     a run's EMA weights as a model file and prints its sha256; any other arguments train, as `restorer train
     detect` (an alias kept for older scripts; see common.module_command)."""
+    import sys
+
     from restorer.engine.training.common import export_or_train_command
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--calibrate" in args:
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="python -m restorer.engine.training.detect --calibrate",
+                                     description="Choose a detect model file's thresholds again on held-out images "
+                                                 "and write a copy with them (same weights).")
+        ap.add_argument("--calibrate", metavar="MODEL_FILE", required=True)
+        ap.add_argument("--to", required=True, help="model file to write")
+        ap.add_argument("--data", action="append", required=True, help="the training folders (repeat)")
+        ns = ap.parse_args(args)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        try:
+            print(calibrate_model_file(ns.calibrate, ns.to, ns.data))
+        except RestorerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        return 0
     return export_or_train_command(
         "detect", "EMA weights", lambda ckpt, dest, choose_threshold=False: export_checkpoint(
             ckpt, dest, pick_threshold=choose_threshold), argv,
