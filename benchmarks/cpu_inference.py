@@ -38,9 +38,11 @@ noisy machine slows all of them alike; ratios are against the baseline of the sa
   to override.
 
 ONNX Runtime and OpenVINO are not installed in this project's environment and adding a dependency
-was out of scope, so only torch paths are measured. int8: dynamic quantisation in torch covers
-Linear/LSTM layers only (these networks are convolutions), and static quantisation needs a calibrated
-PT2E export per model; neither is measured here.
+was out of scope, so only torch paths are measured. int8 (`--int8-calib TRAIN_DIR`, a training photo
+folder, never photos-val): static post-training copies of the SR models (`int8_model`: torch.ao FX
+graph mode, x86 backend, real quantized::conv2d kernels, no compiler at run time) in the interleaved
+table, and `--quality-only int8` for their Y-PSNR against fp32 on the SR protocol. Measured, not used
+by the app (docs/models.md "CPU inference": not faster enough than bf16).
 """
 
 from __future__ import annotations
@@ -341,6 +343,137 @@ def quality_rows(data: Path, n: int, reference_tree: str | None = None, sr: bool
     return rows
 
 
+# ----------------------------------------------------------------------------- int8 (static post-training)
+INT8_VARIANTS = {
+    "int8": "int8 convs; PReLU, first and last conv fp32",
+    "int8-last": "int8 convs incl. the last; PReLU, first conv fp32",
+    "int8-all": "int8 convs incl. the last, int8 PReLU (quantized::prelu); first conv fp32",
+}
+
+
+def calibration_crops(folder: Path, scale: int, n: int = 8, side: int = 64, seed: int = 0) -> list:
+    """`n` LR crops (`side` px, bicubic from HR crops of side x scale) of random training photos."""
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    out = []
+    for f in rng.choice(files, n, replace=False):
+        im = Image.open(f).convert("RGB")
+        hs = side * scale
+        x0, y0 = rng.integers(0, im.width - hs + 1), rng.integers(0, im.height - hs + 1)
+        im = im.crop((x0, y0, x0 + hs, y0 + hs)).resize((side, side), Image.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(im).astype(np.float32) / 255).permute(2, 0, 1)[None])
+    return out
+
+
+def int8_model(model, calib: list, variant: str = "int8"):
+    """Static post-training int8 copy of an SR network: torch.ao FX graph mode (`prepare_fx` /
+    `convert_fx`, x86 backend: fbgemm's quantized::conv2d, VNNI), weights per-channel symmetric int8,
+    activations per-tensor uint8 from MinMax observers over `calib`. The first conv, the image skip
+    (bicubic/bilinear), the final add and the clamp stay fp32; "int8" also keeps the last conv and every
+    PReLU in fp32 (quantized::prelu is off by 2-3 steps from its own reference and the errors add up
+    to 31-35 dB against fp32), "int8-last" quantises the last conv, "int8-all" also the PReLUs.
+    Takes and returns float tensors; run it with precision "fp32" (no autocast)."""
+    import copy
+    import operator
+    import warnings
+
+    import torch
+    from torch import nn
+    from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    class FloatPReLU(nn.Module):  # a leaf FX does not quantise: dequantize -> prelu in fp32 -> quantize
+        def __init__(self, p: nn.PReLU):
+            super().__init__()
+            self.weight = p.weight
+
+        def forward(self, x):
+            return torch.nn.functional.prelu(x, self.weight)
+
+    def swap(net):
+        for name, mod in list(net.named_children()):
+            if isinstance(mod, nn.PReLU):
+                setattr(net, name, FloatPReLU(mod))
+            else:
+                swap(mod)
+
+    torch.backends.quantized.engine = "x86"
+    act = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False)  # VNNI: no 7-bit workaround
+    qc = QConfig(activation=act, weight=PerChannelMinMaxObserver.with_args(
+        dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+    qprelu = QConfig(activation=act, weight=MinMaxObserver.with_args(dtype=torch.qint8,
+                                                                     qscheme=torch.per_tensor_symmetric))
+    mapping = (QConfigMapping().set_global(qc).set_object_type(nn.PReLU, qprelu)
+               .set_object_type(torch.nn.functional.interpolate, None).set_object_type("clamp", None))
+    net = copy.deepcopy(model).float().eval()
+    if hasattr(net, "head"):  # SRGANGenerator: head conv+PReLU, tail conv, out + bicubic (the 2nd add)
+        mapping = mapping.set_module_name("head", None).set_module_name_object_type_order("", operator.add, 1, None)
+        last = "tail"
+    else:  # CompactSR: body[0] first conv, body[-1] last conv, shuffle(body) + bilinear (the 1st add)
+        mapping = (mapping.set_module_name("body.0", None).set_module_name("shuffle", None)
+                   .set_module_name_object_type_order("", operator.add, 0, None))
+        last = f"body.{len(net.body) - 1}"
+    if variant == "int8":
+        mapping = mapping.set_module_name(last, None)
+    custom = None
+    if variant != "int8-all":
+        swap(net)
+        custom = PrepareCustomConfig().set_non_traceable_module_classes([FloatPReLU])
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.ao.quantization and quantized tensors are marked deprecated
+        prepared = prepare_fx(net, mapping, (calib[0],), prepare_custom_config=custom)
+        for x in calib:
+            prepared(x)
+        q = convert_fx(prepared)
+    q.receptive_margin = getattr(model, "receptive_margin", 24)
+    return q
+
+
+def int8_quality_rows(data: Path, n: int, calib_dir: Path, models: list[str], variants: list[str]) -> list[str]:
+    """SR protocol (bicubic LR of the HR photo, Y-PSNR with the border cropped) on the first `n` photos:
+    fp32, bf16 autocast and each int8 copy (calibrated on `calib_dir`), the difference from fp32 and the
+    largest per-pixel difference from the fp32 output (0..255)."""
+    from PIL import Image
+
+    from restorer.engine import registry
+    from restorer.engine.imageio import ImageData
+    from restorer.engine.metrics import sr_scores
+    from restorer.engine.pipelines.upscale import upscale_image
+
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
+    rows = ["| model | path | images | Y-PSNR | minus fp32 (dB) | max abs difference vs fp32 (0..255) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for mid in models:
+        spec = registry.get_spec(mid)
+        model = registry.load_model(spec).eval()
+        s = spec.scale
+        calib = calibration_crops(calib_dir, s)
+        nets = {"fp32": (model, "fp32"), "bf16": (model, "bf16")}
+        nets.update({v: (int8_model(model, calib, v), "fp32") for v in variants})
+        psnr: dict[str, list[float]] = {k: [] for k in nets}
+        worst = {k: 0 for k in nets}
+        for f in files:
+            hr = Image.open(f).convert("RGB")
+            hr = hr.crop((0, 0, hr.width - hr.width % s, hr.height - hr.height % s))
+            lr = np.asarray(hr.resize((hr.width // s, hr.height // s), Image.BICUBIC))
+            outs = {k: upscale_image(ImageData(rgb=lr), net, s, s, precision=prec).image.rgb
+                    for k, (net, prec) in nets.items()}
+            for k, o in outs.items():
+                psnr[k].append(sr_scores(o, np.asarray(hr), s)[0])
+                worst[k] = max(worst[k], int(np.abs(o.astype(int) - outs["fp32"].astype(int)).max()))
+            print(f"[int8 quality {mid}] {f.name}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in psnr.items()),
+                  file=sys.stderr, flush=True)
+        base = float(np.mean(psnr["fp32"]))
+        for k in nets:
+            m = float(np.mean(psnr[k]))
+            rows.append(f"| {mid} | {k} | {len(files)} | {m:.3f} | {m - base:+.3f} | {worst[k]} |")
+    return rows
+
+
 # ----------------------------------------------------------------------------- interleaved A/B (one process)
 def _legacy_module(tree: str, rel: str, name: str):
     """The baseline tree's version of one pipeline module, imported beside the current one."""
@@ -419,6 +552,14 @@ def interleaved_rows(args: argparse.Namespace, photo: str, models: list[str], bf
                         rgb, bf16_net, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=False)))
                     paths.append(("bf16 frozen graph, CPU tiles", lambda: upscale.run_tiled(
                         rgb, model, spec.scale, device=cpu, precision="bf16", out_dtype=np.uint8, graph=True)))
+            if args.int8_calib:
+                calib = calibration_crops(args.int8_calib, spec.scale)
+                for variant in args.int8_variants.split(","):
+                    t0 = time.perf_counter()
+                    qnet = int8_model(model, calib, variant)
+                    print(f"[{mid}] {variant} built in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+                    paths.append((f"{variant}: {INT8_VARIANTS[variant]}", lambda q=qnet: upscale.run_tiled(
+                        rgb, q, spec.scale, device=cpu, precision="fp32", out_dtype=np.uint8, graph=False)))
             paths.append(("default (precision auto)", lambda: upscale.run_tiled(
                 rgb, model, spec.scale, device=cpu, out_dtype=np.uint8)))
         else:
@@ -495,10 +636,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: N rounds of every path in turn in one process, median ratios (no peak RAM)")
     ap.add_argument("--reference-tree", help="interleaved Fill: also a later checkout's network and pipeline "
                                              "(its default path), e.g. the code before this round of work")
-    ap.add_argument("--quality-only", choices=["all", "fill"],
+    ap.add_argument("--quality-only", choices=["all", "fill", "int8"],
                     help="only the quality check on --quality-images photos (fill: Fill only)")
     ap.add_argument("--project-steps", type=int, default=40,
                     help="interleaved latent model (e.g. latent-photos-64): projection steps per run")
+    ap.add_argument("--int8-calib", type=Path,
+                    help="a training photo folder (never photos-val): also time/check static int8 copies of the SR "
+                         "models calibrated on 8 of its crops")
+    ap.add_argument("--int8-variants", default="int8,int8-last,int8-all", help="which int8 copies (see int8_model)")
     ap.add_argument("--graphs", action="store_true",
                     help="interleaved: also the frozen TorchScript graphs (fp32, bf16) and a bf16-weights copy")
     ap.add_argument("--peak-gflops", type=float)
@@ -526,6 +671,16 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.size}x{args.size} LR (x8: half that); "
              + (f"{args.interleaved} interleaved rounds." if args.interleaved
                 else f"{args.repeats} rounds, the fastest of each path."), ""]
+    if args.quality_only == "int8":
+        if not args.int8_calib:
+            ap.error("--quality-only int8 needs --int8-calib (a training photo folder)")
+        sr_models = [m for m in models if m in SR_MODELS and m != "sr-x8-faithful"] or list(SR_MODELS[:3])
+        text = "\n".join(lines + int8_quality_rows(args.data, args.quality_images, args.int8_calib, sr_models,
+                                                   args.int8_variants.split(","))) + "\n"
+        print(text)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        return 0
     if args.quality_only:
         text = "\n".join(lines + quality_rows(args.data, args.quality_images, args.reference_tree,
                                               sr=args.quality_only == "all")) + "\n"
