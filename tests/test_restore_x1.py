@@ -57,7 +57,8 @@ def test_unshuffle_model_tiles_equal_the_whole_image():
 
 
 def test_x1_chain_keeps_the_size_leaves_some_samples_clean_and_covers_the_protocol():
-    from restorer.engine.training.data import REALISTIC, REALISTIC_X1, degradation_stats, degrade, protocol_realistic_lr
+    from restorer.engine.training.data import (REALISTIC, REALISTIC_STRONG, REALISTIC_X1, degradation_stats, degrade,
+                                               protocol_realistic_lr)
 
     photos = [synthetic_photo(96, 96, seed=s) for s in range(16)]
     hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
@@ -66,8 +67,8 @@ def test_x1_chain_keeps_the_size_leaves_some_samples_clean_and_covers_the_protoc
     assert lr.shape == hr.shape and float(lr.min()) >= 0 and float(lr.max()) <= 1
     same = [bool(torch.equal(a, b)) for a, b in zip(lr, hr)]
     assert 0 < sum(same) < len(same)  # clean_prob: some inputs are the clean crop itself
-    assert REALISTIC.clean_prob == 0 and REALISTIC_X1.clean_prob > 0
-    assert REALISTIC_X1.resize_range[0] > REALISTIC.resize_range[0]  # milder than the x4 chain
+    assert REALISTIC_STRONG.clean_prob == 0 and REALISTIC.clean_prob > 0 and REALISTIC_X1.clean_prob > 0
+    assert REALISTIC_X1.resize_range[0] > REALISTIC_STRONG.resize_range[0]  # milder than Real-ESRGAN's x4 chain
     ours = [degradation_stats((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), p)
             for t, p, s in zip(lr, photos, same) if not s]
     proto = [degradation_stats(protocol_realistic_lr(p, 1, i), p) for i, p in enumerate(photos)]

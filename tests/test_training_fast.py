@@ -262,26 +262,31 @@ def test_lr_schedule_counts_from_this_launch(tmp_path):
 def test_realistic_chain_is_batched_per_sample_and_covers_the_protocol():
     from PIL import Image
 
-    from restorer.engine.training.data import REALISTIC, RealisticDegradation, degradation_stats, protocol_realistic_lr
+    from restorer.engine.training.data import (REALISTIC, REALISTIC_STRONG, RealisticDegradation, degradation_stats,
+                                               degrade, protocol_realistic_lr)
 
     assert RealisticDegradation.__dataclass_params__.frozen
     photos = [synthetic_photo(96, 96, seed=s) for s in range(12)]
     hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
-    g = torch.Generator().manual_seed(0)
-    lr = REALISTIC(hr, 4, random.Random(0), g)
-    assert lr.shape == (12, 3, 24, 24) and float(lr.min()) >= 0 and float(lr.max()) <= 1
-    chain_stats = []
-    proto_stats = []
-    for i, p in enumerate(photos):
-        clean = np.asarray(Image.fromarray(p).resize((24, 24), Image.BICUBIC))
-        ours = (lr[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        chain_stats.append(degradation_stats(ours, clean))
-        proto_stats.append(degradation_stats(protocol_realistic_lr(p, 4, i), clean))
-    for key in ("noise_std", "sharpness_ratio"):
-        ours = [s[key] for s in chain_stats]
-        proto = float(np.median([s[key] for s in proto_stats]))
-        assert min(ours) <= proto <= max(ours), (key, proto, min(ours), max(ours))
-    assert np.std([s["noise_std"] for s in chain_stats]) > 0.5  # the samples differ: parameters per sample
+    # the photo models' chain is the milder one; Real-ESRGAN's ranges stay available as realistic-strong
+    assert REALISTIC.gauss_sigma[1] < REALISTIC_STRONG.gauss_sigma[1]
+    assert REALISTIC.blur_sigma[1] < REALISTIC_STRONG.blur_sigma[1]
+    for mode, chain in (("realistic", REALISTIC), ("realistic-strong", REALISTIC_STRONG)):
+        lr = chain(hr, 4, random.Random(0), torch.Generator().manual_seed(0))
+        assert torch.equal(lr, degrade(hr, 4, mode, random.Random(0), torch.Generator().manual_seed(0)))
+        assert lr.shape == (12, 3, 24, 24) and float(lr.min()) >= 0 and float(lr.max()) <= 1
+        chain_stats = []
+        proto_stats = []
+        for i, p in enumerate(photos):
+            clean = np.asarray(Image.fromarray(p).resize((24, 24), Image.BICUBIC))
+            ours = (lr[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            chain_stats.append(degradation_stats(ours, clean))
+            proto_stats.append(degradation_stats(protocol_realistic_lr(p, 4, i), clean))
+        for key in ("noise_std", "sharpness_ratio"):
+            ours = [s[key] for s in chain_stats]
+            proto = float(np.median([s[key] for s in proto_stats]))
+            assert min(ours) <= proto <= max(ours), (mode, key, proto, min(ours), max(ours))
+        assert np.std([s["noise_std"] for s in chain_stats]) > 0.5  # the samples differ: parameters per sample
 
 
 # --------------------------------------------------------------------------- masks and the inpainting generator

@@ -43,7 +43,7 @@ def model_style(spec: Any) -> Optional[str]:
     config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
     degradation = prov.get("degradation", config.get("degradation"))
     phase = prov.get("phase", config.get("phase", "psnr"))
-    if degradation == "realistic":
+    if degradation in ("realistic", "realistic-strong"):
         return "sharp" if phase == "gan" else "photo"
     if degradation == "bicubic":
         return "faithful" if phase == "psnr" else None

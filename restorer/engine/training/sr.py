@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SRConfig(TrainConfig):
     scale: int = option(4, "--scale", choices=SR_TRAIN_SCALES)
-    degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic"])
+    degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic", "realistic-strong"])
     phase: str = option("psnr", "--phase", choices=["psnr", "gan"])
     arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr", "fast_sr"])
     num_blocks: int = option(16, "--blocks", "residual blocks of the generator")
