@@ -246,10 +246,8 @@ def _clean_spec(model_id: Optional[str]) -> Any:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     """`restorer clean photo.jpg -o out.png`: a x1 model over the photo, same size, depth, alpha and metadata."""
-    from restorer.engine import registry
     from restorer.engine.batch import check_memory, clean_item, plan_upscale
     from restorer.engine.blend import check_strength
-    from restorer.engine.devices import pick_device
     from restorer.engine.pipelines.upscale import MIN_TILE
 
     _check_quality(args.quality)
@@ -261,11 +259,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
                         overwrite=args.overwrite, tag="clean")
     many, files, failures = plan.many, plan.files, plan.failures
     check_memory(plan, lambda _factor: spec, tile=args.tile, verb="cleaning")
-    if many and plan.output is not None and plan.items:
-        plan.output.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
-    model = registry.load_model(spec) if plan.items else None
-    log.info("model %s on %s, strength %.2f", spec.id, device, strength)
+    device, model = _prepare_x1_run(plan, spec, args.device, strength)
+
     def one(item: Any, bar: Any) -> Path:
         return clean_item(item, model, strength=strength, device=device, tile=args.tile, fmt=args.format,
                           quality=args.quality, overwrite=args.overwrite, protect=files, progress=bar,
@@ -292,13 +287,25 @@ def _add_colorize_parser(sub: Any) -> None:
     c.set_defaults(func=cmd_colorize)
 
 
+def _prepare_x1_run(plan: Any, spec: Any, device_name: str, strength: float) -> tuple[Any, Any]:
+    """The shared start of `restorer clean` and `restorer colorize` once the plan is checked: the output
+    folder (several inputs), the device and the model (loaded only when there is something to do)."""
+    from restorer.engine import registry
+    from restorer.engine.devices import pick_device
+
+    if plan.many and plan.output is not None and plan.items:
+        plan.output.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device_name)
+    model = registry.load_model(spec) if plan.items else None
+    log.info("model %s on %s, strength %.2f", spec.id, device, strength)
+    return device, model
+
+
 def cmd_colorize(args: argparse.Namespace) -> int:
     """`restorer colorize photo.jpg -o out.png`: the photo's luminance kept, colour from the model at --strength.
     A photo in colour already is colorized from its grey (logged)."""
-    from restorer.engine import registry
     from restorer.engine.batch import plan_upscale
     from restorer.engine.blend import check_strength
-    from restorer.engine.devices import pick_device
     from restorer.engine.imageio import load_image, save_image
     from restorer.engine.pipelines.colorize import colorize_photo, colorize_spec
     from restorer.engine.pipelines.restore import is_monochrome
@@ -309,11 +316,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     plan = plan_upscale(args.inputs, args.output, scale=1, fmt=args.format, quality=args.quality,
                         overwrite=args.overwrite, tag="colorized")
     many, files, failures = plan.many, plan.files, plan.failures
-    if many and plan.output is not None and plan.items:
-        plan.output.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
-    model = registry.load_model(spec) if plan.items else None
-    log.info("model %s on %s, strength %.2f", spec.id, device, strength)
+    device, model = _prepare_x1_run(plan, spec, args.device, strength)
 
     def one(item: Any, bar: Any) -> Path:
         image = load_image(item.src)
