@@ -66,3 +66,21 @@ def message_boxes(monkeypatch) -> MessageBoxes:
     monkeypatch.setattr(messages, "note", stub.note)
     monkeypatch.setattr(messages, "ask", stub.ask)
     return stub
+
+
+@pytest.fixture
+def no_shipped_models(tmp_path, monkeypatch):
+    """The registry without shipped models: only what the test registers itself is installed."""
+    from restorer.engine import registry
+
+    monkeypatch.setattr(registry, "SHIPPED", ())
+    return tmp_path
+
+
+@pytest.fixture
+def bare_main_window(qtbot, no_shipped_models, message_boxes):
+    """A shown main window over `no_shipped_models` (tests/helpers.py `shown_main_window`)."""
+    from helpers import shown_main_window
+
+    with shown_main_window(qtbot, message_boxes) as win:
+        yield win

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 import pytestqt  # noqa: E402,F401
 from PySide6.QtWidgets import QDialog, QMessageBox  # noqa: E402
 
-from helpers import register_tiny_sr, synthetic_photo, shown_main_window  # noqa: E402
+from helpers import register_tiny_sr, synthetic_photo  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from test_clean import register_x1  # noqa: E402
 from test_strength import register  # noqa: E402
@@ -29,17 +29,13 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())
-    return tmp_path
+def dirs(no_shipped_models):  # conftest.py: only the models a test registers are installed
+    return no_shipped_models
 
 
 @pytest.fixture
-def window(qtbot, dirs, message_boxes):
-    with shown_main_window(qtbot, message_boxes) as win:
-        yield win
+def window(bare_main_window):
+    return bare_main_window
 
 
 def write_photo(path: Path, h: int = 60, w: int = 80) -> Path:

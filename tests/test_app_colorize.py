@@ -21,24 +21,20 @@ from PIL import Image  # noqa: E402
 import pytestqt  # noqa: E402,F401
 from PySide6.QtWidgets import QDialog  # noqa: E402
 
-from helpers import shown_main_window, synthetic_photo  # noqa: E402
+from helpers import synthetic_photo  # noqa: E402
 from test_colorize import _register_colorizer as register_colorizer  # noqa: E402
 
 TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())
-    return tmp_path
+def dirs(no_shipped_models):  # conftest.py: only the models a test registers are installed
+    return no_shipped_models
 
 
 @pytest.fixture
-def window(qtbot, dirs, message_boxes):
-    with shown_main_window(qtbot, message_boxes) as win:
-        yield win
+def window(bare_main_window):
+    return bare_main_window
 
 
 def grey_photo(path: Path, h: int = 300, w: int = 400) -> Path:
