@@ -12,7 +12,8 @@ Protocol (fixed; results are comparable between runs):
 * the reference is the *undamaged original*: the same photo with the same tone, blur, paper texture and grain
   but no damage (``DamageResult.clean``), so only the damage counts against a method;
 * "restored" is ``restorer.engine.pipelines.restore.restore_photo`` (the app's and the CLI's code path) with
-  the detect and fill steps only (no clean-up, no upscale), at --threshold and --grow;
+  the detect and fill steps only (no clean-up, no upscale), at --threshold (default: the detect model's own
+  calibrated threshold(s), as the app) and --grow;
 * "true-mask fill" (information: what a perfect detector would give) fills the true damage mask grown by the
   same --grow px with the same fill model;
 * PSNR over the whole RGB image (0..255), the mean over images; "filled-mask IoU" / "damage covered" compare
@@ -45,7 +46,7 @@ from benchmarks._results import write_results  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
 from restorer.engine.metrics import psnr  # noqa: E402
-from restorer.engine.pipelines.detect import DEFAULT_THRESHOLD  # noqa: E402
+from restorer.engine.pipelines.detect import model_low_threshold, model_threshold  # noqa: E402
 from restorer.engine.pipelines.inpaint import inpaint_image  # noqa: E402
 from restorer.engine.pipelines.restore import DEFAULT_GROW, RestoreOptions, restore_photo  # noqa: E402
 from restorer.engine.training.damage import DamageParams, make_damage  # noqa: E402
@@ -87,7 +88,8 @@ def main() -> int:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="detection threshold (default: the detect model's own, hysteresis included, as the app)")
     ap.add_argument("--grow", type=int, default=DEFAULT_GROW)
     ap.add_argument("--detect-model")
     ap.add_argument("--inpaint-model")
@@ -111,6 +113,13 @@ def main() -> int:
             models[spec.id] = registry.load_model(spec)
         return models[spec.id]
 
+    if args.threshold is None:  # what the app and `restorer restore` use: the model's calibrated threshold(s)
+        detector = load(detect_spec)
+        low = model_low_threshold(detector)
+        threshold_text = (f"the model's own threshold {model_threshold(detector):.2f}"
+                          + (f" grown into {low:.2f}" if low is not None else ""))
+    else:
+        threshold_text = f"threshold {args.threshold}"
     crops = load_photos(args.data, args.limit, args.size)
     rows = []
     t_start = time.perf_counter()
@@ -151,7 +160,7 @@ def main() -> int:
     elapsed = time.perf_counter() - t_start
     lines = [f"# One-step restore (detect + fill) on {args.data.name} ({len(crops)} images, centre crops "
              f"<= {args.size} px)", "",
-             f"detect model {detect_spec.id}, fill model {inpaint_spec.id}; threshold {args.threshold}, mask grown "
+             f"detect model {detect_spec.id}, fill model {inpaint_spec.id}; {threshold_text}, mask grown "
              f"{args.grow} px; torch threads {torch.get_num_threads()}; {elapsed:.0f} s in all", "",
              "| set | damaged PSNR | restored PSNR | gain (of the means) | median gain | images with gain >= 3 dB "
              "| images made worse | true-mask fill PSNR | filled-mask IoU | damage covered | s / image |",
