@@ -70,7 +70,9 @@ def message_boxes(monkeypatch) -> MessageBoxes:
 
 @pytest.fixture
 def no_shipped_models(tmp_path, monkeypatch):
-    """The registry without shipped models: only what the test registers itself is installed."""
+    """The registry without shipped models: only what the test registers itself is installed.
+
+    Returns the test's `tmp_path`, for the files the test writes."""
     from restorer.engine import registry
 
     monkeypatch.setattr(registry, "SHIPPED", ())

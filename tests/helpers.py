@@ -51,6 +51,19 @@ def register_tiny_sr(name: str = "tiny-x2", scale: int = 2, seed: int = 0):
                                                             state_dict=net.state_dict(), scale=scale))
 
 
+def register_tiny_colorizer(name: str = "tiny-color"):
+    """An untrained colorize_unet (4 base channels, depth 3; seed 0)."""
+    from restorer.engine import registry
+    from restorer.engine.archs import build_arch
+    from restorer.engine.training.common import ExportedModel
+
+    torch.manual_seed(0)
+    params = {"base_channels": 4, "depth": 3}
+    net = build_arch("colorize_unet", params)
+    return registry.register_user_model(name, ExportedModel(task="colorize", arch="colorize_unet", params=params,
+                                                            state_dict=net.state_dict()))
+
+
 class StubTrainer(Trainer):
     """A Trainer without a model, for tests of the training loop itself: step i sleeps `step_seconds` and
     returns {"loss": tensor(i)}, or NaN at iteration `nan_at`; it is never registered."""

@@ -26,7 +26,7 @@ from restorer.app.document import Document, MaskEditCommand  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from restorer.app.preferences import Preferences  # noqa: E402
 from restorer.engine.imageio import ImageData, load_image  # noqa: E402
-from helpers import shown_main_window  # noqa: E402
+from helpers import register_tiny_sr, shown_main_window  # noqa: E402
 
 SB = QMessageBox.StandardButton
 JOB_TIMEOUT_MS = 30_000
@@ -44,20 +44,6 @@ def photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 def write_photo(path: Path, h: int = 96, w: int = 128) -> Path:
     Image.fromarray(photo(h, w)).save(path)
     return path
-
-
-def register_sr(name: str = "tiny-x2", scale: int = 2):
-    import torch
-
-    from restorer.engine import registry
-    from restorer.engine.archs import build_arch
-    from restorer.engine.training.common import ExportedModel
-
-    torch.manual_seed(0)
-    params = {"scale": scale, "num_blocks": 1, "channels": 8, "norm": "none", "image_residual": True}
-    net = build_arch("srgan", params)
-    return registry.register_user_model(
-        name, ExportedModel(task="sr", arch="srgan", params=params, state_dict=net.state_dict(), scale=scale))
 
 
 def register_inpaint(name: str = "tiny-fill"):
@@ -91,14 +77,12 @@ def drag(widget, points, button=Qt.MouseButton.LeftButton) -> None:
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    # these tests register their own tiny models: hide the shipped ones so choices are predictable
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())
-    monkeypatch.setenv("RESTORER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("RESTORER_CONFIG_DIR", str(tmp_path / "config"))
-    return tmp_path
+def dirs(no_shipped_models, monkeypatch):
+    # conftest.py: only the tiny models the tests register are installed, so choices are predictable;
+    # the model library and the preferences live under this test's own folder
+    monkeypatch.setenv("RESTORER_DATA_DIR", str(no_shipped_models / "data"))
+    monkeypatch.setenv("RESTORER_CONFIG_DIR", str(no_shipped_models / "config"))
+    return no_shipped_models
 
 
 @pytest.fixture
@@ -293,7 +277,7 @@ def test_pan_with_space_drag(qtbot, window, dirs):
 
 # --------------------------------------------------------------------------- jobs
 def test_upscale_joins_history_and_compare(qtbot, window, dirs):
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     window.open_path(write_photo(dirs / "p.png"))
     doc = window.document
     original = doc.image
@@ -317,8 +301,8 @@ def test_upscale_joins_history_and_compare(qtbot, window, dirs):
 
 
 def test_upscale_dialog_lists_models_and_factors(qtbot, window, dirs, monkeypatch):
-    register_sr("tiny-x2", 2)
-    register_sr("tiny-x4", 4)
+    register_tiny_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x4", 4)
     window.open_path(write_photo(dirs / "p.png"))
     from restorer.app.dialogs import UpscaleDialog
     from restorer.engine import registry
@@ -365,7 +349,7 @@ def test_fill_changes_only_the_mask(qtbot, window, dirs):
 
 
 def test_cancel_leaves_the_photo_unchanged(qtbot, window, dirs):
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     window.prefs.tile_size = 32  # thousands of tiny tiles: slow enough to cancel
     window.open_path(write_photo(dirs / "big.png", 768, 1024))
     doc = window.document
@@ -387,7 +371,7 @@ def test_cancel_leaves_the_photo_unchanged(qtbot, window, dirs):
 
 def test_failed_job_reports_and_recovers(qtbot, window, dirs, dialogs, monkeypatch):
     seen, _ = dialogs
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     window.open_path(write_photo(dirs / "p.png"))
     from restorer.engine.errors import ModelError
 
@@ -436,7 +420,7 @@ def test_progress_bar_is_busy_during_one_long_step_then_counts(qtbot, window, di
 # --------------------------------------------------------------------------- saving and closing
 def test_save_never_overwrites_the_original_silently(qtbot, window, dirs, dialogs):
     seen, answers = dialogs
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     src = write_photo(dirs / "orig.png")
     original_bytes = src.read_bytes()
     window.open_path(src)
@@ -468,7 +452,7 @@ def test_save_never_overwrites_the_original_silently(qtbot, window, dirs, dialog
 
 def test_unsaved_changes_prompt_on_close(qtbot, window, dirs, dialogs):
     seen, answers = dialogs
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     window.open_path(write_photo(dirs / "p.png"))
     run_job(qtbot, window, lambda: window.start_upscale("", 2))
     answers.append(SB.Cancel)
@@ -609,7 +593,7 @@ def test_about_lists_versions_and_models(qtbot, window):
     from restorer.app.dialogs import AboutDialog
     from restorer.engine import registry
 
-    register_sr("tiny-x2", 2)
+    register_tiny_sr("tiny-x2", 2)
     dlg = AboutDialog(registry.all_models(), "CPU (2 threads)", window)
     qtbot.addWidget(dlg)
     text = dlg.browser.toPlainText()

@@ -21,8 +21,7 @@ from PIL import Image  # noqa: E402
 import pytestqt  # noqa: E402,F401
 from PySide6.QtWidgets import QDialog  # noqa: E402
 
-from helpers import synthetic_photo  # noqa: E402
-from test_colorize import _register_colorizer as register_colorizer  # noqa: E402
+from helpers import register_tiny_colorizer, synthetic_photo  # noqa: E402
 
 TIMEOUT_MS = 30_000
 
@@ -54,7 +53,7 @@ def test_without_a_colorize_model_the_menu_says_why(window, dirs, message_boxes)
     window.act_colorize.trigger()
     kind, title, text = message_boxes.notes[-1]
     assert title == "No colorize model installed" and "colorize model" in text
-    register_colorizer()
+    register_tiny_colorizer()
     window.library.notify_changed()
     assert "brightness is kept" in window.act_colorize.statusTip()
     image_menu = window.menuBar().actions()[4].menu()
@@ -65,7 +64,7 @@ def test_dialog_preview_follows_the_strength_and_keeps_the_luminance(qtbot, wind
     from restorer.app.colorize import ColorizeDialog
     from restorer.engine.pipelines.colorize import colorize_models
 
-    register_colorizer()
+    register_tiny_colorizer()
     window.open_path(grey_photo(dirs / "p.png"))
     doc = window.document
     dlg = ColorizeDialog(colorize_models(), doc.image, centre=(100.0, 80.0), strength=1.0)
@@ -97,7 +96,7 @@ def test_a_colour_photo_is_warned_about(qtbot, dirs):
     from restorer.engine.imageio import ImageData
     from restorer.engine.pipelines.colorize import colorize_models
 
-    register_colorizer()
+    register_tiny_colorizer()
     colour = ImageData(rgb=np.stack([np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (96, 1)),
                                      np.full((96, 128), 60, np.uint8),
                                      np.tile(np.linspace(255, 0, 96, dtype=np.uint8)[:, None], (1, 128))], -1))
@@ -112,7 +111,7 @@ def test_apply_colorizes_the_whole_photo_as_one_undoable_step(qtbot, window, dir
     from restorer.app import colorize
     from restorer.engine import vocab
 
-    register_colorizer()
+    register_tiny_colorizer()
     window.library.notify_changed()
     window.open_path(grey_photo(dirs / "p.png"))
     doc = window.document
@@ -151,7 +150,7 @@ def test_apply_colorizes_the_whole_photo_as_one_undoable_step(qtbot, window, dir
 
 
 def test_apply_can_be_cancelled(qtbot, window, dirs):
-    spec = register_colorizer()
+    spec = register_tiny_colorizer()
     window.open_path(grey_photo(dirs / "p.png", 60, 80))
     doc = window.document
     original = doc.image
@@ -170,7 +169,7 @@ def test_restore_dialog_has_the_colorize_strength(qtbot, dirs):
     dlg = RestoreDialog(image)
     qtbot.addWidget(dlg)
     assert not dlg.checks["colorize"].isEnabled() and not dlg.colorize_strength.isEnabled()  # no model
-    register_colorizer()
+    register_tiny_colorizer()
     dlg = RestoreDialog(image)
     qtbot.addWidget(dlg)
     assert dlg.colorize_strength.value() == round(100 * vocab.COLORIZE_STRENGTH)

@@ -20,7 +20,7 @@ import pytestqt  # noqa: E402,F401
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from helpers import register_tiny_sr, synthetic_photo, shown_main_window  # noqa: E402
+from helpers import register_tiny_sr, synthetic_photo  # noqa: E402
 from restorer.app.main_window import MainWindow  # noqa: E402
 from restorer.engine.imageio import ImageData, load_image  # noqa: E402
 
@@ -29,17 +29,13 @@ JOB_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())  # only the tiny models registered by the test
-    return tmp_path
+def dirs(no_shipped_models):  # conftest.py: only the tiny models registered by the test are installed
+    return no_shipped_models
 
 
 @pytest.fixture
-def window(qtbot, dirs, message_boxes):
-    with shown_main_window(qtbot, message_boxes) as win:
-        yield win
+def window(bare_main_window):
+    return bare_main_window
 
 
 def run_job(qtbot, win: MainWindow, start, expected: str = "finished") -> None:

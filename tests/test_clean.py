@@ -19,13 +19,6 @@ from restorer.engine.imageio import ImageData, load_image
 X1_PARAMS = {"scale": 1, "num_convs": 2, "channels": 8}
 
 
-@pytest.fixture
-def no_shipped(monkeypatch):
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())  # only the models the test registers
-
-
 def register_x1(name: str = "tiny-x1", seed: int = 0):
     from restorer.engine import registry
     from restorer.engine.archs import build_arch
@@ -78,7 +71,7 @@ def test_blend_with_input_ends_are_exact_and_the_middle_is_rounded_between():
 
 
 # --------------------------------------------------------------------------- clean_image
-def test_strength_0_is_the_input_1_the_model_and_between_is_between(no_shipped):
+def test_strength_0_is_the_input_1_the_model_and_between_is_between(no_shipped_models):
     from restorer.engine.pipelines.clean import clean_image
 
     register_x1()
@@ -100,7 +93,7 @@ def test_strength_0_is_the_input_1_the_model_and_between_is_between(no_shipped):
     assert np.array_equal(image.rgb, rgb)  # the source ImageData is never modified
 
 
-def test_16_bit_grey_and_alpha_are_kept(tmp_path, no_shipped):
+def test_16_bit_grey_and_alpha_are_kept(tmp_path, no_shipped_models):
     from restorer.engine.imageio import save_image
     from restorer.engine.pipelines.clean import clean_image
 
@@ -126,7 +119,7 @@ def test_16_bit_grey_and_alpha_are_kept(tmp_path, no_shipped):
     assert cleaned.alpha is not None and np.array_equal(cleaned.alpha, with_alpha.alpha)
 
 
-def test_a_scaling_model_is_refused_and_cancel_stops(no_shipped):
+def test_a_scaling_model_is_refused_and_cancel_stops(no_shipped_models):
     from restorer.engine.errors import Cancelled
     from restorer.engine.pipelines.clean import clean_image
     from restorer.engine.progress import CancelToken
@@ -141,7 +134,7 @@ def test_a_scaling_model_is_refused_and_cancel_stops(no_shipped):
         clean_image(ImageData(rgb=synthetic_photo(16, 16)), _model(), cancel=token)
 
 
-def test_clean_models_are_the_x1_models_only(no_shipped):
+def test_clean_models_are_the_x1_models_only(no_shipped_models):
     from restorer.engine.errors import UnknownModelError
     from restorer.engine.pipelines.clean import clean_models, default_clean_model
 
@@ -161,7 +154,7 @@ def _cli(*args) -> int:
     return main([str(a) for a in args])
 
 
-def test_cli_clean_one_photo_strength_and_errors(tmp_path, capsys, no_shipped):
+def test_cli_clean_one_photo_strength_and_errors(tmp_path, capsys, no_shipped_models):
     src = tmp_path / "photo.jpg"
     Image.fromarray(synthetic_photo(40, 56)).save(src, quality=80)
     before = _sha(src)
@@ -196,7 +189,7 @@ def test_cli_clean_one_photo_strength_and_errors(tmp_path, capsys, no_shipped):
     assert _sha(src) == before
 
 
-def test_cli_clean_a_folder_into_a_folder(tmp_path, capsys, no_shipped):
+def test_cli_clean_a_folder_into_a_folder(tmp_path, capsys, no_shipped_models):
     register_x1()
     folder = tmp_path / "in"
     folder.mkdir()

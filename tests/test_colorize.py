@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import synthetic_photo, write_photos
+from helpers import register_tiny_colorizer, synthetic_photo, write_photos
 from restorer.engine import registry
 from restorer.engine.archs import build_arch
 from restorer.engine.archs.colorize import PatchDiscriminator
@@ -125,16 +125,6 @@ def test_a_region_gets_exactly_what_the_whole_photo_gets_there(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- restorer colorize
-def _register_colorizer(name: str = "tiny-color"):
-    from restorer.engine.training.common import ExportedModel
-
-    torch.manual_seed(0)
-    params = {"base_channels": 4, "depth": 3}
-    return registry.register_user_model(name, ExportedModel(task="colorize", arch="colorize_unet", params=params,
-                                                            state_dict=build_arch("colorize_unet",
-                                                                                  params).state_dict()))
-
-
 def _grey_png(path, h: int = 40, w: int = 56):
     from PIL import Image
 
@@ -143,11 +133,10 @@ def _grey_png(path, h: int = 40, w: int = 56):
     return grey
 
 
-def test_cli_colorize_keeps_the_grey_luminance_and_strength_0_is_the_grey(tmp_path, capsys, monkeypatch):
+def test_cli_colorize_keeps_the_grey_luminance_and_strength_0_is_the_grey(tmp_path, capsys, no_shipped_models):
     from restorer import cli
     from restorer.engine.imageio import load_image
 
-    monkeypatch.setattr(registry, "SHIPPED", ())
     src = tmp_path / "old.png"
     grey = _grey_png(src)
     before = src.read_bytes()
@@ -156,7 +145,7 @@ def test_cli_colorize_keeps_the_grey_luminance_and_strength_0_is_the_grey(tmp_pa
     assert len(err) == 1 and "no colorize model is installed" in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "x.png").exists()
 
-    _register_colorizer()
+    register_tiny_colorizer()
     out = tmp_path / "colour.png"
     assert cli.main(["colorize", str(src), "-o", str(out), "--strength", "1"]) == 0
     coloured = load_image(out)
@@ -184,11 +173,10 @@ def test_cli_colorize_keeps_the_grey_luminance_and_strength_0_is_the_grey(tmp_pa
     assert src.read_bytes() == before
 
 
-def test_cli_colorize_a_folder_into_a_folder(tmp_path, capsys, monkeypatch):
+def test_cli_colorize_a_folder_into_a_folder(tmp_path, capsys, no_shipped_models):
     from restorer import cli
 
-    monkeypatch.setattr(registry, "SHIPPED", ())
-    _register_colorizer()
+    register_tiny_colorizer()
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(2):

@@ -35,8 +35,7 @@ LD = 16
 
 
 @pytest.fixture(autouse=True)
-def _setup(monkeypatch):
-    monkeypatch.setattr(registry, "SHIPPED", ())  # only the models a test registers
+def _setup(no_shipped_models):  # conftest.py: only the models a test registers
     ex.LATENT_CACHE.clear()
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: faster on one thread

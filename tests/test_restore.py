@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from helpers import register_tiny_colorizer, register_tiny_sr  # noqa: E402
 from restorer import cli  # noqa: E402
 from restorer.engine import registry  # noqa: E402
 from restorer.engine.archs import build_arch  # noqa: E402
@@ -69,28 +70,6 @@ def register_clean(name: str = "tiny-clean"):
                                                             state_dict=state, scale=1))
 
 
-def register_sr(name: str = "tiny-x2"):
-    torch.manual_seed(0)
-    params = {"scale": 2, "num_blocks": 1, "channels": 8, "norm": "none", "image_residual": True}
-    return registry.register_user_model(name, ExportedModel(task="sr", arch="srgan", params=params,
-                                                            state_dict=build_arch("srgan", params).state_dict(),
-                                                            scale=2))
-
-
-def register_colorizer(name: str = "tiny-color"):
-    torch.manual_seed(0)
-    params = {"base_channels": 4, "depth": 3}
-    return registry.register_user_model(name, ExportedModel(task="colorize", arch="colorize_unet", params=params,
-                                                            state_dict=build_arch("colorize_unet",
-                                                                                  params).state_dict()))
-
-
-@pytest.fixture
-def only_tiny(monkeypatch):
-    """The shipped models hidden: every model the restore finds is one of these tests' tiny ones."""
-    monkeypatch.setattr(registry, "SHIPPED", ())
-
-
 def scratched(h: int = 96, w: int = 128, grey: bool = False) -> np.ndarray:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -110,7 +89,7 @@ def scratch_mask(h: int = 96, w: int = 128, grow: int = 0) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- engine
-def test_the_detect_step_uses_the_models_own_threshold_unless_one_is_given(only_tiny):
+def test_the_detect_step_uses_the_models_own_threshold_unless_one_is_given(no_shipped_models):
     register_detector(threshold=0.35), register_fill()
     src = ImageData(rgb=scratched())
     own = rp.restore_photo(src, rp.RestoreOptions(clean=False)).steps[0]
@@ -119,8 +98,8 @@ def test_the_detect_step_uses_the_models_own_threshold_unless_one_is_given(only_
     assert "threshold 0.60" in given.note
 
 
-def test_steps_run_in_order_and_the_source_is_unchanged(only_tiny):
-    register_detector(), register_fill(), register_clean(), register_sr()
+def test_steps_run_in_order_and_the_source_is_unchanged(no_shipped_models):
+    register_detector(), register_fill(), register_clean(), register_tiny_sr()
     src = ImageData(rgb=scratched())
     pixels = src.rgb.copy()
     seen = []
@@ -147,7 +126,7 @@ def test_steps_run_in_order_and_the_source_is_unchanged(only_tiny):
     assert [m.message for m in seen if m.message.startswith("2/4")][0] == "2/4 fill"
 
 
-def test_missing_models_and_nothing_found_are_skipped_with_notes(only_tiny):
+def test_missing_models_and_nothing_found_are_skipped_with_notes(no_shipped_models):
     src = ImageData(rgb=scratched())
     plans = {p.step: p for p in rp.plan_restore(src, rp.RestoreOptions(scale=2, colorize=True))}
     assert not any(p.run for p in plans.values())
@@ -169,8 +148,8 @@ def test_missing_models_and_nothing_found_are_skipped_with_notes(only_tiny):
     assert result.step("clean").note == "turned off"
 
 
-def test_colorize_only_monochrome_photos(only_tiny):
-    register_colorizer()
+def test_colorize_only_monochrome_photos(no_shipped_models):
+    register_tiny_colorizer()
     opts = rp.RestoreOptions(detect=False, fill=False, clean=False, colorize=True)
     grey = ImageData(rgb=scratched(grey=True), gray=True)
     out = rp.restore_photo(grey, opts)
@@ -186,11 +165,11 @@ def test_colorize_only_monochrome_photos(only_tiny):
     assert not skipped.ran and "in colour already" in skipped.note
 
 
-def test_the_colorize_strength_is_passed_through(only_tiny, tmp_path, monkeypatch, capsys):
+def test_the_colorize_strength_is_passed_through(no_shipped_models, tmp_path, monkeypatch, capsys):
     from restorer.engine import vocab
     from restorer.engine.pipelines.colorize import colorize_image
 
-    spec = register_colorizer()
+    spec = register_tiny_colorizer()
     grey = ImageData(rgb=scratched(grey=True), gray=True)
     assert rp.RestoreOptions().colorize_strength == vocab.COLORIZE_STRENGTH  # the Colorize dialog's default
     model = registry.load_model(spec)
@@ -226,7 +205,7 @@ def test_the_colorize_strength_is_passed_through(only_tiny, tmp_path, monkeypatc
     assert len(seen) == 3 and not (tmp_path / "d.png").exists()
 
 
-def test_cancel_between_and_inside_steps_and_bad_options(only_tiny):
+def test_cancel_between_and_inside_steps_and_bad_options(no_shipped_models):
     register_detector(), register_fill()
     src = ImageData(rgb=scratched())
     token = CancelToken()
@@ -253,7 +232,7 @@ def test_cancel_between_and_inside_steps_and_bad_options(only_tiny):
         rp.restore_photo(src, rp.RestoreOptions(), mask=np.zeros((5, 5), bool))
 
 
-def test_memory_is_checked_before_any_work(only_tiny, monkeypatch):
+def test_memory_is_checked_before_any_work(no_shipped_models, monkeypatch):
     from restorer.engine import budget
 
     register_detector(), register_fill()
@@ -265,7 +244,7 @@ def test_memory_is_checked_before_any_work(only_tiny, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- CLI
-def test_cli_restore_a_file_and_a_folder(only_tiny, tmp_path, capsys):
+def test_cli_restore_a_file_and_a_folder(no_shipped_models, tmp_path, capsys):
     register_detector(), register_fill()
     src = tmp_path / "old.png"
     Image.fromarray(scratched()).save(src)
@@ -293,7 +272,7 @@ def test_cli_restore_a_file_and_a_folder(only_tiny, tmp_path, capsys):
     assert "notes.txt" in capsys.readouterr().err
 
 
-def test_cli_restore_bad_input_is_one_line_exit_2(only_tiny, tmp_path, capsys):
+def test_cli_restore_bad_input_is_one_line_exit_2(no_shipped_models, tmp_path, capsys):
     register_detector(), register_fill()
     src = tmp_path / "old.png"
     Image.fromarray(scratched()).save(src)
@@ -313,7 +292,7 @@ def test_cli_restore_bad_input_is_one_line_exit_2(only_tiny, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- app
-def test_app_restore_dialog_runs_each_step_undoably(qtbot, only_tiny, tmp_path, message_boxes, monkeypatch):
+def test_app_restore_dialog_runs_each_step_undoably(qtbot, no_shipped_models, tmp_path, message_boxes, monkeypatch):
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QMessageBox
 

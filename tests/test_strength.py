@@ -20,12 +20,7 @@ STYLE_META = {"faithful": {"degradation": "bicubic", "phase": "psnr"},
               "photo": {"degradation": "realistic", "phase": "psnr"},
               "sharp": {"degradation": "realistic", "phase": "gan"}}
 
-
-@pytest.fixture(autouse=True)
-def no_shipped(monkeypatch):
-    from restorer.engine import registry
-
-    monkeypatch.setattr(registry, "SHIPPED", ())
+pytestmark = pytest.mark.usefixtures("no_shipped_models")  # conftest.py: only the models a test registers
 
 
 def register(name: str, style: str, scale: int = 4, seed: int = 0, channels: int = 8, arch: str = "srgan"):

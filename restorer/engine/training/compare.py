@@ -66,19 +66,11 @@ def held_out_photos(config: dict[str, Any]) -> list[Path]:
 
 
 def held_out_crops(paths: Sequence[Path], scale: int) -> list[np.ndarray]:
-    """Centre crops of at most 256 px, a multiple of `scale` (as the trainer validates)."""
-    from restorer.engine.training.data import read_rgb
+    """Square centre crops of at most 256 px, a multiple of `scale` (as the trainer validates)."""
+    from restorer.engine.training.data import centre_crop, read_rgb
 
-    out = []
-    for p in paths:
-        arr = read_rgb(p)
-        if arr is None:
-            continue
-        h, w = arr.shape[:2]
-        s = min(256, h, w) // scale * scale
-        y, x = (h - s) // 2, (w - s) // 2
-        out.append(arr[y:y + s, x:x + s])
-    return out
+    arrays = (read_rgb(p) for p in paths)
+    return [centre_crop(arr, 256, multiple=scale, square=True) for arr in arrays if arr is not None]
 
 
 def score_sr(net: Any, crops: Sequence[np.ndarray], scale: int, cancel: Any = None) -> tuple[float, float]:

@@ -144,6 +144,16 @@ def read_rgb(path: Path) -> Optional[np.ndarray]:
         return None
 
 
+def centre_crop(arr: np.ndarray, size: int, multiple: int = 1, square: bool = False) -> np.ndarray:
+    """The centre of `arr`, each side at most `size` px and cut down to a multiple of `multiple`; `square`:
+    both sides the shorter one. A contiguous array."""
+    h, w = arr.shape[:2]
+    ch, cw = (min(size, h, w),) * 2 if square else (min(size, h), min(size, w))
+    ch, cw = ch - ch % multiple, cw - cw % multiple
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(arr[y:y + ch, x:x + cw])
+
+
 def split_holdout(paths: Sequence[Path], fraction: float, seed: int = 0, max_items: int = 16) -> tuple[list[Path], list[Path]]:
     """Split paths into (train, validation); at most `max_items` held out, none if too few."""
     paths = list(paths)

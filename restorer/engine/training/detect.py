@@ -49,8 +49,8 @@ from restorer.engine.archs import build_arch
 from restorer.engine.errors import InputError, RestorerError
 from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
 from restorer.engine.training.damage import DamageLayers, DamageParams, apply_damage, damage_layers, make_damage
-from restorer.engine.training.data import (FolderScan, ImageBank, data_folders, read_rgb, scan_folder, split_holdout,
-                                           to_uint8_image)
+from restorer.engine.training.data import (FolderScan, ImageBank, centre_crop, data_folders, read_rgb, scan_folder,
+                                           split_holdout, to_uint8_image)
 from restorer.engine.training.options import option
 # the sweep and the choice of thresholds live in detect_thresholds.py; re-exported: part of this module's interface
 from restorer.engine.training.detect_thresholds import (ALL_IOU_SLACK, HYSTERESIS_SEEDS, LOW_THRESHOLDS,  # noqa: F401
@@ -437,7 +437,8 @@ class DetectTrainer(Trainer):
 
 # ----------------------------------------------------------------------------- held-out images (thresholds: detect_thresholds.py)
 def held_out_images(cfg_json: dict[str, Any], size: int = 384) -> list[np.ndarray]:
-    """Centre crops (<= `size` px) of the images a run with this configuration held out (never trained on)."""
+    """Centre crops (sides <= `size` px, multiples of 16) of the images a run with this configuration held out
+    (never trained on)."""
     data = cfg_json["data"]
     folders = [*(data if isinstance(data, (list, tuple)) else [data]), *cfg_json.get("extra_data", [])]
     scan = scan_folders(folders, min_side=int(cfg_json.get("crop", 128)) // 2)
@@ -445,17 +446,8 @@ def held_out_images(cfg_json: dict[str, Any], size: int = 384) -> list[np.ndarra
     frac = max(float(cfg_json.get("holdout", 0.03)), (1.0 + 1e-6) / n)
     _train, val = split_holdout(scan.usable, frac, int(cfg_json.get("seed", 0)),
                                 max_items=max(1, int(cfg_json.get("val_images", 12))))
-    out = []
-    for p in val:
-        arr = read_rgb(p)
-        if arr is None:
-            continue
-        h, w = arr.shape[:2]
-        ch, cw = min(size, h), min(size, w)
-        ch, cw = ch - ch % 16, cw - cw % 16
-        y, x = (h - ch) // 2, (w - cw) // 2
-        out.append(np.ascontiguousarray(arr[y:y + ch, x:x + cw]))
-    return out
+    arrays = (read_rgb(p) for p in val)
+    return [centre_crop(arr, size, multiple=16) for arr in arrays if arr is not None]
 
 
 # ----------------------------------------------------------------------------- export from a checkpoint
