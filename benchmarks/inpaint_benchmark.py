@@ -17,6 +17,16 @@ Protocol (fixed; results are comparable between runs):
 Needs the benchmark-only extras ``opencv-python-headless`` and ``scikit-image``.
 
     python benchmarks/inpaint_benchmark.py --data DIR [--model ID | --weights FILE] [--limit N] [--device cpu]
+
+``--zoom FILE`` (JPEG or PNG) makes, instead of the scored run, a figure to look at at 100% zoom: for each
+``--zoom-image`` (a photo's file name or the start of it; default ``ZOOM_IMAGES``, photos-val photos where the
+box lands on grass, foliage and stone), a ``--zoom-box`` px square hole (240 px: 22% of a 512 px square) where
+texture fills the box (``_figures.busiest_window`` with parts=3: the position whose least textured ninth is the
+most textured; grid of 16 px), filled by the model through the same call as the scored run and by Telea; per
+photo one row of crops around the box, not resampled: holes (white) | Restorer | Telea | original. Needs
+neither scikit-image nor, for the Restorer column alone, OpenCV (without it the Telea column is left out).
+
+    python benchmarks/inpaint_benchmark.py --data ../shared/datasets/photos-val --zoom docs/images/fill-zoom.jpg
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ from restorer.engine.training.masks import KINDS, benchmark_mask  # noqa: E402
 from restorer.engine.pipelines.inpaint import THIN_WIDTH, THIN_WORK_SIZE, WORK_SIZE  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "inpaint.md"
+ZOOM_IMAGES = ("field_wild", "barn", "forest_broadleaf", "ruin")  # grass, grass, foliage, stone
+ZOOM_MARGIN = 32  # px of the photo shown around the box
+PROG = "inpaint_benchmark"
 
 
 def _need(module: str, package: str):
@@ -78,6 +91,13 @@ def telea_method() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         return np.ascontiguousarray(out[..., ::-1])
 
     return run
+
+
+def optional_telea() -> Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Telea as `telea_method` makes it, or None when OpenCV is not installed."""
+    import importlib.util
+
+    return telea_method() if importlib.util.find_spec("cv2") is not None else None
 
 
 def model_method(args: argparse.Namespace) -> tuple[Optional[Callable], str]:
@@ -136,6 +156,71 @@ def _grid_row(images: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
+def zoom_box(gt: np.ndarray, box: int) -> tuple[int, int]:
+    """(y, x) of the `box` px square hole of the zoom figure: the most textured position (see the module's
+    docstring) that leaves ZOOM_MARGIN px of photo around it."""
+    from benchmarks import _figures
+
+    h, w = gt.shape[:2]
+    m = ZOOM_MARGIN
+    return _figures.busiest_window(_figures.luma(gt), (box, box), step=16, parts=3, bounds=(m, m, h - m, w - m))
+
+
+def zoom(args: argparse.Namespace) -> int:
+    """The --zoom figure (see the module's docstring)."""
+    from benchmarks import _figures
+
+    paths = _photos.image_paths(args.data)
+    chosen = []
+    for want in args.zoom_image or ZOOM_IMAGES:
+        hits = [p for p in paths if p.name == want] or [p for p in paths if p.name.startswith(want)]
+        if not hits:
+            _figures.bad_input(PROG, f"no photo named '{want}' in {args.data}")
+        chosen.append(hits[0])
+    box, m = args.zoom_box, ZOOM_MARGIN
+    photos = []
+    for path in chosen:  # every photo checked before the model loads
+        gt = _photos.load_rgb(path)
+        h, w = gt.shape[:2]
+        if min(h, w) < box + 2 * m:
+            _figures.bad_input(PROG, f"'{path.name}' ({w}x{h}) is too small for a {box} px box and {m} px around it")
+        photos.append((path, gt))
+    methods: dict[str, Callable] = {}
+    model_run, model_name = model_method(args)
+    if model_run is None:
+        _figures.bad_input(PROG, "no inpainting model is installed: the zoom figure needs one (--model or --weights)")
+    methods[f"Restorer ({model_name})"] = model_run
+    telea = optional_telea()
+    if telea is not None:
+        methods["OpenCV Telea r=5"] = telea
+    else:
+        print("OpenCV is not installed (pip install opencv-python-headless): the Telea column is left out",
+              file=sys.stderr)
+    rows = []
+    for path, gt in photos:
+        h, w = gt.shape[:2]
+        y, x = zoom_box(gt, box)
+        hole = np.zeros((h, w), bool)
+        hole[y:y + box, x:x + box] = True
+        masked = gt.copy()
+        masked[hole] = 0
+        cells = [np.where(hole[..., None], np.uint8(255), gt)]
+        errors = []
+        for name, run in methods.items():
+            out = run(masked.copy(), hole)
+            cells.append(out)
+            errors.append(f"{name.split(' (')[0]} {np.abs(out.astype(np.float64) - gt)[hole].mean() / 2.55:.2f}")
+        cells.append(gt)
+        crops = [c[y - m:y + box + m, x - m:x + box + m] for c in cells]
+        rows.append((f"{path.name}: {box} px box at x={x}, y={y}; hole L1 x100: {', '.join(errors)}", crops))
+        print(f"{path.name}: box at x={x}, y={y}; hole L1 x100 {', '.join(errors)}", file=sys.stderr)
+    labels = ["holes (white)", *methods, "original"]
+    title = f"Fill: a {box} px square hole on texture, {m} px around it; 100% crops, not resampled"
+    _figures.save_figure(_figures.labelled_grid(rows, labels, title=title), args.zoom)
+    print(f"zoom ({' | '.join(labels)}) written to {args.zoom}", file=sys.stderr)
+    return 0
+
+
 def table(title: str, rows: dict[str, list[tuple[float, float, float]]], holes: list[float]) -> str:
     lines = [f"### {title} ({len(holes)} images, mean hole {100 * np.mean(holes):.1f}%)", "",
              "| method | PSNR (dB) | SSIM | hole L1 (x100) |", "| --- | ---: | ---: | ---: |"]
@@ -165,7 +250,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--grid-images", type=int, default=6, help="images in the grid (the first ones)")
     ap.add_argument("--grid-width", type=int, default=1400, help="the grid's width in px")
     ap.add_argument("--output", type=Path, default=RESULTS, help=f"markdown results file (default {RESULTS})")
+    ap.add_argument("--zoom", type=Path, help="instead of the scored run, save 100%% crops of a large box hole on "
+                    "texture (JPEG or PNG): holes | Restorer | Telea | original, one row per --zoom-image")
+    ap.add_argument("--zoom-image", action="append", default=[],
+                    help="photo of --zoom, its file name or the start of it (repeatable; default "
+                         f"{', '.join(ZOOM_IMAGES)})")
+    ap.add_argument("--zoom-box", type=int, default=240, help="side of --zoom's square hole in px")
     args = ap.parse_args(argv)
+    if args.zoom is not None:
+        from benchmarks import _figures
+
+        if _figures.image_format(args.zoom) not in ("JPEG", "PNG"):
+            _figures.bad_input(PROG, f"--zoom must end in .jpg or .png, not '{args.zoom.name}'")
+        if args.zoom_box < 16:
+            _figures.bad_input(PROG, f"--zoom-box must be at least 16 px, got {args.zoom_box}")
+        if not args.data.is_dir():
+            _figures.bad_input(PROG, f"no such folder: {args.data}")
+        return zoom(args)
     _need("skimage", "scikit-image")
 
     paths = _photos.image_paths(args.data, args.limit)

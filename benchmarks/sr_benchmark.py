@@ -27,6 +27,15 @@ read against both bicubic and the faithful model of the same run. Results go to 
 
     python benchmarks/sr_benchmark.py --data ../shared/datasets/photos-val --scale 4 --degradation realistic \
         --model sr-x4-photo
+
+`--crops FILE` (JPEG or PNG) also saves 100% crops of the first `--crop-images` images of the run, one row per
+image: the LR input enlarged with nearest neighbour (its JPEG blocks and noise stay visible), bicubic, every
+scored model of the table in its order, and the original HR; `--crop-size` HR px square (a multiple of the
+scale), at the window with the most gradient energy on a grid of a quarter crop (benchmarks/_figures.py).
+Nothing in the crops is resampled, so compare them at 100% zoom.
+
+    python benchmarks/sr_benchmark.py --data ../shared/datasets/photos-val --scale 4 --degradation realistic \
+        --model sr-x4-compact --limit 4 --no-seed-timing --crops docs/images/sr-x4-realistic-crops.jpg --out /tmp/t.md
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _figures  # noqa: E402
 from benchmarks._photos import flat_photo_paths  # noqa: E402
 from benchmarks._results import write_results  # noqa: E402
 from restorer.engine import registry  # noqa: E402
@@ -91,7 +101,32 @@ def gflop_per_out_mpx(model, model_scale: int, side: int = 64, out_scale: int | 
     return counter.get_total_flops() / (side * (out_scale or model_scale)) ** 2 * 1e6 / 1e9
 
 
-def main() -> int:
+def crop_window(hr: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
+    """(y, x, side) of the square crop shown for `hr`: `size` px or the image's shorter side, rounded down to a
+    multiple of `scale`, at a position (multiples of `scale`) with the most gradient energy."""
+    side = min(size, hr.shape[0], hr.shape[1])
+    side -= side % scale
+    y, x = _figures.busiest_window(_figures.luma(hr), (side, side), step=max(scale, side // 4), align=scale)
+    return y, x, side
+
+
+def crop_row(hr: np.ndarray, lr: np.ndarray, outputs: list[np.ndarray], scale: int, size: int):
+    """(row title suffix, cells): the LR input enlarged `scale` times with nearest neighbour, each output (bicubic
+    first) and the HR, all the same window of the HR grid; `size` px square (white beyond a smaller image)."""
+    y, x, side = crop_window(hr, size, scale)
+    low = lr[y // scale:(y + side) // scale, x // scale:(x + side) // scale]
+    nearest = np.repeat(np.repeat(low, scale, axis=0), scale, axis=1)
+
+    def cell(a: np.ndarray) -> np.ndarray:
+        out = np.full((size, size, 3), 255, np.uint8)
+        out[:side, :side] = a[:side, :side]
+        return out
+
+    cells = [nearest, *(o[y:y + side, x:x + side] for o in outputs), hr[y:y + side, x:x + side]]
+    return f"{side} px at x={x}, y={y}", [cell(c) for c in cells]
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--scale", type=int, default=4)
@@ -109,7 +144,20 @@ def main() -> int:
                     help="bicubic: the SR protocol; realistic: TARGETS.md's real-photo protocol (blur, bicubic, "
                          "noise sigma 4, JPEG q60), with the factor's faithful model beside the others")
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+    ap.add_argument("--crops", type=Path, help="also save 100%% crops (JPEG or PNG): LR (nearest) | bicubic | "
+                    "each model | original, one row per image")
+    ap.add_argument("--crop-images", type=int, default=4, help="rows of --crops: the first N images of the run")
+    ap.add_argument("--crop-size", type=int, default=192, help="side of each crop in HR px (a multiple of the scale)")
+    args = ap.parse_args(argv)
+    prog = "sr_benchmark"
+    if args.crops is not None:
+        if _figures.image_format(args.crops) not in ("JPEG", "PNG"):
+            _figures.bad_input(prog, f"--crops must end in .jpg or .png, not '{args.crops.name}'")
+        if args.crop_images < 1:
+            _figures.bad_input(prog, f"--crop-images must be at least 1, got {args.crop_images}")
+        if args.crop_size < 4 * args.scale or args.crop_size % args.scale:
+            _figures.bad_input(prog, f"--crop-size must be a multiple of the scale ({args.scale}) and at least "
+                                     f"{4 * args.scale}, got {args.crop_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -147,6 +195,7 @@ def main() -> int:
         scores[k], times[k] = [], 0.0
     out_mpx = 0.0
     n = 0
+    crop_rows: list = []
     for net, ms in methods.values():  # warm-up: oneDNN builds its kernels on the first call
         run_model(net, ms, s, np.zeros((32, 32, 3), np.uint8), device, args.tile, args.precision)
     for name, hr, lr in load_pairs(args.data, s, args.limit, args.degradation):
@@ -156,6 +205,7 @@ def main() -> int:
         bic = np.asarray(Image.fromarray(lr).resize((hr.shape[1], hr.shape[0]), Image.BICUBIC))
         times["bicubic"] += time.perf_counter() - t
         scores["bicubic"].append(sr_scores(bic, hr, s))
+        shown = [bic]
         for key, (net, ms) in methods.items():
             t = time.perf_counter()
             sr = run_model(net, ms, s, lr, device, args.tile, args.precision)
@@ -165,6 +215,10 @@ def main() -> int:
             assert sr.shape == hr.shape, f"{key}: output {sr.shape} != HR {hr.shape}"
             if "timing only" not in key:
                 scores[key].append(sr_scores(sr, hr, s))
+                shown.append(sr)
+        if args.crops is not None and len(crop_rows) < args.crop_images:
+            where, cells = crop_row(hr, lr, shown, s, args.crop_size)
+            crop_rows.append((f"{name}: {where}", cells))
         print(f"{n:3d} {name}: " + "  ".join(f"{k}={v[-1][0]:.2f}" for k, v in scores.items() if v), file=sys.stderr)
 
     from restorer.engine.devices import resolve_precision
@@ -196,6 +250,11 @@ def main() -> int:
                      f"{sp - 28.64 if s == 4 else sp - 33.04:+.2f} dB vs published bicubic | - | 4-9 | - |")
     suffix = "" if args.degradation == "bicubic" else f"_{args.degradation}"
     write_results("\n".join(lines) + "\n", args.out or Path(__file__).parent / "results" / f"sr_x{s}{suffix}.md")
+    if args.crops is not None and crop_rows:
+        labels = [f"LR input, nearest x{s}", "bicubic", *(k for k in methods if "timing only" not in k), "original HR"]
+        title = f"x{s}, {proto}: 100% crops, not resampled"
+        _figures.save_figure(_figures.labelled_grid(crop_rows, labels, title=title), args.crops)
+        print(f"crops ({' | '.join(labels)}) written to {args.crops}", file=sys.stderr)
     return 0
 
 
