@@ -145,6 +145,17 @@ _TASKS = {"detect": ("detect", None), "inpaint": ("inpaint", None), "clean": ("s
           "colorize": ("colorize", None)}
 
 
+_LOADED: dict = {}  # spec id -> network: each shipped model is read (and its sha256 checked) once per run
+
+
+def _load(spec):
+    from restorer.engine import registry
+
+    if spec.id not in _LOADED:
+        _LOADED[spec.id] = registry.load_model(spec)
+    return _LOADED[spec.id]
+
+
 def _model_for(role: str):
     """(spec, network, description) for a role of TINY: the shipped model, else a tiny random network
     built by build_arch, whose spec is made up here (source "selftest", never saved)."""
@@ -156,7 +167,7 @@ def _model_for(role: str):
     task, scale = _TASKS[role]
     spec = _shipped_spec(task, scale)
     if spec is not None:
-        return spec, registry.load_model(spec), f"shipped model '{spec.id}'"
+        return spec, _load(spec), f"shipped model '{spec.id}'"
     arch, params = TINY[role]
     torch.manual_seed(0)
     net = build_arch(arch, params).eval()
@@ -207,7 +218,7 @@ def check_upscale() -> str:
 
     spec = _shipped_spec("sr")
     if spec is not None:
-        model, model_scale = registry.load_model(spec), int(spec.scale)
+        model, model_scale = _load(spec), int(spec.scale)
         which = f"shipped model '{spec.id}' (x{model_scale})"
     else:
         torch.manual_seed(0)
@@ -241,7 +252,7 @@ def check_inpaint() -> str:
 
     spec = _shipped_spec("inpaint")
     if spec is not None:
-        model = registry.load_model(spec)
+        model = _load(spec)
         which = f"shipped model '{spec.id}'"
     else:
         torch.manual_seed(0)
@@ -368,7 +379,6 @@ def check_colorize() -> str:
 def check_restore() -> str:
     import torch
 
-    from restorer.engine import registry
     from restorer.engine.imageio import ImageData
     from restorer.engine.pipelines import restore as rp
 
@@ -394,7 +404,7 @@ def check_restore() -> str:
         raise AssertionError(f"planned without: {', '.join(not_run)}")
 
     def load(spec):
-        return models[spec.id] if spec.id in models else registry.load_model(spec)
+        return models[spec.id] if spec.id in models else _load(spec)
 
     result = rp.restore_photo(image, options, device=torch.device("cpu"), loader=load, plans=plans)
     ran = [s.step for s in result.steps if s.ran]
@@ -527,6 +537,7 @@ def run(write: Optional[Callable[[str], None]] = None) -> int:
             print(text, flush=True)
 
     rep = _Report(write)
+    _LOADED.clear()
     from restorer import __version__
 
     frozen = bool(getattr(sys, "frozen", False))

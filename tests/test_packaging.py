@@ -292,3 +292,24 @@ def test_restore_check_fails_when_a_step_is_skipped(monkeypatch):
     monkeypatch.setattr(rp, "is_monochrome", lambda image, *a, **k: False)  # so colorize is skipped
     with pytest.raises(AssertionError, match="colorize"):
         selftest.check_restore()
+
+
+def _spec_function(name: str):
+    """A top-level function of the spec, compiled on its own (the spec needs PyInstaller to run whole)."""
+    tree = ast.parse(SPEC.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    namespace: dict = {"Path": Path}
+    exec(compile(ast.Module(body=[node], type_ignores=[]), str(SPEC), "exec"), namespace)
+    return namespace[name]
+
+
+def test_spec_refuses_torch_from_outside_the_build_pythons_site_packages(monkeypatch, tmp_path):
+    """Built from an environment that only borrows torch (a .pth to another venv), PyInstaller copies torch's
+    libraries twice (5.6 GB instead of 4.2 GB, 2026-12-02); the spec must refuse, and accept a normal venv."""
+    import site
+
+    outside = _spec_function("_outside_site_packages")
+    assert outside() == []  # this venv: torch and PySide6 are in its site-packages
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(tmp_path)])
+    assert [entry.split(" ")[0] for entry in outside()] == ["torch", "PySide6"]
+    assert "raise SystemExit" in SPEC.read_text(encoding="utf-8").split("_outside = _outside_site_packages()", 1)[1][:200]
