@@ -923,7 +923,7 @@ def _photo_means_gui(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --- packaging (issue #8): `restorer --self-test` checks that this install or frozen bundle
-    # works (headless upscale + inpaint, Qt, worker command); see restorer/selftest.py.
+    # works (headless upscale, inpaint, detect, clean, colorize, restore, Qt, worker); see restorer/selftest.py.
     if "--self-test" in argv:
         from restorer.selftest import run as run_self_test
 
