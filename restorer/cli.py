@@ -847,25 +847,55 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models, action="list")
 
     t = sub.add_parser("train", help="train a model on a folder of images")
-    tsub = t.add_subparsers(dest="task", parser_class=_Parser, required=True)
-    from restorer.engine.training.options import add_arguments
-    from restorer.engine.training.tasks import TASKS, config_class
+    tsub = t.add_subparsers(dest="task", parser_class=_TrainTaskParser, required=True)
+    from restorer.engine.training.tasks import TASKS
 
     for task in TASKS:
-        tp = tsub.add_parser(task)
-        add_arguments(tp, config_class(task))  # the options are the config dataclass's fields
-        tp.add_argument("--resume", action="store_true", help="continue the run of this name")
-        tp.add_argument("--events", choices=["log", "jsonl"], default="log",
-                        help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
-        # launcher options, not trainer config: the workers get the argv without them (strip_launcher_flags)
-        tp.add_argument("--gpus", type=int, default=None, metavar="N",
-                        help="train on N local workers (GPUs; CPU processes with --device cpu) through "
-                             "PyTorch's elastic launcher; the batch is split between them")
-        tp.add_argument("--max-restarts", type=int, default=0, metavar="N",
-                        help="with --gpus: restart the workers up to N times after a failure, resuming "
-                             "from the last checkpoint")
-        tp.set_defaults(func=cmd_train)
+        tsub.add_parser(task, task=task)  # its options are added when it is used (_TrainTaskParser)
     return p
+
+
+class _TrainTaskParser(_Parser):
+    """The parser of `restorer train TASK`. Its options are the task's config dataclass fields, and the
+    modules holding those import torch (seconds), so they are added when this parser is first used
+    (parsing or help): `restorer --version`, `models` and the other commands start without them."""
+
+    def __init__(self, *args: Any, task: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._task = task
+        self._complete = not task
+
+    def _add_task_options(self) -> None:
+        if self._complete:
+            return
+        self._complete = True
+        from restorer.engine.training.options import add_arguments
+        from restorer.engine.training.tasks import config_class
+
+        add_arguments(self, config_class(self._task))  # the options are the config dataclass's fields
+        self.add_argument("--resume", action="store_true", help="continue the run of this name")
+        self.add_argument("--events", choices=["log", "jsonl"], default="log",
+                          help="jsonl: one JSON event per line on stdout (the GUI's worker protocol)")
+        # launcher options, not trainer config: the workers get the argv without them (strip_launcher_flags)
+        self.add_argument("--gpus", type=int, default=None, metavar="N",
+                          help="train on N local workers (GPUs; CPU processes with --device cpu) through "
+                               "PyTorch's elastic launcher; the batch is split between them")
+        self.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                          help="with --gpus: restart the workers up to N times after a failure, resuming "
+                               "from the last checkpoint")
+        self.set_defaults(func=cmd_train)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._add_task_options()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_task_options()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._add_task_options()
+        return super().format_usage()
 
 
 def _setup_logging(debug: bool, quiet: bool) -> None:
@@ -893,7 +923,7 @@ def _photo_means_gui(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --- packaging (issue #8): `restorer --self-test` checks that this install or frozen bundle
-    # works (headless upscale + inpaint, Qt, worker command); see restorer/selftest.py.
+    # works (headless upscale, inpaint, detect, clean, colorize, restore, Qt, worker); see restorer/selftest.py.
     if "--self-test" in argv:
         from restorer.selftest import run as run_self_test
 

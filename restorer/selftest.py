@@ -16,6 +16,22 @@ passed. The checks:
   ``restorer.engine.pipelines.inpaint.inpaint_image`` with the shipped inpaint model or a tiny
   random ``deepfill`` network (same rule); size, dtype, that every pixel outside the mask is
   byte-identical and that the hole was filled;
+* ``archs``: every architecture of ``restorer.engine.archs.ARCHS`` imports (they are loaded with
+  importlib, so a hidden import missing from the bundle shows here), also those no shipped model uses;
+* ``detect``: a small grey synthetic photo with drawn scratches through
+  ``restorer.engine.pipelines.detect.detect_damage`` with the shipped ``damage_unet`` (or a tiny random
+  one); the mask must be a bool array of the photo's size and, with the shipped model, find most of the
+  scratch while marking almost nothing else;
+* ``clean``: a noisy synthetic photo through ``pipelines.clean.clean_image`` with the shipped x1 clean-up
+  model (or a tiny random x1 ``compact_sr``) at the default precision (bf16 on CPUs that have it): same
+  size and dtype, some pixels changed, and with the shipped model no more than a mild change;
+* ``colorize``: a grey synthetic photo through ``pipelines.colorize.colorize_photo`` with the shipped
+  colorize model (or a tiny random ``colorize_unet``): an RGB colour image of the same size whose CIE L
+  equals the input's up to rounding;
+* ``restore``: the one-step old-photo restore (``pipelines.restore``: plan, then detect, fill, clean,
+  x2 upscale, colorize) on a small grey scratched photo with the shipped models (a tiny random network
+  for any step without one): every step runs, pixels outside the filled mask survive the fill, the
+  result is twice the size and in colour, and the source is not modified;
 * ``torchvision``: its compiled ops load and a JPEG round trip works (SR training needs it);
   an INFO line instead when it is not installed at all;
 * ``qt``: the desktop app's modules import (no window is opened);
@@ -108,13 +124,71 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _shipped_spec(task: str):
-    """The default shipped model of a task, or None when the app ships none."""
+def _shipped_spec(task: str, scale: Optional[int] = None):
+    """The default shipped model of a task (and SR factor), or None when the app ships none."""
     from restorer.engine import registry
 
-    specs = [s for s in registry.SHIPPED if s.task == task]
+    specs = [s for s in registry.SHIPPED if s.task == task and (scale is None or s.scale == scale)]
     defaults = [s for s in specs if s.provenance.get("default")]
     return (defaults or specs)[0] if specs else None
+
+
+#: the tiny random network each old-photo check falls back to when no model of its task is shipped
+TINY = {
+    "detect": ("damage_unet", {"base_channels": 4, "levels": 2, "head_channels": 4}),
+    "inpaint": ("deepfill", {"base_channels": 8}),
+    "clean": ("compact_sr", {"scale": 1, "num_convs": 2, "channels": 8, "unshuffle": 2}),
+    "upscale": ("compact_sr", {"scale": 2, "num_convs": 2, "channels": 8}),
+    "colorize": ("colorize_unet", {"base_channels": 4, "depth": 3}),
+}
+_TASKS = {"detect": ("detect", None), "inpaint": ("inpaint", None), "clean": ("sr", 1), "upscale": ("sr", 2),
+          "colorize": ("colorize", None)}
+
+
+_LOADED: dict = {}  # spec id -> network: each shipped model is read (and its sha256 checked) once per run
+
+
+def _load(spec):
+    from restorer.engine import registry
+
+    if spec.id not in _LOADED:
+        _LOADED[spec.id] = registry.load_model(spec)
+    return _LOADED[spec.id]
+
+
+def _model_for(role: str):
+    """(spec, network, description) for a role of TINY: the shipped model, else a tiny random network
+    built by build_arch, whose spec is made up here (source "selftest", never saved)."""
+    import torch
+
+    from restorer.engine import registry
+    from restorer.engine.archs import build_arch
+
+    task, scale = _TASKS[role]
+    spec = _shipped_spec(task, scale)
+    if spec is not None:
+        return spec, _load(spec), f"shipped model '{spec.id}'"
+    arch, params = TINY[role]
+    torch.manual_seed(0)
+    net = build_arch(arch, params).eval()
+    spec = registry.ModelSpec(id=f"selftest-tiny-{role}", task=task, arch=arch, params=params, file="",
+                              scale=int(params.get("scale", 1)), source="selftest")
+    return spec, net, f"no shipped {role} model: tiny random {arch} via build_arch"
+
+
+def scratched_photo(h: int, w: int, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """A grey (three equal channels) uint8 synthetic photo with two near-white scratches drawn on it
+    (a diagonal about 3.5 px wide and a horizontal one 2 px high), and the (H, W) bool mask of the
+    scratch pixels. (The shipped detector's recall on thin lines depends on where they fall on its
+    2x2 pixel-unshuffle grid; these, at 64x96, are found at about 98%.)"""
+    grey = synthetic_image(h, w, seed=seed).mean(axis=2).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    y, x = np.mgrid[0:h, 0:w]
+    scratch = np.abs(y - (0.5 * x + h * 0.1875)) < 2.0
+    row = 2 * (h * 5 // 32)
+    scratch[row:row + 2, int(w * 0.1):int(w * 0.85)] = True
+    rgb[scratch] = 250
+    return rgb, scratch
 
 
 # ----------------------------------------------------------------------------- checks
@@ -144,7 +218,7 @@ def check_upscale() -> str:
 
     spec = _shipped_spec("sr")
     if spec is not None:
-        model, model_scale = registry.load_model(spec), int(spec.scale)
+        model, model_scale = _load(spec), int(spec.scale)
         which = f"shipped model '{spec.id}' (x{model_scale})"
     else:
         torch.manual_seed(0)
@@ -178,7 +252,7 @@ def check_inpaint() -> str:
 
     spec = _shipped_spec("inpaint")
     if spec is not None:
-        model = registry.load_model(spec)
+        model = _load(spec)
         which = f"shipped model '{spec.id}'"
     else:
         torch.manual_seed(0)
@@ -203,6 +277,163 @@ def check_inpaint() -> str:
         raise AssertionError(f"{still_damaged} of {int(mask.sum())} hole pixel(s) still hold the damage colour")
     return (f"{which}: {w}x{h} uint8, {int(mask.sum())} px hole filled, "
             f"{int((~mask).sum())} px outside the mask byte-identical")
+
+
+def check_archs() -> str:
+    """Every architecture in ARCHS imports (importlib: the module graph cannot see them)."""
+    import importlib
+
+    from restorer.engine.archs import ARCHS
+
+    missing = []
+    for name, (module, cls) in sorted(ARCHS.items()):
+        try:
+            getattr(importlib.import_module(module), cls)
+        except Exception as exc:  # ImportError, AttributeError: both mean a broken app
+            missing.append(f"{name} ({module}.{cls}: {exc})")
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {len(ARCHS)} architecture(s) do not import: {'; '.join(missing)}")
+    return f"{len(ARCHS)} architectures import: {', '.join(sorted(ARCHS))}"
+
+
+def check_detect() -> str:
+    import torch
+
+    from restorer.engine.pipelines.detect import detect_damage
+
+    spec, model, which = _model_for("detect")
+    h, w = 64, 96
+    rgb, scratch = scratched_photo(h, w)
+    found = detect_damage(rgb.copy(), model, device=torch.device("cpu"))
+    mask = found.mask
+    if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype != bool:
+        raise AssertionError(f"mask {getattr(mask, 'shape', type(mask))} {getattr(mask, 'dtype', '')}, "
+                             f"expected ({h}, {w}) bool")
+    prob = found.probability
+    if prob.shape != (h, w) or not (np.isfinite(prob).all() and prob.min() >= 0.0 and prob.max() <= 1.0):
+        raise AssertionError("the damage probability is not a finite (H, W) map in [0, 1]")
+    hit = float((mask & scratch).sum() / scratch.sum())
+    false = float((mask & ~scratch).sum() / (~scratch).sum())
+    if spec.source == "shipped":  # a real detector must find the drawn scratches and little else
+        if hit < 0.6:
+            raise AssertionError(f"only {hit:.0%} of the scratch pixels marked (expected at least 60%)")
+        if false > 0.02:
+            raise AssertionError(f"{false:.1%} of the undamaged pixels marked (expected at most 2%)")
+    return (f"{which}: {w}x{h} -> ({h}, {w}) bool mask, {hit:.0%} of the scratch marked, "
+            f"{false:.1%} of the rest (threshold {found.threshold:.2f})")
+
+
+def check_clean() -> str:
+    import torch
+
+    from restorer.engine.devices import resolve_precision
+    from restorer.engine.imageio import ImageData
+    from restorer.engine.pipelines.clean import clean_image
+
+    spec, model, which = _model_for("clean")
+    h, w = 64, 96
+    rng = np.random.default_rng(5)
+    src = np.clip(synthetic_image(h, w, seed=5) + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+    cpu = torch.device("cpu")
+    out = clean_image(ImageData(rgb=src.copy()), model, device=cpu).rgb
+    if out.shape != src.shape or out.dtype != np.uint8:
+        raise AssertionError(f"output {out.shape} {out.dtype}, expected {src.shape} uint8")
+    changed = int(np.count_nonzero(np.any(out != src, axis=-1)))
+    if not changed:
+        raise AssertionError("no pixel changed")
+    diff = float(np.abs(out.astype(np.int16) - src.astype(np.int16)).mean())
+    if spec.source == "shipped" and diff > 10:
+        raise AssertionError(f"mean change {diff:.1f} levels: far more than a clean-up (broken weights?)")
+    if not np.array_equal(clean_image(ImageData(rgb=src.copy()), model, strength=0.0, device=cpu).rgb, src):
+        raise AssertionError("strength 0 did not give the input back")
+    dtype = str(resolve_precision(cpu, "auto")).replace("torch.", "")
+    return (f"{which} ({dtype}): {w}x{h} -> {out.shape[1]}x{out.shape[0]} uint8, {changed} of {h * w} px changed "
+            f"(mean {diff:.2f} levels); strength 0 gives the input back")
+
+
+def check_colorize() -> str:
+    import torch
+
+    from restorer.engine.imageio import ImageData
+    from restorer.engine.pipelines.colorize import colorize_photo, luminance
+
+    spec, model, which = _model_for("colorize")
+    h, w = 64, 96
+    grey = np.repeat(synthetic_image(h, w, seed=6).mean(axis=2).astype(np.uint8)[:, :, None], 3, axis=2)
+    out = colorize_photo(ImageData(rgb=grey.copy(), gray=True), model, device=torch.device("cpu"))
+    rgb = out.rgb
+    if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
+        raise AssertionError(f"output {rgb.shape} {rgb.dtype}, expected ({h}, {w}, 3) uint8")
+    if out.gray:
+        raise AssertionError("the colorized photo is still marked grey")
+    coloured = float(np.mean((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)) >= 2))
+    if coloured < 0.5:
+        raise AssertionError(f"only {coloured:.0%} of the pixels got any colour")
+    dl = float((luminance(rgb) - luminance(grey)).abs().max())
+    if dl > 1.0:  # CIE L is 0..100; rounding to 8 bits moves it by well under 1
+        raise AssertionError(f"the luminance changed by up to {dl:.2f} (CIE L), expected < 1")
+    return (f"{which}: {w}x{h} grey -> RGB, {coloured:.0%} of the pixels coloured, "
+            f"luminance kept (max CIE L change {dl:.2f})")
+
+
+def check_restore() -> str:
+    import torch
+
+    from restorer.engine.imageio import ImageData
+    from restorer.engine.pipelines import restore as rp
+
+    roles = {"detect": "detect", "fill": "inpaint", "clean": "clean", "upscale": "upscale", "colorize": "colorize"}
+    models, specs, tiny = {}, {}, []
+    for step, role in roles.items():
+        spec, net, _which = _model_for(role)
+        specs[step] = spec
+        if spec.source != "shipped":
+            models[spec.id] = net
+            tiny.append(step)
+    shipped = {step: spec.id for step, spec in specs.items() if spec.source == "shipped"}
+    options = rp.RestoreOptions(scale=2, colorize=True, detect_model=shipped.get("detect"),
+                                inpaint_model=shipped.get("fill"), clean_model=shipped.get("clean"),
+                                upscale_model=shipped.get("upscale"), colorize_model=shipped.get("colorize"))
+    h, w = 64, 96
+    rgb, scratch = scratched_photo(h, w, seed=7)
+    image = ImageData(rgb=rgb.copy(), gray=True)
+    plans = [p if p.step in shipped else rp.StepPlan(p.step, True, "", specs[p.step])
+             for p in rp.plan_restore(image, options)]
+    not_run = [f"{p.step} ({p.note})" for p in plans if not p.run]
+    if not_run:
+        raise AssertionError(f"planned without: {', '.join(not_run)}")
+
+    def load(spec):
+        return models[spec.id] if spec.id in models else _load(spec)
+
+    result = rp.restore_photo(image, options, device=torch.device("cpu"), loader=load, plans=plans)
+    ran = [s.step for s in result.steps if s.ran]
+    if ran != list(rp.STEPS):
+        skipped = [f"{s.step} ({s.note})" for s in result.steps if not s.ran]
+        raise AssertionError(f"steps run: {ran}; skipped: {', '.join(skipped)}")
+    if not np.array_equal(image.rgb, rgb):
+        raise AssertionError("the source photo was modified")
+    mask = result.mask
+    if mask is None or mask.shape != (h, w) or not mask.any():
+        raise AssertionError(f"fill mask {None if mask is None else mask.shape}, expected a non-empty ({h}, {w})")
+    filled = result.step("fill").image.rgb
+    if not np.array_equal(filled[~mask], rgb[~mask]):
+        raise AssertionError("the fill changed pixels outside its mask")
+    out = result.image
+    if out.rgb.shape != (2 * h, 2 * w, 3) or out.rgb.dtype != np.uint8:
+        raise AssertionError(f"result {out.rgb.shape} {out.rgb.dtype}, expected ({2 * h}, {2 * w}, 3) uint8")
+    if out.gray or np.array_equal(out.rgb[..., 0], out.rgb[..., 2]):
+        raise AssertionError("the result is not in colour")
+    before, after = float(rgb[scratch].mean()), float(filled[scratch].mean())
+    if "detect" not in tiny and "fill" not in tiny and after > before - 40:
+        raise AssertionError(f"the scratches are still there (mean {after:.0f} after the fill, {before:.0f} before)")
+    models_used = ", ".join(f"{s.step} {s.model_id}" for s in result.steps)
+    return (f"{w}x{h} grey scratched photo -> {2 * w}x{2 * h} colour; {_pct(mask.mean())} filled, scratch mean "
+            f"{before:.0f} -> {after:.0f}; models: {models_used}")
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * float(fraction):.1f}%"
 
 
 def check_torchvision() -> str:
@@ -295,6 +526,10 @@ def check_gui(path: str, delay: float) -> str:
 
 
 # ----------------------------------------------------------------------------- entry
+#: the checks that need torch (the torch line is printed before them)
+TORCH_CHECKS = frozenset({"upscale", "inpaint", "archs", "detect", "clean", "colorize", "restore", "torchvision"})
+
+
 def run(write: Optional[Callable[[str], None]] = None) -> int:
     """Run every check, print one line each; 0 when all passed, else 1."""
     if write is None:
@@ -302,13 +537,14 @@ def run(write: Optional[Callable[[str], None]] = None) -> int:
             print(text, flush=True)
 
     rep = _Report(write)
+    _LOADED.clear()
     from restorer import __version__
 
     frozen = bool(getattr(sys, "frozen", False))
     where = f"frozen bundle {getattr(sys, '_MEIPASS', '?')}" if frozen else f"source, Python {sys.version.split()[0]}"
     rep.line(INFO, "restorer", f"{__version__} ({where}); executable {sys.executable}")
     only = {name.strip() for name in os.environ.get("RESTORER_SELFTEST_ONLY", "").split(",") if name.strip()}
-    if not only or only & {"upscale", "inpaint", "torchvision"}:  # else leave torch to the selected checks (timing)
+    if not only or only & TORCH_CHECKS:  # else leave torch to the selected checks (timing)
         try:
             import torch
         except Exception as exc:
@@ -320,7 +556,8 @@ def run(write: Optional[Callable[[str], None]] = None) -> int:
                                 f"checks run on cpu with {torch.get_num_threads()} thread(s)")
     checks: list[tuple[str, Callable[[], str]]] = [
         ("resources", check_resources), ("upscale", check_upscale), ("inpaint", check_inpaint),
-        ("torchvision", check_torchvision), ("qt", check_qt), ("worker", check_worker)]
+        ("archs", check_archs), ("detect", check_detect), ("clean", check_clean), ("colorize", check_colorize),
+        ("restore", check_restore), ("torchvision", check_torchvision), ("qt", check_qt), ("worker", check_worker)]
     shot = os.environ.get("RESTORER_SCREENSHOT")
     if shot:
         delay = float(os.environ.get("RESTORER_SCREENSHOT_DELAY", "3"))

@@ -137,8 +137,11 @@ def test_self_test_from_source_exits_0():
         assert "FAIL inpaint" in out and "not importable" in out
         pytest.skip("restorer.engine.pipelines.inpaint is not in this checkout yet")
     assert proc.returncode == 0, out + proc.stderr
-    for check in ("resources", "upscale", "inpaint", "qt", "worker"):
+    for check in ("resources", "upscale", "inpaint", "archs", "detect", "clean", "colorize", "restore", "qt",
+                  "worker"):
         assert f"PASS {check}:" in out, out
+    for model in ("detect-damage", "restore-x1", "colorize-photos", "inpaint-photos", "sr-x2-faithful"):
+        assert f"shipped model '{model}'" in out or f" {model}" in out, (model, out)  # the real weights ran
     assert "torchvision:" in out and "FAIL" not in out
     assert "byte-identical" in out
     assert "self-test passed" in out.splitlines()[-1]
@@ -151,10 +154,181 @@ def test_self_test_reports_a_failing_check(monkeypatch, capsys):
         raise RuntimeError("simulated breakage")
 
     monkeypatch.setattr(selftest, "check_upscale", broken)
-    for name in ("check_inpaint", "check_torchvision", "check_qt", "check_worker"):
+    for name in ("check_inpaint", "check_archs", "check_detect", "check_clean", "check_colorize", "check_restore",
+                 "check_torchvision", "check_qt", "check_worker"):
         monkeypatch.setattr(selftest, name, lambda: "skipped in this test")
     monkeypatch.delenv("RESTORER_SCREENSHOT", raising=False)
     lines: list[str] = []
     assert selftest.run(lines.append) == 1
     assert any(line.startswith("FAIL upscale:") and "simulated breakage" in line for line in lines)
     assert "FAILED" in lines[-1] and "upscale" in lines[-1]
+
+
+# ----------------------------------------------------------------------------- the old-photo checks
+OLD_PHOTO_CHECKS = ("check_detect", "check_clean", "check_colorize", "check_restore")
+
+
+@pytest.mark.parametrize("name", OLD_PHOTO_CHECKS)
+def test_old_photo_checks_fall_back_to_tiny_random_networks(name, no_shipped_models):
+    from restorer import selftest
+
+    text = getattr(selftest, name)()
+    if name == "check_restore":
+        assert "selftest-tiny-detect" in text and "selftest-tiny-colorize" in text, text
+    else:
+        assert "tiny random" in text and "via build_arch" in text, text
+
+
+def test_restore_check_uses_tiny_networks_only_for_the_steps_without_a_shipped_model(monkeypatch):
+    from restorer import selftest
+    from restorer.engine import registry
+
+    monkeypatch.setattr(registry, "SHIPPED", tuple(s for s in registry.SHIPPED if s.task != "colorize"))
+    text = selftest.check_restore()
+    assert "colorize selftest-tiny-colorize" in text and "detect detect-damage" in text, text
+
+
+def test_every_check_is_run_by_the_self_test(monkeypatch):
+    """A check_* function the run() list forgets would never run in the bundle."""
+    from restorer import selftest
+
+    names = [n[len("check_"):] for n in dir(selftest) if n.startswith("check_") and n != "check_gui"]
+    assert {"detect", "clean", "colorize", "restore", "archs"} <= set(names)
+    monkeypatch.delenv("RESTORER_SCREENSHOT", raising=False)
+    monkeypatch.delenv("RESTORER_SELFTEST_ONLY", raising=False)
+    for n in names:
+        monkeypatch.setattr(selftest, f"check_{n}", lambda n=n: f"stub {n}")
+    lines: list[str] = []
+    assert selftest.run(lines.append) == 0
+    for n in names:
+        assert any(line.startswith(f"PASS {n}: stub {n}") for line in lines), (n, lines)
+
+
+def test_archs_check_fails_on_an_architecture_that_does_not_import(monkeypatch):
+    from restorer import selftest
+    from restorer.engine import archs
+
+    monkeypatch.setitem(archs.ARCHS, "ghost", ("restorer.engine.archs.not_bundled", "Ghost"))
+    with pytest.raises(RuntimeError, match="ghost"):
+        selftest.check_archs()
+
+
+def test_detect_check_fails_on_a_wrong_mask(monkeypatch):
+    from restorer import selftest
+    from restorer.engine.pipelines import detect
+
+    real = detect.detect_damage
+
+    def half_size(*args, **kwargs):
+        found = real(*args, **kwargs)
+        return detect.DetectResult(found.mask[::2], found.probability, found.threshold, found.work_scale)
+
+    monkeypatch.setattr(detect, "detect_damage", half_size)
+    with pytest.raises(AssertionError, match="mask"):
+        selftest.check_detect()
+
+
+def test_detect_check_fails_when_the_shipped_detector_finds_nothing(monkeypatch):
+    """Broken weights (here: all zero) still give a mask of the right shape; the check must notice."""
+    import torch
+
+    from restorer import selftest
+
+    real = selftest._model_for
+
+    def zeroed(role):
+        spec, net, which = real(role)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.zero_()
+        return spec, net, which
+
+    monkeypatch.setattr(selftest, "_model_for", zeroed)
+    with pytest.raises(AssertionError, match="scratch pixels marked"):
+        selftest.check_detect()
+
+
+def test_clean_check_fails_when_nothing_changes(monkeypatch):
+    from restorer import selftest
+    from restorer.engine.pipelines import clean
+
+    monkeypatch.setattr(clean, "clean_image", lambda image, model, **kw: image)
+    with pytest.raises(AssertionError, match="no pixel changed"):
+        selftest.check_clean()
+
+
+def test_colorize_check_fails_when_the_luminance_moves(monkeypatch):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from restorer import selftest
+    from restorer.engine.pipelines import colorize
+
+    real = colorize.colorize_photo
+
+    def darker(image, model, **kwargs):
+        out = real(image, model, **kwargs)
+        return replace(out, rgb=(out.rgb // 2).astype(np.uint8))
+
+    monkeypatch.setattr(colorize, "colorize_photo", darker)
+    with pytest.raises(AssertionError, match="luminance"):
+        selftest.check_colorize()
+
+
+def test_colorize_check_fails_on_a_grey_result(monkeypatch):
+    from restorer import selftest
+    from restorer.engine.pipelines import colorize
+
+    monkeypatch.setattr(colorize, "colorize_photo", lambda image, model, **kw: image)
+    with pytest.raises(AssertionError, match="grey|colour"):
+        selftest.check_colorize()
+
+
+def test_restore_check_fails_when_a_step_is_skipped(monkeypatch):
+    from restorer import selftest
+    from restorer.engine.pipelines import restore as rp
+
+    monkeypatch.setattr(rp, "is_monochrome", lambda image, *a, **k: False)  # so colorize is skipped
+    with pytest.raises(AssertionError, match="colorize"):
+        selftest.check_restore()
+
+
+def _spec_function(name: str):
+    """A top-level function of the spec, compiled on its own (the spec needs PyInstaller to run whole)."""
+    tree = ast.parse(SPEC.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    namespace: dict = {"Path": Path}
+    exec(compile(ast.Module(body=[node], type_ignores=[]), str(SPEC), "exec"), namespace)
+    return namespace[name]
+
+
+def test_spec_refuses_torch_from_outside_the_build_pythons_site_packages(monkeypatch, tmp_path):
+    """Built from an environment that only borrows torch (a .pth to another venv), PyInstaller copies torch's
+    libraries twice (5.6 GB instead of 4.2 GB, 2026-12-02); the spec must refuse, and accept a normal venv."""
+    import site
+
+    outside = _spec_function("_outside_site_packages")
+    assert outside() == []  # this venv: torch and PySide6 are in its site-packages
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(tmp_path)])
+    assert [entry.split(" ")[0] for entry in outside()] == ["torch", "PySide6"]
+    assert "raise SystemExit" in SPEC.read_text(encoding="utf-8").split("_outside = _outside_site_packages()", 1)[1][:200]
+
+
+# ----------------------------------------------------------------------------- start-up
+def test_commands_that_need_no_network_start_without_importing_torch():
+    """`restorer --version`, `models` and `--help` took 4 s in the bundle (0.4 s before) once the train
+    options came from the config dataclasses, whose modules import torch: the train task parsers are
+    completed only when used. Parsing a train command still gives every option."""
+    code = ("import sys\n"
+            "from restorer import cli\n"
+            "p = cli.build_parser()\n"
+            "p.parse_args(['models'])\n"
+            "p.format_help()\n"
+            "p.parse_args(['upscale', 'photo.jpg', '--scale', '2'])\n"
+            "print('torch' in sys.modules)\n"
+            "ns = p.parse_args(['train', 'colorize', '--data', 'a', '--data', 'b', '--name', 'n', '--depth', '6'])\n"
+            "print(ns.func.__name__, ns.data, ns.depth, ns.events, ns.resume)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["False", "cmd_train ['a', 'b'] 6 log False"], proc.stdout
