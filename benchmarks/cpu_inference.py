@@ -37,10 +37,10 @@ noisy machine slows all of them alike; ratios are against the baseline of the sa
   (cores x GHz x 64 FLOP/cycle: two 512-bit FMA pipes) or bf16 peak (twice that), `--peak-gflops`
   to override.
 
-ONNX Runtime and OpenVINO are not installed in this project's environment and adding a dependency
-was out of scope, so only torch paths are measured. int8 (`--int8-calib TRAIN_DIR`, a training photo
-folder, never photos-val): static post-training copies of the SR models (`int8_model`: torch.ao FX
-graph mode, x86 backend, real quantized::conv2d kernels, no compiler at run time) in the interleaved
+ONNX Runtime and OpenVINO are not installed in this project's environment, so only torch paths are
+measured here (OpenVINO: benchmarks/openvino_probe.py, run from a scratch environment). int8
+(`--int8-calib TRAIN_DIR`, a training photo folder, never photos-val): static post-training copies of
+the SR models (`int8_model`: torch.ao FX graph mode, x86 backend, real quantized::conv2d kernels, no compiler at run time) in the interleaved
 table, and `--quality-only int8` for their Y-PSNR against fp32 on the SR protocol. Measured, not used
 by the app (docs/models.md "CPU inference": not faster enough than bf16).
 """
