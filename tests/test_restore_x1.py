@@ -60,7 +60,7 @@ def test_x1_chain_keeps_the_size_leaves_some_samples_clean_and_covers_the_protoc
     from restorer.engine.training.data import (REALISTIC, REALISTIC_STRONG, REALISTIC_X1, degradation_stats, degrade,
                                                protocol_realistic_lr)
 
-    photos = [synthetic_photo(96, 96, seed=s) for s in range(16)]
+    photos = [synthetic_photo(96, 96, seed=s) for s in range(40)]
     hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
     g = torch.Generator().manual_seed(0)
     lr = degrade(hr, 1, "realistic", random.Random(0), g)
@@ -169,3 +169,35 @@ def test_the_shipped_clean_up_model_is_the_default_cleans_noisy_jpegs_and_keeps_
     assert min(kept) > 45.0, kept  # a clean photo comes back (nearly) unchanged
     # every other factor's default stays an upscaler
     assert registry.default_model("sr", 4).id != "restore-x1" and registry.default_model("sr").scale != 1
+
+
+def test_chain_can_skip_the_final_jpeg_for_some_samples():
+    import dataclasses
+
+    from restorer.engine.training.data import REALISTIC_X1
+
+    photos = [synthetic_photo(64, 64, seed=s) for s in range(24)]
+    hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
+    always = dataclasses.replace(REALISTIC_X1, clean_prob=0.0, final_jpeg_prob=1.0)
+    some = dataclasses.replace(REALISTIC_X1, clean_prob=0.0, final_jpeg_prob=0.5)
+    a = always(hr, 1, random.Random(3), torch.Generator().manual_seed(3))
+    b = some(hr, 1, random.Random(3), torch.Generator().manual_seed(3))
+    same = [bool(torch.equal(x, y)) for x, y in zip(a, b)]
+    assert 0 < sum(same) < len(same)  # the same draws up to the final JPEG; some samples skip it
+    for x, s in zip(b, same):
+        if not s:  # an 8-bit image that was not JPEG-compressed at the end
+            assert torch.allclose(x * 255, (x * 255).round(), atol=1e-3)
+    assert REALISTIC_X1.final_jpeg_prob < 1.0
+
+
+def test_clean_prob_override_of_the_realistic_chain():
+    from restorer.engine.errors import InputError
+    from restorer.engine.training.data import bicubic_down, degrade
+
+    hr = torch.stack([torch.from_numpy(synthetic_photo(64, 64, seed=s)).permute(2, 0, 1) for s in range(6)]) / 255.0
+    lr = degrade(hr, 4, "realistic", random.Random(0), torch.Generator().manual_seed(0), clean_prob=1.0)
+    assert torch.equal(lr, bicubic_down(hr, 4))
+    lr = degrade(hr, 4, "realistic", random.Random(0), torch.Generator().manual_seed(0), clean_prob=0.0)
+    assert not any(torch.equal(x, y) for x, y in zip(lr, bicubic_down(hr, 4)))
+    with pytest.raises(InputError):
+        degrade(hr, 4, "realistic", random.Random(0), torch.Generator().manual_seed(0), clean_prob=1.5)

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 class SRConfig(TrainConfig):
     scale: int = option(4, "--scale", choices=SR_TRAIN_SCALES)
     degradation: str = option("bicubic", "--degradation", choices=["bicubic", "realistic", "realistic-strong"])
+    clean_prob: Optional[float] = option(None, "--clean-prob", "realistic chains: share of samples left clean "
+                                         "(bicubic only); default: the chain's own (0.1)")
     phase: str = option("psnr", "--phase", choices=["psnr", "gan"])
     arch: str = option("srgan", "--arch", choices=["srgan", "compact_sr", "fast_sr"])
     num_blocks: int = option(16, "--blocks", "residual blocks of the generator")
@@ -234,7 +236,7 @@ class SRTrainer(Trainer):
             assert self.feed is not None
             hr = self.feed.next()
         with torch.no_grad():
-            lr = degrade(hr, cfg.scale, cfg.degradation, self.rng, self.dev_gen)
+            lr = degrade(hr, cfg.scale, cfg.degradation, self.rng, self.dev_gen, clean_prob=cfg.clean_prob)
         return channels_last(lr, self.device), channels_last(hr, self.device)
 
     def step(self, iteration: int) -> dict[str, torch.Tensor]:
