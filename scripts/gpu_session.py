@@ -12,7 +12,9 @@ Before the GPU call, on the developer's machine (the GPU machine receives only t
 Then ONE device call: `scripts/gpu_session.sh` (= `python3 scripts/gpu_session.py run --out $OUT`):
 
 1. check the GPU (name, memory, a bf16 matrix product's TFLOP/s), torch/torchvision versions;
-2. measure throughput briefly (`benchmarks/train_throughput.py --quick`, capped in time);
+2. measure throughput briefly (`benchmarks/train_throughput.py --quick`, capped in time), and what
+   `--gpus 1` through the elastic launcher costs against a plain run (`benchmarks/launcher_overhead.py`,
+   one round of 10 s each, about 45 s with start-up; issue #16's < 3 % target; `--launcher-s 0` skips);
 3. plan shares (`recipes_shipped.plan_session`): every recipe starts at once as its own process,
    the models furthest from their bars run the whole window, the others stop earlier;
 4. train: `scripts/train_shipped.py JOB` continuing the shipped weights (SIGTERM at the deadline:
@@ -514,6 +516,8 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
         args.eval_minutes = 0.35 if args.tiny else 3.0
     if args.throughput_s is None:
         args.throughput_s = 0.3 if args.tiny else 5.0
+    if args.launcher_s is None:  # two short runs, plain and --gpus 1, about 45 s in all on the GPU
+        args.launcher_s = 0.0 if args.tiny else 10.0
     if args.max_parallel is None:  # all at once (the dry run too: a job started late would train nothing)
         args.max_parallel = 0
     deadline_all = t_start + args.minutes * 60
@@ -558,6 +562,24 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
             summary["throughput"] = json.loads((tmp / "throughput.json").read_text())
         except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
             summary["throughput"] = {"error": exc.__class__.__name__}
+
+    # 2b. what the elastic launcher costs a one-GPU run (issue #16's target: < 3 %), before the jobs share the GPU
+    if args.launcher_s > 0:
+        lo_json = tmp / "launcher.json"
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "launcher_overhead.py"), "--data", str(train_dirs[0]),
+               "--device", device, "--seconds", str(args.launcher_s), "--rounds", "1", "--json", str(lo_json),
+               "--out", str(tmp / "launcher.md")]
+        cmd += ["--tiny"] if args.tiny else []
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=str(ROOT), timeout=args.launcher_s * 4 + 120, check=False,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
+                summary["launcher"] = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][-300:]}
+            else:
+                summary["launcher"] = json.loads(lo_json.read_text())
+        except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            summary["launcher"] = {"error": exc.__class__.__name__}
+        log.info("launcher: %s", {k: summary["launcher"].get(k) for k in ("overhead", "met", "error")})
 
     # 3. plan: the training window ends early enough for evaluation and packing
     train_end = deadline_all - args.eval_minutes * 60
@@ -706,6 +728,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="the whole session, checks to hand-back (default 9.2; --tiny: 2)")
     rn.add_argument("--eval-minutes", type=float, default=None, help="kept for evaluation (default 2.5; --tiny: 0.35)")
     rn.add_argument("--throughput-s", type=float, default=None, help="seconds per throughput measurement; 0: skip")
+    rn.add_argument("--launcher-s", type=float, default=None,
+                    help="seconds per run of the --gpus 1 launcher check (benchmarks/launcher_overhead.py, at least 8); "
+                         "0: skip")
     rn.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N packed val images only")
     rn.add_argument("--job", action="append", help="train only these recipes (repeatable)")
     rn.add_argument("--max-parallel", type=int, default=None, help="jobs at a time (0: all, the default)")
