@@ -86,3 +86,15 @@ def bare_main_window(qtbot, no_shipped_models, message_boxes):
 
     with shown_main_window(qtbot, message_boxes) as win:
         yield win
+
+
+@pytest.fixture
+def dirs(no_shipped_models):
+    """The GUI tests' short name for `no_shipped_models` (test_app.py has its own, with user folders too)."""
+    return no_shipped_models
+
+
+@pytest.fixture
+def window(bare_main_window):
+    """The GUI tests' short name for `bare_main_window` (test_app.py and test_explorer.py have their own)."""
+    return bare_main_window

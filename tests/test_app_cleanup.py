@@ -13,7 +13,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import pytestqt  # noqa: E402,F401
@@ -26,16 +25,6 @@ from test_strength import register  # noqa: E402
 
 SB = QMessageBox.StandardButton
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def dirs(no_shipped_models):  # conftest.py: only the models a test registers are installed
-    return no_shipped_models
-
-
-@pytest.fixture
-def window(bare_main_window):
-    return bare_main_window
 
 
 def write_photo(path: Path, h: int = 60, w: int = 80) -> Path:

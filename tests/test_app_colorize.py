@@ -26,16 +26,6 @@ from helpers import register_tiny_colorizer, synthetic_photo  # noqa: E402
 TIMEOUT_MS = 30_000
 
 
-@pytest.fixture
-def dirs(no_shipped_models):  # conftest.py: only the models a test registers are installed
-    return no_shipped_models
-
-
-@pytest.fixture
-def window(bare_main_window):
-    return bare_main_window
-
-
 def grey_photo(path: Path, h: int = 300, w: int = 400) -> Path:
     Image.fromarray(synthetic_photo(h, w).mean(axis=2).astype(np.uint8), mode="L").save(path)
     return path

@@ -28,16 +28,6 @@ SB = QMessageBox.StandardButton
 JOB_TIMEOUT_MS = 30_000
 
 
-@pytest.fixture
-def dirs(no_shipped_models):  # conftest.py: only the tiny models registered by the test are installed
-    return no_shipped_models
-
-
-@pytest.fixture
-def window(bare_main_window):
-    return bare_main_window
-
-
 def run_job(qtbot, win: MainWindow, start, expected: str = "finished") -> None:
     with qtbot.waitSignal(win.jobEnded, timeout=JOB_TIMEOUT_MS) as blocker:
         assert start()
