@@ -14,7 +14,7 @@ Then ONE device call: `scripts/gpu_session.sh` (= `python3 scripts/gpu_session.p
 1. check the GPU (name, memory, a bf16 matrix product's TFLOP/s), torch/torchvision versions;
 2. measure throughput briefly (`benchmarks/train_throughput.py --quick`, capped in time), and what
    `--gpus 1` through the elastic launcher costs against a plain run (`benchmarks/launcher_overhead.py`,
-   one round of 8 s each, about 40 s with start-up; a one-off; issue #16's < 3 % target; `--launcher-s 0` skips);
+   one round of 12 s each, about 50 s with start-up; a one-off; issue #16's < 3 % target; `--launcher-s 0` skips);
 3. plan shares (`recipes_shipped.plan_session`): every recipe starts at once as its own process,
    the models furthest from their bars run the whole window, the others stop earlier;
 4. train: `scripts/train_shipped.py JOB` continuing the shipped weights (SIGTERM at the deadline:
@@ -516,8 +516,8 @@ def run_session(args: argparse.Namespace) -> dict[str, Any]:
         args.eval_minutes = 0.35 if args.tiny else 3.0
     if args.throughput_s is None:
         args.throughput_s = 0.3 if args.tiny else 5.0
-    if args.launcher_s is None:  # two short runs, plain and --gpus 1, about 40 s in all on the GPU; a one-off:
-        args.launcher_s = 0.0 if args.tiny else 8.0  # 0 once a session has measured it (docs/models.md)
+    if args.launcher_s is None:  # two short runs, plain and --gpus 1, about 50 s in all on the GPU; a one-off:
+        args.launcher_s = 0.0 if args.tiny else 12.0  # 0 once a session has measured it (docs/models.md)
     if args.max_parallel is None:  # all at once (the dry run too: a job started late would train nothing)
         args.max_parallel = 0
     deadline_all = t_start + args.minutes * 60
