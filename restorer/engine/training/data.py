@@ -432,26 +432,16 @@ class RealisticDegradation:
 #: Real-ESRGAN's own ranges (x4), `degrade(..., "realistic-strong")`.
 REALISTIC_STRONG = RealisticDegradation()
 
-# The photo models' x2-x8 chain (`degrade(..., "realistic")`): the same second-order model with milder ranges
-# around TARGETS.md's realistic protocol (blur radius 1 before the downscale, noise sigma 4, JPEG 60) and one
-# sample in ten left clean, as REALISTIC_X1 is for x1. Measured (docs/models.md "A compact photo model"): the
-# compact x4 continued from sr-x4-compact on the CPU with Real-ESRGAN's ranges (2,649 iterations) gained
-# +0.33 dB over bicubic on the protocol and fell 1.7 dB below sr-x4-compact on clean downscales (it smooths
-# texture as if it were noise); with these ranges, 1,080 iterations gained +0.61 dB and lost 0.78 dB on clean
-# (first 8 photos-val images).
+# The photo models' x2-x8 chain: milder ranges around TARGETS.md's realistic protocol, one sample in ten clean
+# (why, and the CPU runs that chose them over Real-ESRGAN's: docs/models.md, "A compact photo model").
 REALISTIC = RealisticDegradation(
     blur_prob=0.7, kernel_sizes=(7, 9, 11, 13), blur_sigma=(0.2, 1.5), aniso_prob=0.3,
     resize_range=(0.5, 1.5), gauss_sigma=(1.0, 10.0), poisson_scale=(0.5, 3.0), jpeg_quality=(40, 95),
     second_order_prob=0.2, blur_prob2=0.5, blur_sigma2=(0.2, 1.0), resize_range2=(0.8, 1.1),
     gauss_sigma2=(0.5, 6.0), poisson_scale2=(1.5, 3.0), jpeg_quality2=(40, 95), clean_prob=0.1)
 
-# The x1 clean-up's chain (restore-x1: "noise, JPEG blocking and mild blur"). Real-ESRGAN's ranges
-# are for x4, where the final downscale hides most of the blur and resize damage; at x1 nothing
-# hides them (a x0.15 resize and back is a x6.7 upscale), so the same ranges ask a clean-up model
-# for super-resolution. Milder ranges, still around TARGETS.md's protocol (blur radius 1, noise
-# sigma 4, JPEG 60), and one sample in ten left clean so that clean photos come back unchanged.
-# Three samples in ten skip the final JPEG: the first restore-x1, trained with a JPEG at the end of
-# every sample, did almost nothing to noise that was never compressed (+0.04 dB at sigma 6, PNG input).
+# The x1 clean-up's chain (restore-x1): milder than Real-ESRGAN's x4 ranges, which at x1 ask for super-resolution;
+# one sample in ten clean, three in ten without the final JPEG (docs/models.md, "Clean-up x1").
 REALISTIC_X1 = RealisticDegradation(
     blur_prob=0.7, kernel_sizes=(7, 9, 11, 13), blur_sigma=(0.2, 1.6), aniso_prob=0.3,
     resize_range=(0.6, 1.2), gauss_sigma=(0.5, 12.0), poisson_scale=(0.7, 3.0), jpeg_quality=(40, 95),
@@ -553,10 +543,9 @@ def jpeg_batch(x: torch.Tensor, gen: torch.Generator, quality: tuple[int, int]) 
 
 def degrade(hr: torch.Tensor, scale: int, mode: str, rng: random.Random, gen: torch.Generator,
             clean_prob: Optional[float] = None) -> torch.Tensor:
-    """LR inputs for HR crops: `bicubic` (clean, antialiased), `realistic` (`REALISTIC`, the photo models'
-    chain; `REALISTIC_X1` at scale 1) or `realistic-strong` (`REALISTIC_STRONG`, Real-ESRGAN's ranges).
-    With scale 1 the input keeps the HR size (the x1 clean-up model). `clean_prob`, where given, replaces
-    the realistic chain's share of samples left clean (bicubic only)."""
+    """LR inputs for HR crops: `bicubic` (clean, antialiased; at scale 1 the HR itself), `realistic` (`REALISTIC`,
+    `REALISTIC_X1` at scale 1: same size) or `realistic-strong` (`REALISTIC_STRONG`, Real-ESRGAN's ranges);
+    `clean_prob`, where given, replaces a realistic chain's share of samples left clean (bicubic only)."""
     if mode == "bicubic":
         return hr if scale == 1 else bicubic_down(hr, scale)
     if mode in ("realistic", "realistic-strong"):
