@@ -36,7 +36,7 @@ from restorer.engine import registry  # noqa: E402
 from restorer.engine.imageio import ImageData  # noqa: E402
 from restorer.engine.metrics import psnr, sr_scores  # noqa: E402
 from restorer.engine.pipelines.clean import clean_image  # noqa: E402
-from restorer.engine.training.data import protocol_realistic_lr  # noqa: E402
+from restorer.engine.training.degradations import protocol_realistic_lr  # noqa: E402
 
 
 def photos(folder: Path, first: int, limit: int | None) -> list[tuple[int, Path]]:

@@ -21,7 +21,7 @@ architecture with random weights (speed and arithmetic only), e.g. `--arch fast_
 
 `--degradation realistic` is TARGETS.md's real-photo protocol: LR = Pillow GaussianBlur(radius=1), Pillow
 bicubic downscale, Gaussian noise sigma 4 (numpy default_rng(1000 + index), the images in sorted order,
-rounded and clipped), Pillow JPEG quality 60 (`engine.training.data.protocol_realistic_lr`), scored against
+rounded and clipped), Pillow JPEG quality 60 (`engine.training.degradations.protocol_realistic_lr`), scored against
 the clean HR; the factor's faithful model (sr-xN-faithful) joins the table when installed, so a photo model is
 read against both bicubic and the faithful model of the same run. Results go to sr_x{scale}_realistic.md.
 
@@ -69,7 +69,7 @@ DEGRADATIONS = ("bicubic", "realistic")
 def load_pairs(folder: Path, scale: int, limit: int | None, degradation: str = "bicubic"):
     """(name, HR, LR) in sorted file order; the realistic LR of image `index` (its place in that order)
     uses noise from default_rng(1000 + index), as TARGETS.md fixes it."""
-    from restorer.engine.training.data import protocol_realistic_lr
+    from restorer.engine.training.degradations import protocol_realistic_lr
 
     files = flat_photo_paths(folder)
     if limit:

@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from restorer.engine.training.data import (degradation_stats, degrade, protocol_realistic_lr,  # noqa: E402
-                                           read_rgb)
+from restorer.engine.training.data import read_rgb  # noqa: E402
+from restorer.engine.training.degradations import degradation_stats, degrade, protocol_realistic_lr  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -308,7 +308,7 @@ def eval_sr(net, scale: int, images: list[tuple[str, np.ndarray]], realistic: bo
     from restorer.engine.imageio import ImageData
     from restorer.engine.metrics import sr_scores
     from restorer.engine.pipelines.upscale import upscale_image
-    from restorer.engine.training.data import protocol_realistic_lr
+    from restorer.engine.training.degradations import protocol_realistic_lr
 
     net = net.to(device)
     model_p, bic_p = [], []
@@ -333,7 +333,7 @@ def eval_restore(net, images: list[tuple[str, np.ndarray]], device) -> dict[str,
     import torch
 
     from restorer.engine.metrics import psnr
-    from restorer.engine.training.data import protocol_realistic_lr
+    from restorer.engine.training.degradations import protocol_realistic_lr
 
     net = net.to(device)
     gains, outs, ins = [], [], []

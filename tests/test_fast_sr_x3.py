@@ -65,7 +65,7 @@ def test_realistic_degradation_at_x3(tmp_path):
     assert res.status == "finished"
     lr, hr = trainer._batch()
     assert tuple(lr.shape[-2:]) == (16, 16) and tuple(hr.shape[-2:]) == (48, 48)
-    from restorer.engine.training.data import degrade
+    from restorer.engine.training.degradations import degrade
 
     g = torch.Generator().manual_seed(0)
     out = degrade(torch.rand(2, 3, 51, 60), 3, "realistic", random.Random(0), g)

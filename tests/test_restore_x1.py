@@ -57,8 +57,8 @@ def test_unshuffle_model_tiles_equal_the_whole_image():
 
 
 def test_x1_chain_keeps_the_size_leaves_some_samples_clean_and_covers_the_protocol():
-    from restorer.engine.training.data import (REALISTIC, REALISTIC_STRONG, REALISTIC_X1, degradation_stats, degrade,
-                                               protocol_realistic_lr)
+    from restorer.engine.training.degradations import (REALISTIC, REALISTIC_STRONG, REALISTIC_X1, degradation_stats,
+                                                       degrade, protocol_realistic_lr)
 
     photos = [synthetic_photo(96, 96, seed=s) for s in range(40)]
     hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
@@ -174,7 +174,7 @@ def test_the_shipped_clean_up_model_is_the_default_cleans_noisy_jpegs_and_keeps_
 def test_chain_can_skip_the_final_jpeg_for_some_samples():
     import dataclasses
 
-    from restorer.engine.training.data import REALISTIC_X1
+    from restorer.engine.training.degradations import REALISTIC_X1
 
     photos = [synthetic_photo(64, 64, seed=s) for s in range(24)]
     hr = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 255
@@ -192,7 +192,7 @@ def test_chain_can_skip_the_final_jpeg_for_some_samples():
 
 def test_clean_prob_override_of_the_realistic_chain():
     from restorer.engine.errors import InputError
-    from restorer.engine.training.data import bicubic_down, degrade
+    from restorer.engine.training.degradations import bicubic_down, degrade
 
     hr = torch.stack([torch.from_numpy(synthetic_photo(64, 64, seed=s)).permute(2, 0, 1) for s in range(6)]) / 255.0
     lr = degrade(hr, 4, "realistic", random.Random(0), torch.Generator().manual_seed(0), clean_prob=1.0)

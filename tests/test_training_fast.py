@@ -247,6 +247,23 @@ def test_compact_x4_state_adapts_to_x1():
     assert torch.allclose(res1, torch.nn.functional.avg_pool2d(res4, 4), atol=1e-5)
 
 
+def test_compact_x4_state_adapts_to_x2_and_not_upwards():
+    from restorer.engine.archs import build_arch
+    from restorer.engine.training.sr import adapt_compact_state
+
+    x4 = build_arch("compact_sr", {"scale": 4, "num_convs": 1, "channels": 8})
+    x2 = build_arch("compact_sr", {"scale": 2, "num_convs": 1, "channels": 8})
+    x2.load_state_dict(adapt_compact_state(x4.state_dict(), 4, 2))
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():  # each x2 sub-pixel is the mean of the 2x2 x4 sub-pixels it covers
+        res4 = x4.shuffle(x4.body(x))
+        res2 = x2.shuffle(x2.body(x))
+    assert res2.shape[-1] == 24
+    assert torch.allclose(res2, torch.nn.functional.avg_pool2d(res4, 2), atol=1e-5)
+    with pytest.raises(InputError, match="cannot adapt"):
+        adapt_compact_state(x2.state_dict(), 2, 4)
+
+
 def test_lr_schedule_counts_from_this_launch(tmp_path):
     tr = _sr_trainer(tmp_path, time_schedule=True, max_minutes=10.0, lr=1e-3, min_lr_ratio=0.01)
     # a resumed run: 100 minutes of earlier training, iteration 50,000; this launch has 10 minutes
@@ -262,8 +279,8 @@ def test_lr_schedule_counts_from_this_launch(tmp_path):
 def test_realistic_chain_is_batched_per_sample_and_covers_the_protocol():
     from PIL import Image
 
-    from restorer.engine.training.data import (REALISTIC, REALISTIC_STRONG, RealisticDegradation, degradation_stats,
-                                               degrade, protocol_realistic_lr)
+    from restorer.engine.training.degradations import (REALISTIC, REALISTIC_STRONG, RealisticDegradation,
+                                                       degradation_stats, degrade, protocol_realistic_lr)
 
     assert RealisticDegradation.__dataclass_params__.frozen
     photos = [synthetic_photo(96, 96, seed=s) for s in range(12)]

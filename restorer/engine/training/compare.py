@@ -79,7 +79,8 @@ def score_sr(net: Any, crops: Sequence[np.ndarray], scale: int, cancel: Any = No
     import torch.nn.functional as F
 
     from restorer.engine.metrics import sr_scores
-    from restorer.engine.training.data import bicubic_down, to_uint8_image
+    from restorer.engine.training.data import to_uint8_image
+    from restorer.engine.training.degradations import bicubic_down
 
     net = net.to("cpu").eval()
     model, bicubic = [], []

@@ -115,6 +115,12 @@ RECIPES: dict[str, Recipe] = {r.job: r for r in (
            weight=0.8, notes="the compact x4 (the CPU's fast default) trained on the realistic chain; the photo "
                              "partner of sr-x4-compact for the strength slider (same architecture); starts from "
                              "sr-x4-compact until shipped; 30% clean samples (CPU run C: less loss on clean downscales)"),
+    Recipe("sr-x2-compact-photo", "sr", dict(_SR_GPU, scale=2, arch="compact_sr", channels=48, num_convs=16,
+                                             batch=64, patch=64, lr=4e-4, degradation="realistic",
+                                             clean_prob=0.3, init_partial=True),
+           init=("sr-x2-compact-photo", "sr-x4-compact-photo"), evaluation="sr-realistic", metric="psnr_y",
+           weight=0.6, notes="the compact network at x2 on the realistic chain (the CPU's x2 photo model); "
+                             "starts from sr-x4-compact-photo with its last layer adapted until shipped"),
     Recipe("sr-x4-fast-photo", "sr", dict(_SR_GPU, scale=4, degradation="realistic", **_FAST),
            init=("sr-x4-fast-photo", "sr-x4-fast"), evaluation="sr-realistic", metric="psnr_y", weight=1.0,
            reference=("sr-x4-photo", "sr-x4-faithful"), time_reference="sr-x4-compact", time_ratio=1.1,

@@ -37,8 +37,9 @@ from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Tra
 from restorer.engine.training.distributed import rank_seed
 from restorer.engine.training.options import option
 from restorer.engine.vocab import SR_NATIVE_X3_ARCHS, SR_TRAIN_SCALES
-from restorer.engine.training.data import (ImageBank, LoaderFeed, bicubic_down, degrade, read_rgb, require_images,
-                                           scan_folder, split_holdout, to_uint8_image)
+from restorer.engine.training.data import (ImageBank, LoaderFeed, read_rgb, require_images, scan_folder,
+                                           split_holdout, to_uint8_image)
+from restorer.engine.training.degradations import bicubic_down, degrade
 from restorer.engine.training.fast import autocast, channels_last, make_adam, mark_step, maybe_compile, set_lr
 from restorer.engine.training.losses import VGGPerceptual, feature_matching, find_vgg16_weights, total_variation
 
@@ -370,9 +371,10 @@ class SRTrainer(Trainer):
 
 def adapt_compact_state(state: dict[str, torch.Tensor], from_scale: int, to_scale: int,
                         to_unshuffle: int = 1) -> dict[str, torch.Tensor]:
-    """A compact SR state dict for another scale: every layer is kept but the last convolution,
+    """A compact SR state dict for a smaller scale: every layer is kept but the last convolution,
     whose PixelShuffle sub-pixel filters are averaged (x4 -> x1: the 16 sub-pixel filters of each
-    colour become one), a starting point that already predicts the smooth residual.
+    colour become one; x4 -> x2: each 2 x 2 block of them becomes one), a starting point that
+    already predicts the smooth residual.
 
     With `to_unshuffle` u > 1 (the body at 1/u resolution) the head's filters are spread over the
     u*u unshuffled copies of each colour (divided by u*u: the body sees the u x u box average, a
@@ -384,7 +386,7 @@ def adapt_compact_state(state: dict[str, torch.Tensor], from_scale: int, to_scal
     last_b = last_w[:-len("weight")] + "bias"
     w = state[last_w]
     s_to = to_scale * to_unshuffle
-    if to_scale != 1 or w.shape[0] != 3 * from_scale * from_scale or from_scale % s_to:
+    if to_scale >= from_scale or w.shape[0] != 3 * from_scale * from_scale or from_scale % s_to:
         raise InputError(f"cannot adapt a x{from_scale} compact model to x{to_scale}")
     g = from_scale // s_to  # source sub-pixels per target sub-pixel along each axis
 
