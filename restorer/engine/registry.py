@@ -95,8 +95,8 @@ SHIPPED: tuple[ModelSpec, ...] = (
               title="x4 photo (compact: JPEG, noise, blur)",
               description="The compact x4 network trained on blurred, noisy, JPEG-compressed inputs, for JPEGs, "
                           "phone and scanned photos; softer than the clean models on sharp, uncompressed sources.",
-              provenance={"data": "photos-train + extra-train (1,090 images), realistic degradation (data.REALISTIC, "
-                                  "30% of the samples clean bicubic)",
+              provenance={"data": "photos-train + extra-train (1,090 images), realistic degradation "
+                                  "(degradations.REALISTIC, 30% of the samples clean bicubic)",
                           "hardware": "2-core CPU (one thread, then two)",
                           "train_minutes": 102.9, "iterations": 2763, "batch": 16, "patch": 48,
                           "started_from": "sr-x4-compact (7,468 iterations x 64 on an H100)",
@@ -114,7 +114,7 @@ SHIPPED: tuple[ModelSpec, ...] = (
               description="Removes sensor noise, JPEG blocking and mild blur without changing the size; compact "
                           "network at half resolution (PixelUnshuffle(2)), for CPUs.",
               provenance={"data": "photos-train + extra-train (1,090 images), realistic x1 degradation "
-                                   "(data.REALISTIC_X1)",
+                                   "(degradations.REALISTIC_X1)",
                           "hardware": "2-core CPU shared with other jobs (one thread)",
                           "train_minutes": 58.9, "iterations": 2121, "batch": 8, "patch": 96,
                           "started_from": "sr-x4-compact (head and last layer adapted)",

@@ -4,7 +4,7 @@ Also trains the x1 clean-up model (`scale=1`, the compact architecture with Pixe
 input and output have the same size, the degradation removes no pixels).
 
 Fast step (issue #11): batches are cut from a uint8 bank on the device by one gather, the LR
-inputs are made there (bicubic, or the realistic chain of `data.RealisticDegradation`), the
+inputs are made there (bicubic, or the realistic chain of `degradations.RealisticDegradation`), the
 networks run in bf16 autocast and channels-last on CUDA, Adam is fused there, the EMA is two
 foreach kernels, and `step()` returns device tensors (the loop reads them on logging steps
 only), so no step waits for the GPU (the realistic chain's JPEG stage excepted). `compile=True`
