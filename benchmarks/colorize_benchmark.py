@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from benchmarks._models import load_task_model  # noqa: E402
 from benchmarks._photos import load_photos  # noqa: E402
 from benchmarks._results import write_results  # noqa: E402
 from restorer.engine.pipelines.colorize import MAX_CHROMA, WORK_SIZE, colorize_image, rgb_to_lab  # noqa: E402
@@ -46,22 +47,7 @@ GARISH_EXCESS = 20.0  # chroma units above the original's
 
 
 def load_model(args: argparse.Namespace):
-    from restorer.engine import registry
-    from restorer.engine.archs import build_arch
-
-    if args.checkpoint:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        state = ckpt["state"]
-        net = build_arch("colorize_unet", state["arch_params"])
-        net.load_state_dict(state["ema"])
-        return f"checkpoint {args.checkpoint} (iteration {ckpt['iteration']}, EMA)", net.eval()
-    if args.weights:
-        payload = registry.read_model_file(Path(args.weights))
-        net = build_arch(payload["arch"], payload["params"])
-        net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
-        return f"weights {args.weights}", net.eval()
-    spec = registry.get_spec(args.model, task="colorize") if args.model else registry.default_model("colorize")
-    return f"model {spec.id}", registry.load_model(spec)
+    return load_task_model(args, "colorize", "colorize_unet")
 
 
 def chroma(rgb: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from benchmarks._models import load_task_model  # noqa: E402
 from restorer.engine.pipelines.detect import detect_damage, model_low_threshold, model_threshold  # noqa: E402
 from restorer.engine.training.damage import DamageParams, make_damage  # noqa: E402
 from restorer.engine.training.data import to_uint8_image  # noqa: E402
@@ -57,22 +58,7 @@ SETS = (("scratches >= 2 px", DamageParams().only_scratches(2.0)),
 
 
 def load_model(args: argparse.Namespace):
-    from restorer.engine import registry
-    from restorer.engine.archs import build_arch
-
-    if args.checkpoint:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        state = ckpt["state"]
-        net = build_arch("damage_unet", state["arch_params"])
-        net.load_state_dict(state["ema"])
-        return f"checkpoint {args.checkpoint} (iteration {ckpt['iteration']}, EMA)", net.eval()
-    if args.weights:
-        payload = registry.read_model_file(Path(args.weights))
-        from restorer.engine.modelfile import build_and_load
-
-        return f"weights {args.weights}", build_and_load(payload, args.weights)
-    spec = registry.get_spec(args.model, task="detect") if args.model else registry.default_model("detect")
-    return f"model {spec.id}", registry.load_model(spec)
+    return load_task_model(args, "detect", "damage_unet")
 
 
 def centre_crops(folder: Path, limit: int, size: int) -> list[np.ndarray]:

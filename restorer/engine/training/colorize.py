@@ -39,10 +39,10 @@ from restorer.engine.archs import build_arch
 from restorer.engine.archs.colorize import AB_SCALE, PatchDiscriminator
 from restorer.engine.errors import InputError
 from restorer.engine.pipelines.colorize import colorize_image, colourfulness, rgb_to_lab
-from restorer.engine.training.common import EMA, ExportedModel, TrainConfig, Trainer
-from restorer.engine.training.data import ImageBank, data_folders, read_rgb, split_holdout
+from restorer.engine.training.common import EMA, ExportedModel, Trainer
+from restorer.engine.training.data import ImageBank, read_rgb, split_holdout
 from restorer.engine.training.options import option
-from restorer.engine.training.detect import scan_folders
+from restorer.engine.training.detect import FoldersConfig, scan_folders
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,11 @@ MIN_IMAGES = 3
 
 
 @dataclass
-class ColorizeConfig(TrainConfig):
+class ColorizeConfig(FoldersConfig):
     # option(): also a `restorer train colorize` option (restorer/engine/training/options.py)
     lr: float = 2e-4
     batch: int = 16
     crop: int = option(128, "--crop", "training crop side in px (a multiple of 2 ** depth)")
-    extra_data: tuple[str, ...] = ()  # more folders (`restorer train` repeats --data instead)
     base_channels: int = option(32, "--channels", "feature channels of the generator's first level")
     depth: int = option(7, "--depth",
                         "down-sampling steps of the U-Net generator (the crop is a multiple of 2 ** depth)")
@@ -67,15 +66,6 @@ class ColorizeConfig(TrainConfig):
     holdout: float = 0.03
     val_images: int = 8
     val_size: int = 256
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out["extra_data"] = list(self.extra_data)
-        return out
-
-    def folders(self) -> list[str]:
-        """Every training folder: `data` (one or a list) and then `extra_data`."""
-        return [str(p) for p in data_folders(self.data)] + [str(p) for p in self.extra_data]
 
 
 def generator_params(cfg: ColorizeConfig) -> dict[str, Any]:

@@ -64,12 +64,26 @@ DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
-class DetectConfig(TrainConfig):
+class FoldersConfig(TrainConfig):
+    """A training config whose data may also come from `extra_data` (the detect and colorize trainers)."""
+    extra_data: tuple[str, ...] = ()  # more folders of photos (`restorer train` repeats --data instead)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["extra_data"] = list(self.extra_data)
+        return out
+
+    def folders(self) -> list[str]:
+        """Every training folder: `data` (one or a list) and then `extra_data`."""
+        return [str(p) for p in data_folders(self.data)] + [str(p) for p in self.extra_data]
+
+
+@dataclass
+class DetectConfig(FoldersConfig):
     # option(): also a `restorer train detect` option (restorer/engine/training/options.py)
     lr: float = 1e-3  # Adam
     batch: int = 16
     crop: int = option(128, "--crop", "training crop side in px (a multiple of 16, at least 32)")
-    extra_data: tuple[str, ...] = ()  # more folders of clean photos (`restorer train` repeats --data instead)
     base_channels: int = option(16, "--channels", "feature channels of the U-Net's first level")
     levels: int = 4
     head_channels: int = 8
@@ -95,15 +109,6 @@ class DetectConfig(TrainConfig):
     val_images: int = 12
     val_size: int = 192
     damage: DamageParams = field(default_factory=DamageParams)
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out["extra_data"] = list(self.extra_data)
-        return out
-
-    def folders(self) -> list[str]:
-        """Every training folder: `data` (one or a list) and then `extra_data`."""
-        return [str(p) for p in data_folders(self.data)] + [str(p) for p in self.extra_data]
 
 
 def net_params(cfg: DetectConfig) -> dict[str, Any]:
