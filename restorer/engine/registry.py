@@ -168,17 +168,21 @@ SHIPPED: tuple[ModelSpec, ...] = (
                           "card": "docs/old-photos.md", "default": True}),
     ModelSpec(id="colorize-photos", task="colorize", arch="colorize_unet",
               params={"base_channels": 12, "depth": 6}, file="colorize-photos.pt",
-              sha256="09e9c5ce2c313be3e5b94651418f7801027e06b1e814d2dceb291df4c7715c4e",
-              title="Colorize (small pix2pix U-Net, for CPUs; muted colour)",
-              description="Predicts the colour (Lab a/b) of a greyscale photo and keeps its luminance exactly. A first "
-                          "CPU model: mostly a warm, muted tint; it rarely finds the true colours (docs/old-photos.md).",
-              provenance={"data": "photos-train + extra-train (1,083 images; 8 held out), turned grey",
-                          "hardware": "2-core CPU shared with other jobs, 1 thread", "train_minutes": 74.9,
-                          "iterations": 6774, "batch": 8, "crop": 128,
-                          "loss": "L1 x100 + PatchGAN (16 channels): adversarial x1.0 to iteration 3,863, then x0.1",
-                          "photos_val_ab_error": 16.98, "photos_val_ab_error_keep_grey": 17.33,
-                          "recipe": "restorer train colorize (docs/old-photos.md)", "card": "docs/old-photos.md",
-                          "default": True}),
+              sha256="be663e3cea543fc41d59c4f183df9ec9ba085641dbc50349e22bd2cdf05d4a1e",
+              title="Colorize (small pix2pix U-Net, for CPUs; soft colour)",
+              description="Predicts the colour (Lab a/b) of a greyscale photo and keeps its luminance exactly. An "
+                          "early CPU model: soft colour, often blue skies and warm stone and skin, but grass and "
+                          "some skies come out grey-blue or teal (docs/old-photos.md).",
+              provenance={"data": "photos-train + extra-train (1,083 images; 8 held out), then photos-train alone "
+                                  "(388; 12 held out), turned grey",
+                          "hardware": "2-core CPU shared with other jobs, 1 thread", "train_minutes": 149.9,
+                          "iterations": 27437, "batch": 8, "crop": 128,
+                          "loss": "L1 x100 + PatchGAN (16 channels): adversarial x1.0 to iteration 3,863, then x0.1; "
+                                  "iterations 6,774-27,437 at Adam 1e-4 (weights stored as float16)",
+                          "photos_val_ab_error": 15.99, "photos_val_ab_error_keep_grey": 17.33,
+                          "photos_val_ab_error_at_0_6": 15.49,
+                          "recipe": "scripts/train_shipped.py colorize-photos --device cpu (docs/old-photos.md)",
+                          "card": "docs/old-photos.md", "default": True}),
     ModelSpec(id="latent-photos-64", task="latent", arch="dcgan",
               params={"latent_dim": 128, "image_size": 64, "channels": 48, "num_classes": 0},
               file="latent-photos-64.pt",

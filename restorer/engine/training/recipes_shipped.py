@@ -157,7 +157,7 @@ RECIPES: dict[str, Recipe] = {r.job: r for r in (
                                                sample_every=0, register=False, batch=32, crop=256, base_channels=12,
                                                depth=6, disc_channels=64, l1_weight=100.0, adv_weight=1.0),
            init=("colorize-photos",), evaluation="colorize", metric="ab_error", lower_is_better=True,
-           shipped_figure=16.98, weight=0.8, notes="mean a/b error (Delta E with L kept) on photos-val turned grey; a model not shipped "
+           shipped_figure=15.99, weight=0.8, notes="mean a/b error (Delta E with L kept) on photos-val turned grey; a model not shipped "
                              "yet must beat keeping the photos grey, and none may be more colourful than the "
                              "originals"),
     # --- end old photos
